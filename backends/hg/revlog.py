@@ -1372,6 +1372,41 @@ class _WriterEntries:
         return Index(base.entries + self.added, header, None, None)
 
 
+class WriterNodeLookup(Mapping[bytes, int]):
+    """A writer's node -> rev (``RevlogWriter.nodemap``): its added revisions, then its snapshot's
+    (``Index.find``); nothing is copied.  Iterating or counting builds the snapshot's map once."""
+
+    __slots__ = ("_added", "_base")
+
+    def __init__(self, added: dict[bytes, int], base: Index) -> None:
+        self._added = added
+        self._base = base
+
+    def __getitem__(self, node: bytes) -> int:
+        found = self.get(node)
+        if found is None:
+            raise KeyError(node)
+        return found
+
+    def get(self, node: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
+        found = self._added.get(node)
+        if found is None:
+            found = self._base.find(node)
+        return default if found is None else found
+
+    def __contains__(self, node: object) -> bool:
+        return isinstance(node, bytes) and self.get(node) is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        added = self._added
+        yield from (node for node in self._base.nodemap() if node not in added)
+        yield from added
+
+    def __len__(self) -> int:
+        added = self._added
+        return len(self._base.nodemap()) + sum(1 for node in added if self._base.find(node) is None)
+
+
 class RevlogWriter:
     """Append revisions to one revlog inside a transaction.
 
@@ -1475,9 +1510,11 @@ class RevlogWriter:
         return node == NULL_NODE or node in self._added_nodes or self.entries.base.find(node) is not None
 
     @property
-    def nodemap(self) -> dict[bytes, int]:
-        """node -> rev of every revision, the added ones too (made whole for each call)."""
-        return {**self.entries.base.nodemap(), **self._added_nodes}
+    def nodemap(self) -> Mapping[bytes, int]:
+        """node -> rev of every revision, the added ones too: a view that asks the added ones, then
+        the snapshot's ``find`` (a merged dict made for each call cost a push into 200,000
+        changesets a copy of every node each time an obsolescence check asked)."""
+        return WriterNodeLookup(self._added_nodes, self.entries.base)
 
     def _data_end(self) -> int:
         if not self.entries:

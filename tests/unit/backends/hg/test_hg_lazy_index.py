@@ -313,6 +313,44 @@ def test_the_first_push_after_a_start_parses_no_changelog_entry_whole(
 
 
 
+def test_a_push_s_node_lookups_copy_no_node_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The changelog writer's ``nodemap`` (read several times a push by the obsolescence checks)
+    made a dict of every node for each read: a copy of 200,000 entries each time.  It is a view now:
+    the added nodes, then the snapshot's ``find`` (a lazy index's few lookups scan, no map built),
+    and it answers, iterates and counts as the merged dict did."""
+    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 8)
+    target = tmp_path / "target"
+    target.mkdir()
+    _hg(target, "init")
+    _hg(target, "debugbuilddag", "-q", "+20")
+    source = tmp_path / "source"
+    shutil.copytree(target, source, symlinks=True)
+    _hg(source, "update", "-q", "tip")
+    (source / "f").write_text("f\n")
+    _hg(source, "commit", "-q", "-A", "-m", "c")
+    monkeypatch.setattr(repository, "SHARED_VIEWS", LruCache(4))
+    monkeypatch.setattr(revlog, "SHARED_INDEXES", revlog.IndexCache(1 << 30, kept.KEPT))
+    repo = open_repository(str(target), "t")
+    origin = open_repository(str(source), "s")
+    index = repo.changelog().index
+    assert index.lazy
+    tx = repo.transaction()
+    try:
+        tx.add_changegroup(origin.emit_groups(origin.missing(repo.heads(), origin.heads()), DeltaMode.ANY))
+        tip, first = origin.heads()[0], bytes(index.nodes()[:20])
+        looked = tx.cl.nodemap
+        for _ in range(3):  # (as three checks of a push look)
+            looked = tx.cl.nodemap
+            assert looked.get(tip) == 20 and looked[first] == 0 and tip in looked
+            assert looked.get(bytes(20)) is None and bytes(20) not in looked
+        assert tx.cl.entries.base is index and not index._mapped and index._nodemap == {}
+        whole = {bytes(e[7][:20]): rev for rev, e in enumerate(_whole(index.packed or b"").entries)}
+        whole[tip] = 20
+        assert dict(looked) == whole and len(looked) == 21
+    finally:
+        tx.abort()
+
+
 def test_a_lazy_changelog_hg_appends_to_is_extended_not_parsed_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A commit by hg on the server's disk appends to a lazy changelog: the next open takes the old
