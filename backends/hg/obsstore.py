@@ -14,6 +14,7 @@ rules) to the predecessor of a relevant marker: what a pull sends along with the
 from __future__ import annotations
 
 import binascii
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -22,6 +23,11 @@ from protocols.hg_obsmarkers import Marker
 
 PUBLIC, DRAFT, SECRET, ARCHIVED = 0, 1, 2, 32
 """Phases, as Mercurial numbers them (internal is 96)."""
+_NOT_PUBLIC = re.compile(rb"[^\x00]")
+_HIDEABLE_PHASE = re.compile(rb"[\x20-\xff]")
+"""Archived or internal (a phase of at least ``ARCHIVED``)."""
+_DRAFT_ONLY = re.compile(rb"\x01")
+_DRAFT_OR_SECRET = re.compile(rb"[\x01\x02]")
 OBSSTORE = b"obsstore"
 """The markers' file in the store."""
 DIRSTATE_V2 = b"dirstate-v2\n"
@@ -127,11 +133,11 @@ def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[
     hideable ancestor of a visible mutable revision is revealed again.
     """
     hidden = store.obsolete_revs(rev_of, phases)
-    hidden.update(r for r, p in enumerate(phases) if p >= ARCHIVED)
+    hidden.update(found.start() for found in _HIDEABLE_PHASE.finditer(phases))
     hidden.difference_update(pinned)
     if not hidden:
         return hidden
-    stack = [r for r, p in enumerate(phases) if p != PUBLIC and r not in hidden]
+    stack = [r for r in (found.start() for found in _NOT_PUBLIC.finditer(phases)) if r not in hidden]
     while stack:
         for p in parents[stack.pop()]:
             if p >= 0 and p in hidden:
@@ -149,7 +155,7 @@ def instabilities(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Callabl
     """How many draft changesets below revision ``limit`` are orphan, phase-divergent and
     content-divergent (secret ones are left out, as a server's summary leaves out what its view
     filters)."""
-    draft = {r for r in range(limit) if phases[r] == DRAFT}
+    draft = {found.start() for found in _DRAFT_ONLY.finditer(phases, 0, limit)}
     orphans, bumped, divergent = instability_sets(store, rev_of, node_of, parents, phases, limit)
     return len(orphans & draft), len(bumped & draft), len(divergent & draft)
 
@@ -169,7 +175,8 @@ def instability_sets(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Call
         return found if found is not None and found < limit else None
 
     obsolete = {r for r in store.obsolete_revs(rev_of, phases) if r < limit}
-    candidates = [r for r in range(limit) if phases[r] in (DRAFT, SECRET) and r not in obsolete]
+    candidates = [r for r in (found.start() for found in _DRAFT_OR_SECRET.finditer(phases, 0, limit))
+                  if r not in obsolete]
     orphans: set[int] = set()
     for r in candidates:
         if any(p >= 0 and (p in obsolete or p in orphans) for p in parents[r]):

@@ -57,6 +57,11 @@ from protocols.hg_obsmarkers import Marker
 if TYPE_CHECKING:
     from backends.hg.repository import HgRepo
 
+_NOT_PUBLIC = re.compile(rb"[^\x00]")
+"""A non-public phase in a phases array."""
+_UNSEEN = re.compile(rb"\x00")
+"""A revision a views' ``visible`` leaves out."""
+
 CACHE_PREFIXES = (b"branch", b"tags", b"hgtagsfnodes", b"revbranchcache")
 """``.hg/cache`` files derived from the changelog or phases; removed after every write.  The
 rev-branch-cache (``rbc-*``) stays: a record per revision, checked against its node, that appending
@@ -700,40 +705,85 @@ class Transaction:
 
     def branch_heads_now(self, rule: SingleHeadRule) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
         """Each branch's heads as this transaction leaves the repository, as ``rule`` looks at them:
-        the names in order of their first changeset, the heads ascending, each with whether it closes
+        the names in order of their first head, the heads ascending, each with whether it closes
         its branch (those that do left out unless ``rule.closed``).  hg's ``visible`` view, or
         only the public changesets (``rule.public_only``); with ``rule.topics`` a draft's topic
-        (and namespace) is part of its branch's name."""
+        (and namespace) is part of its branch's name.
+
+        Worked out from the branch heads the repository's views know before the push (public
+        changesets on their plain branch names): only the revisions whose branch name or whether
+        they are looked at may differ from those views (the new ones, every non-public, hidden or
+        unserved one) are read, with their parents and the children of those (a walk from the
+        oldest of them).  Every changeset was walked for each rule before (0.1 s a push into
+        200,000 changesets)."""
         self._guard()
         phases = self._phase_array()
         parents = self._parents()
         hidden = self._hidden_now(phases) if not rule.public_only else set()
         old = self.repo.changeset_branches()
         topics = self.repo.draft_topics() if rule.topics and not rule.public_only else {}
-        names: list[bytes] = []
-        closes = bytearray(len(self.cl))
-        for rev in range(len(self.cl)):
-            if rev < self.first_new and rev < len(old):
-                branch, closes[rev] = old[rev]
-            else:
-                branch, closes[rev] = branchcache.branch_of(self.changeset_text(self.cl.node(rev)))
-            # a served draft without a topic (not in ``topics``) is read no more
-            if rule.topics and phases[rev] != PUBLIC and (rev >= self.first_new or rev in topics
-                                                            or phases[rev] != DRAFT):
-                branch += self._fqbn_suffix(rev)
-            names.append(branch)
-        shown = [rev not in hidden and (not rule.public_only or phases[rev] == PUBLIC) for rev in range(len(names))]
-        has_child = bytearray(len(names))
-        for rev, (p1, p2) in enumerate(parents):
-            if shown[rev]:
-                for p in (p1, p2):
-                    if p >= 0 and names[p] == names[rev]:
-                        has_child[p] = 1
+        count = len(self.cl)
+        names: dict[int, bytes] = {}
+        closes: dict[int, bool] = {}
+
+        def name(rev: int) -> bytes:
+            found = names.get(rev)
+            if found is None:
+                if rev < self.first_new and rev < len(old):
+                    found, closes[rev] = old[rev]
+                else:
+                    found, closes[rev] = branchcache.branch_of(self.changeset_text(self.cl.node(rev)))
+                # a served draft without a topic (not in ``topics``) is read no more
+                if rule.topics and phases[rev] != PUBLIC and (rev >= self.first_new or rev in topics
+                                                                or phases[rev] != DRAFT):
+                    found += self._fqbn_suffix(rev)
+                names[rev] = found
+            return found
+
+        def shown(rev: int) -> bool:
+            return rev not in hidden and (not rule.public_only or phases[rev] == PUBLIC)
+
+        before, changed = self._branch_heads_before(phases, hidden)
+        # the heads now are among those before, the changed revisions and their parents; one that
+        # was a head before and did not change can only have gained a child among the changed ones
+        full = {p for rev in changed for p in parents[rev] if p >= 0} | changed
+        full -= before - changed
+        children: dict[int, set[int]] = {}
+        for rev in range(min(full, default=count) + 1, count):
+            for p in parents[rev]:
+                if p in full:
+                    children.setdefault(p, set()).add(rev)
+        for rev in changed:
+            for p in parents[rev]:
+                if p in before and p not in full:
+                    children.setdefault(p, set()).add(rev)
         heads: dict[bytes, list[tuple[Node, bool]]] = {}
-        for rev, name in enumerate(names):
-            if shown[rev] and not has_child[rev] and (rule.closed or not closes[rev]):
-                heads.setdefault(name, []).append((self.cl.node(rev), bool(closes[rev])))
+        for rev in sorted(full | before):
+            if not shown(rev) or any(shown(c) and name(c) == name(rev) for c in children.get(rev, ())):
+                continue
+            branch = name(rev)
+            if rule.closed or not closes[rev]:
+                heads.setdefault(branch, []).append((self.cl.node(rev), closes[rev]))
         return list(heads.items())
+
+    def _branch_heads_before(self, phases: bytearray, hidden: set[int]) -> tuple[set[int], set[int]]:
+        """(the branch heads of the repository's views before the push, on plain branch names; the
+        revisions for which those views may not be what a rule looks at now: the new ones, and every
+        one non-public before or now, unserved or hidden).  Without views of the snapshot the
+        transaction started from: (none, every revision)."""
+        count = len(self.cl)
+        cl = self.repo.changelog()
+        views = self.repo.views(cl)
+        if views.index is not self._base_index or cl.index is not self._base_index:
+            return set(), set(range(count))
+        known = len(views.parents)
+        before = {rev for revs in self.repo._branch_head_revs(cl, views).values() for rev in revs}
+        changed = set(range(known, count))
+        changed.update(found.start() for found in _NOT_PUBLIC.finditer(views.phases))
+        changed.update(found.start() for found in _NOT_PUBLIC.finditer(phases, 0, known))
+        changed.update(found.start() for found in _UNSEEN.finditer(views.visible))
+        changed.update(hidden)
+        return before, changed
 
     def _fqbn_suffix(self, rev: int) -> bytes:
         """``//TOPIC`` or ``//NAMESPACE/TOPIC`` of a changeset with a topic (hg-evolve's fully
