@@ -663,19 +663,18 @@ class Transaction:
         return len(self.new_markers), len(obsoleted), new[0], new[1], new[2]
 
     def bare_new_drafts(self) -> list[Node]:
-        """The changesets this transaction added that are not public, not obsolete (its markers
-        too) and carry no topic: what hg-evolve's ``topic.publish-bare-branch`` publishes as a push
-        commits (``not public() and (FIRST:) - hidden() - topic()``)."""
+        """The changesets this transaction added that are not public, not hidden (its markers and
+        phases too) and carry no topic: what hg-evolve's ``topic.publish-bare-branch`` publishes and
+        ``topic-mode.server`` names as a push commits (``not public() and (FIRST:) - hidden() -
+        topic()``).  An obsolete one a visible changeset descends from (an orphan's parent) is not
+        hidden, so it counts; every obsolete one was left out before."""
         self._guard()
-        before = self._markers_before if self._markers_before is not None else self.repo.obsstore()
-        if before is None:
-            before = ObsStore(obs.DEFAULT_VERSION, [])
-        obsolete = (before.extended(self.new_markers) if self.new_markers else before).successors
         phases = self._phase_array()
+        hidden = self._hidden_now(phases)
         bare: list[Node] = []
         for rev in range(self.first_new, len(self.cl)):
             node = self.cl.node(rev)
-            if phases[rev] == PUBLIC or node in obsolete:
+            if phases[rev] == PUBLIC or rev in hidden:
                 continue
             if not parse_changeset(self.changeset_text(node)).extra.get(b"topic"):
                 bare.append(node)
