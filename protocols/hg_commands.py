@@ -353,6 +353,11 @@ def _known(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     return BytesResponse(hg_wire.format_known(hg_exchange.known_nodes(repo, nodes)))
 
 
+MAX_STABLE_RANGES = 1000
+"""The most stable ranges one ``evoext_obshashrange_v1`` may ask about (hg-evolve's client asks
+100, then 200 at a time; an 8 MiB argument would carry 170,000)."""
+
+
 @command(b"evoext_obshashrange_v1", b"ranges", permission=PULL, batchable=True)
 def _evoext_obshashrange_v1(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     """hg-evolve's discovery of obsolescence markers: the hash of the markers relevant to each
@@ -364,7 +369,11 @@ def _evoext_obshashrange_v1(repo: HgRepository, args: Args, ctx: CommandContext)
     if hashes is None or discovery is None or b"_evoext_obshashrange_v1" not in discovery():
         return BytesResponse(b"")
     ranges = []
-    for item in hg_wire.decode_list(args.named[b"ranges"]):
+    items = hg_wire.decode_list(args.named[b"ranges"])
+    if len(items) > MAX_STABLE_RANGES:
+        raise LimitExceeded(f"evoext_obshashrange_v1 answers at most {MAX_STABLE_RANGES} ranges at a time "
+                            "(hg-evolve's discovery asks 200); ask about fewer in each request")
+    for item in items:
         if len(item) != 24:
             raise ProtocolError("a stable range is a 20-byte node and a 4-byte index")
         ranges.append((Node(item[:20]), int.from_bytes(item[20:], "big")))

@@ -581,8 +581,12 @@ class HgRepo:
         all-ff for a head this repository lacks (or an index outside its range), and for one it
         does not serve (hidden or secret: hg-evolve answers for those too, which told a client a
         secret changeset exists; a client asks about the heads of what both sides have, which are
-        served, as their ancestors are).  What is computed is kept for the next questions: the
-        ranges while the changelog only grows, their hashes while the markers are unchanged."""
+        served, as their ancestors are).  A range no client's discovery asks (an index that is
+        neither 0, nor one revision's, nor that of a subrange of a range computed before, or of the
+        ranges of its head's whole history) is answered all-ff too, without the walk of its head's
+        history its own hash costs (a client that asks one, the kept ranges lost, then asks its
+        subranges).  What is computed is kept for the next questions: the ranges while the
+        changelog only grows, their hashes while the markers are unchanged."""
         cl = self.changelog()
         views = self._served_views(cl)
         served = self.views(cl).visible
@@ -596,11 +600,20 @@ class HgRepo:
         with hashes.lock:
             hashes.rebind(views.parents, cl.node)
             hashes.use_markers(relevant)
+            later = []
             for rev, (_node, index) in zip(known, ranges, strict=True):
                 if rev is None or not 0 <= index < hashes.depth(rev):
                     answers.append(stablerange.UNKNOWN_HASH)
-                else:
+                elif hashes.derived((rev, index)):
                     answers.append(hashes.obshash((rev, index)))
+                else:  # maybe a subrange of a range asked after it
+                    later.append((len(answers), (rev, index)))
+                    answers.append(stablerange.UNKNOWN_HASH)
+            for at, rangeid in later:
+                if not hashes.derived(rangeid):  # the ranges of its head's whole history, as if asked
+                    hashes.obshash((rangeid[0], 0))  # (one the kept ranges lost is most often there)
+                if hashes.derived(rangeid):
+                    answers[at] = hashes.obshash(rangeid)
         self._grew()
         return answers
 

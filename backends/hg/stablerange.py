@@ -216,6 +216,15 @@ class RangeHashes:
 
     # -- ranges ---------------------------------------------------------------------------------
 
+    def derived(self, rangeid: Range) -> bool:
+        """Whether ``rangeid`` is one a client's discovery can ask about without its being computed
+        first: the whole history of a revision (index 0), one revision, or a range met while
+        computing an earlier one's hash (a client descends only into the subranges of a range it
+        asked about).  Any other index is a question no client asks, whose answer would cost a walk
+        of the head's history (a request of 200 made-up indexes on 100,000 changesets: 3.6 s)."""
+        return (rangeid[1] == 0 or self.length(rangeid) == 1
+                or rangeid in self._subranges or rangeid in self._hashes)
+
     def length(self, rangeid: Range) -> int:
         return self.depth(rangeid[0]) - rangeid[1]
 
