@@ -18,7 +18,7 @@ import stat
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -516,7 +516,8 @@ class HgRepo:
         return None if markers is None else markers.version
 
     def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
-        """(store version, markers relevant to ``::heads``) for a pull; every visible head if None."""
+        """(store version, markers relevant to ``::heads``) for a pull; every visible head if None.
+        Heads this repository lacks or does not serve (secret, hidden) are left out."""
         markers = self.obsstore()
         if markers is None:
             return obs.DEFAULT_VERSION, []
@@ -526,7 +527,7 @@ class HgRepo:
         if heads is None:
             head_revs = self.head_revs(views)
         else:
-            head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
+            head_revs = _served_revs(views, nodemap, heads)
         mask = graph.ancestors_mask(views.parents, head_revs)
         return markers.version, markers.relevant(cl.node(r) for r, inside in enumerate(mask) if inside)
 
@@ -535,8 +536,11 @@ class HgRepo:
         """(store version, markers relevant to ``::heads - ::common`` and to ``extra``) for a pull
         that found, by hg-evolve's discovery, what it lacks (``evo_missing_nodes``: ``common`` is the
         pull's, ``extra`` the changesets whose markers differ).  Every visible head if ``heads`` is
-        None; nodes this repository lacks are left out of ``heads`` and ``common`` (``extra`` is by
-        node)."""
+        None; nodes this repository lacks are left out of ``heads`` and ``common``, and those it
+        lacks or does not serve (secret, hidden) out of ``heads`` and ``extra``: hg-evolve's server
+        sends the markers relevant to any node named in ``extra``, which told a client who named a
+        secret changeset that it exists and what it was rewritten from (a client names changesets
+        both sides have)."""
         markers = self.obsstore()
         if markers is None:
             return obs.DEFAULT_VERSION, []
@@ -546,11 +550,12 @@ class HgRepo:
         if heads is None:
             head_revs = self.head_revs(views)
         else:
-            head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
+            head_revs = _served_revs(views, nodemap, heads)
         theirs = graph.ancestors_mask(views.parents, [r for r in (nodemap.get(c) for c in common) if r is not None])
         mask = graph.ancestors_mask(views.parents, head_revs)
         nodes = [cl.node(r) for r, inside in enumerate(mask) if inside and not theirs[r]]
-        return markers.version, markers.relevant([*nodes, *extra])
+        nodes.extend(cl.node(r) for r in _served_revs(views, nodemap, extra))
+        return markers.version, markers.relevant(nodes)
 
     def obsmarker_discovery_caps(self) -> tuple[bytes, ...]:
         """What ``hg serve`` with hg-evolve's extension advertises for its markers' discovery, where
@@ -1864,6 +1869,12 @@ SHARED_BOOKMARKS: LruCache[bytes, tuple[Views, bytes, dict[bytes, Node]]] = LruC
 SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(
     sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value[1], kept.markers_bytes(value[1])),))
 """Per store directory: the obsstore's stamp, its parsed markers, and its last bytes (``BOUNDARY``)."""
+def _served_revs(views: Views, nodemap: Mapping[bytes, int], nodes: Iterable[Node]) -> list[int]:
+    """The revisions of ``nodes`` this repository has and serves (neither secret nor hidden)."""
+    visible = views.visible
+    return [r for r in (nodemap.get(n) for n in nodes) if r is not None and visible[r]]
+
+
 def _no_markers(nodes: list[bytes]) -> list[Marker]:
     return []
 
