@@ -624,19 +624,26 @@ class HgRepo:
 
     def _range_hashes(self, cl: Revlog, views: Views) -> stablerange.RangeHashes:
         """The stable ranges of this store, shared by its opens while its changelog has the
-        revisions they were computed on (it only grew: no strip)."""
+        revisions they were computed on (it only grew: no strip).  The last of them where it was
+        is not enough: a strip by ``hg`` on the server, the changesets unbundled again in another
+        order, puts it back with others numbered differently below (``_appended``)."""
         scope = self.revlogs.scope
+        snapshot = (cl.index.stamp, index_lineage(self.store, CHANGELOG, cl.index)) if scope is not None else None
         found = self._kept_range_hashes
         if found is None and scope is not None:
             found = SHARED_RANGE_HASHES.get(scope)
         if found is not None:
             with found.lock:
                 done = found.known()
-                same = done <= len(views.parents) and (done == 0 or found.node_at(done - 1) == cl.node(done - 1))
+                same = (done <= len(views.parents) and _appended(found.snapshot, snapshot)
+                        and (done == 0 or found.node_at(done - 1) == cl.node(done - 1)))
+                if same:
+                    found.snapshot = snapshot
             if same:
                 self._kept_range_hashes = found
                 return found
         hashes = stablerange.RangeHashes(views.parents, cl.node, _no_markers)
+        hashes.snapshot = snapshot
         self._kept_range_hashes = hashes
         if scope is not None:
             SHARED_RANGE_HASHES.put(scope, hashes)

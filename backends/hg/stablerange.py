@@ -67,6 +67,8 @@ class RangeHashes:
         self._hashes: dict[Range, bytes] = {}
         self.lock = threading.Lock()
         """Held around a batch of questions: requests of several threads may share one."""
+        self.snapshot: tuple[tuple[int, int, int, int] | None, int | None] | None = None
+        """The changelog snapshot last computed on, as its owner tells one only appended to."""
 
     def known(self) -> int:
         """How many revisions are computed on (those below stay as they are while the changelog
