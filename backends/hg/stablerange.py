@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -205,15 +206,22 @@ class RangeHashes:
 
     def walk_down(self, rev: int) -> Iterator[int]:
         """The stable sort of ``::rev``, last first."""
+        for found, _spine in self._walk_marked(rev):
+            yield found
+
+    def _walk_marked(self, rev: int) -> Iterator[tuple[int, bool]]:
+        """``walk_down``, each revision with whether it is on the walk's spine (not brought by a
+        merge's other parent): the walk goes on from such a revision as its own ``walk_down``."""
         while True:
-            yield rev
+            yield rev, True
             ps = self._own_parents(rev)
             if not ps:
                 return
             if len(ps) == 1:
                 rev = ps[0]
                 continue
-            yield from reversed(self._mid(rev))
+            for other in reversed(self._mid(rev)):
+                yield other, False
             rev = self._ordered(ps)[0]
 
     # -- ranges ---------------------------------------------------------------------------------
@@ -252,9 +260,15 @@ class RangeHashes:
         if depth - index <= 1:
             return []
         cut = self._slice_point(rangeid)
-        walk = self.walk_down(head)
+        marked = self._walk_marked(head)
         for _ in range(depth - cut):
-            next(walk)
+            next(marked)
+        below, spine = next(marked)
+        if spine:  # the part below the cut is ``below``'s own sort: one subrange, nothing to walk
+            found = [(below, index), (head, cut)]
+            self._subranges[rangeid] = found
+            return found
+        walk = itertools.chain((below,), (rev for rev, _spine in marked))
         found = []
         current: int | None = None
         skip = 0

@@ -105,3 +105,28 @@ def test_a_subrange_asked_of_a_server_that_kept_nothing_is_answered(tmp_path: Pa
     asked = [(nodes[rev], index) for rev, index in deeper]
     assert all(index > 0 for _node, index in asked[1:])
     assert repo.obsmarker_range_hashes(asked) == [reference.obshash(r) for r in deeper]
+
+
+def test_the_subranges_of_a_head_walk_only_above_the_cut_where_it_is_on_the_spine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each head asked about for the first time has its range sliced: the part below the cut was
+    walked revision by revision (200 heads of a 30,000-changeset history: 1.07 s of server CPU
+    each request), where it is that revision's own history whenever the walk reaches it on its
+    spine (not through a merge's other parent): one subrange, found without walking it."""
+    count = 10_000
+    parents = [(r - 1, -1) for r in range(count)]
+    parents[5000] = (4999, 4000)  # a merge of its own history: nothing brought
+    hashes = stablerange.RangeHashes(parents, lambda r: hashlib.sha1(b"%d" % r).digest(), lambda n: [])
+    hashes.depth(count - 1)
+    walked = 0
+    own = hashes._own_parents
+
+    def counting(rev: int) -> tuple[int, ...]:
+        nonlocal walked
+        walked += 1
+        return own(rev)
+
+    monkeypatch.setattr(hashes, "_own_parents", counting)
+    subs = hashes.subranges((count - 1, 0))
+    assert subs == [(8191, 0), (count - 1, 8192)]
+    assert walked <= count - 8192 + 2, walked  # (the walk above the cut, not the 8,192 below)
