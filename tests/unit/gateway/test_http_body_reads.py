@@ -24,6 +24,7 @@ def test_a_read_failing_after_the_answer_is_not_logged_as_an_error() -> None:
     globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
     try:
         request = DummyRequest([b""])
+        request.code = 200  # (a twisted.web Request's status until set; DummyRequest has none)
         request.content = io.BytesIO(b"0032want ")
         channel = HttpChannel(request, request.content, Route(RouteKind.GIT_UPLOAD_PACK, "g.git", "git-upload-pack"),
                               _Ctx())  # type: ignore[arg-type]
