@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.object_store import PackCapableObjectStore
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.pack import PackData
 from dulwich.repo import MemoryRepo
@@ -31,7 +32,9 @@ def _ids(chunks: list[bytes]) -> set[bytes]:
     return {entry[0].hex().encode() for entry in data.iterentries()}
 
 
-def test_every_tag_of_a_sent_object_is_sent() -> None:
+def _history() -> tuple[PackCapableObjectStore, Commit, Commit, Tag, Tag, Tag, Tag]:
+    """A store of three commits, two tags of the newest (``one``, ``two``) and a tag (``outer``) of a
+    tag of it (``inner``, named by no ref): (store, newest, its parent, one, two, inner, outer)."""
     store = MemoryRepo().object_store
     commits: list[Commit] = []
     for i in range(3):
@@ -51,6 +54,11 @@ def test_every_tag_of_a_sent_object_is_sent() -> None:
     one, two = _tag(store, b"one", new), _tag(store, b"two", new)
     inner = _tag(store, b"inner", new)  # no ref of its own
     outer = _tag(store, b"outer", inner)
+    return store, new, old, one, two, inner, outer
+
+
+def test_every_tag_of_a_sent_object_is_sent() -> None:
+    store, new, old, one, two, inner, outer = _history()
     known = _tag(store, b"known", old)  # of an object the client has: not sent
     refs = {b"refs/heads/main": ObjectId(new.id), b"refs/tags/one": ObjectId(one.id),
             b"refs/tags/two": ObjectId(two.id), b"refs/tags/outer": ObjectId(outer.id),

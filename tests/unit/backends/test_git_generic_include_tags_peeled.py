@@ -7,34 +7,14 @@ now 0.8."""
 from __future__ import annotations
 
 import pytest
-from dulwich.objects import Blob, Commit, Tree
-from dulwich.repo import MemoryRepo
 
 from backends import git_pack
 from backends.interfaces import ObjectId
-from tests.unit.backends.test_git_generic_include_tags import _ids, _tag
+from tests.unit.backends.test_git_generic_include_tags import _history, _ids, _tag
 
 
 def test_only_the_tags_peeled_to_a_sent_object_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryRepo().object_store
-    commits: list[Commit] = []
-    for i in range(3):
-        blob = Blob.from_string(b"%d\n" % i)
-        tree = Tree()
-        tree.add(b"f", 0o100644, blob.id)
-        commit = Commit()
-        commit.tree, commit.parents = tree.id, [c.id for c in commits[-1:]]
-        commit.author = commit.committer = b"T <t@example.com>"
-        commit.author_time = commit.commit_time = 1_700_000_000 + i
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.message = b"c%d" % i
-        for obj in (blob, tree, commit):
-            store.add_object(obj)
-        commits.append(commit)
-    new, old = commits[2], commits[1]
-    one, two = _tag(store, b"one", new), _tag(store, b"two", new)
-    inner = _tag(store, b"inner", new)  # no ref of its own
-    outer = _tag(store, b"outer", inner)
+    store, new, old, one, two, inner, outer = _history()
     known = [_tag(store, b"known%d" % i, old) for i in range(50)]  # of an object the client has
     refs = {b"refs/heads/main": ObjectId(new.id), b"refs/tags/one": ObjectId(one.id),
             b"refs/tags/two": ObjectId(two.id), b"refs/tags/outer": ObjectId(outer.id),
