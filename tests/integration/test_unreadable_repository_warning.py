@@ -7,33 +7,14 @@ from __future__ import annotations
 
 import http.client
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
-from zope.interface import provider
 
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, Client
+from tests.integration.test_disk_refusal_warning import _warnings
 from tests.integration.test_git_daemon import commit
-
-
-@contextmanager
-def _warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    @provider(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        if event.get("log_level") == LogLevel.warn:
-            seen.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield seen
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
