@@ -1212,6 +1212,13 @@ class DulwichGitRepository:
                 return False
         return True
 
+    def reverse_index_wanted(self) -> bool:
+        """Whether hgwire's repack writes the new pack's reverse index (``pack.writeReverseIndex``,
+        true unless the repository's config sets it false, git's default from 2.41);
+        ``ConfigValueError`` for a value git would not read."""
+        value = self._config_last(b"pack", b"writereverseindex")
+        return value is None or _git_bool(value, "pack.writereverseindex")
+
     def _auto_repacked(self) -> tuple[str, int] | None:
         """The git directory of a repository on disk whose config lets it be repacked on its own
         (git's ``receive.autogc`` and ``gc.auto = 0``; not where ``extensions.preciousObjects`` is

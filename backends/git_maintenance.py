@@ -45,11 +45,19 @@ a cruft pack again with the times they were last written, which the operator's `
 every later repack renewed: they were never pruned."""
 
 
-def repack_args(git_dir: str | os.PathLike[str]) -> tuple[str, ...]:
+REVERSE_INDEX_ARGS = ("-c", "pack.writeReverseIndex=true")
+"""Put before ``REPACK_ARGS``: the new pack gets its reverse index (``pack-<hash>.rev``, git's default
+from 2.41, not in the 2.39 a host may have), which ``git_packindex`` reads its pack order from
+instead of sorting it (a cold clone of a million objects: 0.34 s of server CPU, not 0.94)."""
+
+
+def repack_args(git_dir: str | os.PathLike[str], reverse_index: bool = True) -> tuple[str, ...]:
     """The ``git repack`` arguments for the repository at ``git_dir``: ``CRUFT_REPACK_ARGS`` when
-    it holds a cruft pack, else ``REPACK_ARGS``."""
+    it holds a cruft pack, else ``REPACK_ARGS``; after ``REVERSE_INDEX_ARGS`` with ``reverse_index``
+    (false where the repository's config sets ``pack.writeReverseIndex = false``: the caller reads it)."""
     pack_dir = Path(git_dir) / "objects" / "pack"
-    return CRUFT_REPACK_ARGS if any(pack_dir.glob("pack-*.mtimes")) else REPACK_ARGS
+    args = CRUFT_REPACK_ARGS if any(pack_dir.glob("pack-*.mtimes")) else REPACK_ARGS
+    return REVERSE_INDEX_ARGS + args if reverse_index else args
 
 
 COMMIT_GRAPH_ARGS = ("commit-graph", "write", "--reachable", "--no-progress")
@@ -146,13 +154,14 @@ def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
 
 
 def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
-                 timeout: float | None = None) -> bool:
-    """Repack into one pack with a bitmap; False (nothing done) when no git binary is found.
+                 timeout: float | None = None, reverse_index: bool = True) -> bool:
+    """Repack into one pack with a bitmap (and its reverse index, with ``reverse_index``:
+    ``repack_args``); False (nothing done) when no git binary is found.
 
     Raises ``subprocess.CalledProcessError`` / ``TimeoutExpired`` when git fails.
     Readers that mapped the old packs keep reading them until they finish.
     """
-    return _run_git(git_dir, repack_args(git_dir), git, timeout)
+    return _run_git(git_dir, repack_args(git_dir, reverse_index), git, timeout)
 
 
 GC_PID = "gc.pid"

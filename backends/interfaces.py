@@ -212,8 +212,8 @@ class GitRepository(Protocol):
     ``close()``: called once the request that opened the repository is done with it (its session,
     its steps in the pool, the pack it streams: ``gateway.repo_use``), to let go of open files.
     ``repack_candidate(pack_limit, bitmap_objects)``, ``bitmap_candidate(min_objects)``,
-    ``commit_graph_wanted()`` and ``pack_refs()``: what ``gateway.maintenance`` asks of a
-    repository on disk.
+    ``commit_graph_wanted()``, ``reverse_index_wanted()`` and ``pack_refs()``: what
+    ``gateway.maintenance`` asks of a repository on disk.
     """
 
     kind: Literal[Kind.GIT]

@@ -8,7 +8,8 @@ default, git's ``gc.autoPackLimit``), or as many loose objects as git's ``gc.aut
 allows, first gets its loose refs packed (``git pack-refs --all --prune``, in the
 pool, under hgwire's ref-update lock), as git's gc packs them beside its repack,
 then ``git_maintenance.REPACK_ARGS`` in the background: one pack with a bitmap,
-which the fast clone path counts from, and after it the commit-graph
+which the fast clone path counts from, and its reverse index (``.rev``, unless the
+repository's ``pack.writeReverseIndex`` is false), and after it the commit-graph
 (``git_maintenance.COMMIT_GRAPH_ARGS``) where git's gc would write it
 (``gc.writeCommitGraph``, ``core.commitGraph``).  A repository's own ``receive.autogc``,
 ``gc.auto`` and ``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
@@ -68,12 +69,12 @@ def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: 
     if _bitmap_tried_lately(name):  # git could not write one (kept packs, say): pack limits only
         bitmap_objects = 0
 
-    def counted(planned: tuple[str | None, bool]) -> None:
-        path, commit_graph = planned
+    def counted(planned: tuple[str | None, bool, bool]) -> None:
+        path, commit_graph, reverse_index = planned
         if path:
             if bitmap_objects > 0:
                 _bitmap_tried(name)
-            _pack_refs_then_repack(path, name, pack_refs, commit_graph)
+            _pack_refs_then_repack(path, name, pack_refs, commit_graph, reverse_index)
 
     run_blocking(_planned, repo, candidate, pack_limit, bitmap_objects).addCallback(counted).addErrback(
         _not_counted, name)
@@ -87,11 +88,11 @@ def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects:
         return
     pack_refs = getattr(repo, "pack_refs", None)
 
-    def counted(planned: tuple[str | None, bool]) -> None:
-        path, commit_graph = planned
+    def counted(planned: tuple[str | None, bool, bool]) -> None:
+        path, commit_graph, reverse_index = planned
         if path and path not in _running:
             _bitmap_tried(name)
-            _pack_refs_then_repack(path, name, pack_refs, commit_graph)
+            _pack_refs_then_repack(path, name, pack_refs, commit_graph, reverse_index)
 
     def not_counted(failure: Failure) -> None:
         _bitmap_tried(name)  # a config git would not read: logged once an hour
@@ -100,12 +101,16 @@ def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects:
     run_blocking(_planned, repo, candidate, bitmap_objects).addCallback(counted).addErrback(not_counted)
 
 
-def _planned(repo: GitRepository, candidate: Callable[..., str | None], *limits: int) -> tuple[str | None, bool]:
-    """In the pool: the git directory to repack (``candidate(*limits)``), and whether its
-    commit-graph is written after the repack, as git's gc writes it (``commit_graph_wanted``)."""
+def _planned(repo: GitRepository, candidate: Callable[..., str | None],
+             *limits: int) -> tuple[str | None, bool, bool]:
+    """In the pool: the git directory to repack (``candidate(*limits)``), whether its
+    commit-graph is written after the repack, as git's gc writes it (``commit_graph_wanted``), and
+    whether the repack writes its pack's reverse index (``reverse_index_wanted``)."""
     path = candidate(*limits)
     wanted = getattr(repo, "commit_graph_wanted", None)
-    return path, bool(path and wanted is not None and wanted())
+    reverse = getattr(repo, "reverse_index_wanted", None)
+    return (path, bool(path and wanted is not None and wanted()),
+            bool(path and (reverse is None or reverse())))
 
 
 def _bitmap_tried_lately(name: str) -> bool:
@@ -120,15 +125,15 @@ def _bitmap_tried(name: str) -> None:
 
 
 def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None,
-                           commit_graph: bool) -> None:
+                           commit_graph: bool, reverse_index: bool = True) -> None:
     """The repository's ``pack_refs`` in the pool (a short step: git's pack-refs holding the ref
     lock, which pushes wait for), then the repack (and the commit-graph after it with
     ``commit_graph``); a failure to pack the refs is logged and the repack runs all the same."""
     if pack_refs is None:
-        start_repack(git_dir, name, commit_graph=commit_graph)
+        start_repack(git_dir, name, commit_graph=commit_graph, reverse_index=reverse_index)
         return
     run_blocking(pack_refs).addErrback(_refs_not_packed, name).addBoth(
-        lambda _: start_repack(git_dir, name, commit_graph=commit_graph))
+        lambda _: start_repack(git_dir, name, commit_graph=commit_graph, reverse_index=reverse_index))
 
 
 def _refs_not_packed(failure: Failure, name: str) -> None:
@@ -145,9 +150,11 @@ def _not_counted(failure: Failure, name: str) -> None:
     log.failure("counting the packs of {repo}", failure, repo=name)
 
 
-def start_repack(git_dir: str, name: str, git: str | None = None, commit_graph: bool = False) -> bool:
+def start_repack(git_dir: str, name: str, git: str | None = None, commit_graph: bool = False,
+                 reverse_index: bool = True) -> bool:
     """Spawn ``git repack`` for ``git_dir`` unless one runs for it already, then with
-    ``commit_graph`` ``git commit-graph write`` once it has succeeded; False if none started."""
+    ``commit_graph`` ``git commit-graph write`` once it has succeeded; False if none started.
+    With ``reverse_index`` the new pack gets its ``.rev`` (``git_maintenance.REVERSE_INDEX_ARGS``)."""
     global _no_git_logged
     if git_dir in _running:
         return False
@@ -169,7 +176,7 @@ def start_repack(git_dir: str, name: str, git: str | None = None, commit_graph: 
         return False
     _running.add(git_dir)
     try:
-        _spawn(_RepackProtocol(git_dir, name, binary, commit_graph))
+        _spawn(_RepackProtocol(git_dir, name, binary, commit_graph, reverse_index))
     except Exception:
         _running.discard(git_dir)
         git_maintenance.release_gc_lock(git_dir)
@@ -250,10 +257,12 @@ class _RepackProtocol(_GitProtocol):
 
     args: tuple[str, ...] = git_maintenance.REPACK_ARGS
 
-    def __init__(self, git_dir: str, name: str, binary: str, commit_graph: bool) -> None:
+    def __init__(self, git_dir: str, name: str, binary: str, commit_graph: bool,
+                 reverse_index: bool = True) -> None:
         super().__init__(git_dir, name, binary)
         self.commit_graph = commit_graph
-        self.args = git_maintenance.repack_args(git_dir)  # (a cruft pack's repository: --cruft)
+        # (a cruft pack's repository: --cruft; its pack's .rev unless its config says otherwise)
+        self.args = git_maintenance.repack_args(git_dir, reverse_index)
 
     def succeeded(self, seconds: float) -> None:
         log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,

@@ -529,7 +529,7 @@ class _RepackPlans:
 
         monkeypatch.setattr(maintenance, "run_blocking", recorded)
 
-    def _answered(self, plan: tuple[str | None, bool]) -> tuple[str | None, bool]:
+    def _answered(self, plan: tuple[str | None, bool, bool]) -> tuple[str | None, bool, bool]:
         self.answers.append(plan[0])
         return plan
 

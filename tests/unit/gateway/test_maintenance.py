@@ -53,7 +53,7 @@ def test_a_repository_that_gets_no_bitmap_is_repacked_for_one_once_an_hour(monke
     monkeypatch.setattr(maintenance, "_bitmap_started", {})
     monkeypatch.setattr(maintenance.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(maintenance, "run_blocking", lambda f, *args: defer.succeed(f(*args)))
-    monkeypatch.setattr(maintenance, "_pack_refs_then_repack", lambda path, name, _pack_refs, _graph: started.append(name))
+    monkeypatch.setattr(maintenance, "_pack_refs_then_repack", lambda path, name, _pack_refs, _graph, *_: started.append(name))
     repo = _Repo()
     maintenance.after_push(repo, "r", 50, 10_000)  # type: ignore[arg-type]
     maintenance.after_push(repo, "r", 50, 10_000)  # type: ignore[arg-type]
