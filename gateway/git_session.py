@@ -1181,9 +1181,14 @@ class _RefusedSink:
 
 
 def _begin_pack(repo: GitRepository) -> PackSink:
+    """The push's sink; one that refuses at ``commit`` when the backend cannot start one: refused
+    (``BACKEND_REFUSALS``), each ref is told why; a pack it cannot store (its quarantine not made:
+    a directory the service may not write, a full disk), ``unpack`` tells it and each ref is an
+    ``unpacker error``, as git's receive-pack reports it, where the session ended and git said
+    "the remote end hung up unexpectedly"."""
     try:
         return repo.begin_pack()
-    except BACKEND_REFUSALS as refusal:
+    except (*BACKEND_REFUSALS, ProtocolError) as refusal:
         return _RefusedSink(refusal)
 
 
