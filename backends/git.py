@@ -184,6 +184,16 @@ class DiskPackSink:
         self._repo._close_lookups()
 
 
+def _naming(exc: OSError, path: bytes | None) -> OSError:
+    """``exc``, or (when it names no file: a write to a file already open) the same error naming
+    ``path``, raised from it."""
+    if exc.filename or path is None or exc.errno is None:
+        return exc
+    named = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fsdecode(path))
+    named.__cause__ = exc
+    return named
+
+
 def _lock_files(refs: object, ref: Ref) -> list[bytes]:
     """The lock files dulwich makes to change ``ref`` of a disk refs container (its own, and
     ``packed-refs.lock``); none for another container."""
@@ -893,6 +903,7 @@ class DulwichGitRepository:
         self._lock = lock or _thread_lock_for(repo)
         self._added = git_ingest.PushedObjects()
         self._links = git_ingest.PushLinks()
+        self._write_errors: list[OSError] = []
         self._added_packs: list[Pack] = []
         """Packs a push put straight into a store that is not on disk (a custom backend's)."""
         self._quarantines: list[git_ingest.Quarantine] = []
@@ -1699,6 +1710,7 @@ class DulwichGitRepository:
         then the update hook each one still standing; post-receive gets those that were made.
         """
         self._memo = _CheckMemo()  # what the checks of many refs share (objects only come and stay meanwhile)
+        self._write_errors.clear()  # (this push's alone: one refused before they were taken is gone)
         try:
             return self._update_refs(updates, atomic, hooks)
         finally:
@@ -1929,6 +1941,13 @@ class DulwichGitRepository:
 
     _told = b""
 
+    def take_write_errors(self) -> list[OSError]:
+        """The errors of the last push's refs that could not be written (each ref's result says
+        ``failed to update ref: No space left on device``), each naming its file, once: the
+        service warns its operator of one the disk made."""
+        taken, self._write_errors[:] = list(self._write_errors), []
+        return taken
+
     def take_told(self) -> bytes:
         """What git's receive-pack would have told the pusher about the last push's refs (its
         ``error:``/``warning:`` lines on band 2: which setting refused a ref, how to change it),
@@ -2120,6 +2139,7 @@ class DulwichGitRepository:
                 if not was_there:  # dulwich's own, left when its write failed (a full disk)
                     with suppress(OSError):
                         os.unlink(lock)
+            self._write_errors.append(_naming(exc, locks[0].removesuffix(b".lock") if locks else None))
             return f"failed to update ref: {exc.strerror or exc}"
         if done:
             self._share_written(ref)

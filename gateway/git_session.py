@@ -1364,6 +1364,7 @@ def _finish_push(
     except BACKEND_REFUSALS as refusal:
         disk_refused(refusal)
         return None, _backend_refused(commands.updates, refusal), b"".join(said) + _told(repo)
+    _refs_disk_refused(repo, disk_refused)
     return None, _shallow(commands, results), b"".join(said) + _told(repo)
 
 
@@ -1376,7 +1377,18 @@ def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, p
     except BACKEND_REFUSALS as refusal:
         disk_refused(refusal)
         return None, _backend_refused(commands.updates, refusal), hooks.take_output(b"".join(said) + _told(repo))
+    _refs_disk_refused(repo, disk_refused)
     return None, _shallow(commands, results), hooks.take_output(b"".join(said) + _told(repo))
+
+
+def _refs_disk_refused(repo: GitRepository, disk_refused: Callable[[BaseException], object]) -> None:
+    """The errors behind refs the backend refused as their results (``failed to update ref: No
+    space left on device``: optional ``take_write_errors``) are shown ``disk_refused`` until one
+    is the disk's: one warning a push, as for a pack the disk refused."""
+    take = getattr(repo, "take_write_errors", None)
+    for exc in take() if take is not None else []:
+        if disk_refused(exc):
+            return
 
 
 def _told(repo: GitRepository) -> bytes:

@@ -4,7 +4,9 @@ operator's one warning (``tests/integration/test_disk_refusal_warning.py``'s inj
 - a push whose quarantine cannot be made (``objects/`` not writable by the service's user): each
   ref is ``! [remote rejected] … (unpacker error)`` after ``error: … unpack failed: …``, over
   git://, SSH and HTTP.  Before, the session ended with a protocol error and git said "the remote
-  end hung up unexpectedly".
+  end hung up unexpectedly";
+- a ref file the disk cannot write (``failed to update ref: No space left on device``): the ref's
+  result as before, and now the warning naming the file, which never reached the service.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from tests.conftest import LOOPBACK, Client, SshKeys, ssh_server_settings
 from tests.integration.test_disk_refusal_warning import _warnings
+from tests.integration.test_full_disk import _full, _UnflushableFile
 from tests.integration.test_git_daemon import remote_refs, started_repo
 
 PASSWORD = "pw"
@@ -78,3 +81,34 @@ def test_a_git_push_whose_quarantine_cannot_be_made_is_reported_per_ref(
     assert remote_refs(client, "default", url) == before
     client.git("--git-dir", str(bare), "fsck", "--full")
     client.git("push", "-q", url, "HEAD:main", cwd=work)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # (as test_full_disk's)
+def test_a_ref_the_disk_cannot_write_names_its_file_in_one_warning(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dulwich.file
+
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "refs", push=True)
+    bare = server.root / "refs.git"
+    before = remote_refs(client, "default", url)
+    original_init = dulwich.file._GitFile.__init__
+
+    def on_a_full_disk(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._file = _UnflushableFile(self._file)
+        for method in self.PROXY_METHODS:
+            setattr(self, method, getattr(self._file, method))
+
+    with _warnings() as warned, monkeypatch.context() as patched:
+        patched.setattr(dulwich.file._GitFile, "__init__", on_a_full_disk)
+        patched.setattr(os, "pwrite", _full)  # the ref lock's holder note
+        refused = client.git("push", url, "HEAD:refs/heads/topic", "HEAD:refs/heads/topic2", cwd=work, check=False)
+        server.settled()
+    assert refused.returncode != 0
+    assert "topic (failed to update ref: No space left on device)" in refused.stderr, refused.stderr
+    assert [w for w in warned if "push to refs.git" in w] == [(
+        "git-daemon push to refs.git: the server's disk refused a write, so the push was refused: "
+        f"{bare / 'refs' / 'heads' / 'topic'}: No space left on device; free space on that file system")], warned
+    assert remote_refs(client, "default", url) == before
+    client.git("--git-dir", str(bare), "fsck", "--full")
