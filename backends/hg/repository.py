@@ -518,18 +518,7 @@ class HgRepo:
     def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
         """(store version, markers relevant to ``::heads``) for a pull; every visible head if None.
         Heads this repository lacks or does not serve (secret, hidden) are left out."""
-        markers = self.obsstore()
-        if markers is None:
-            return obs.DEFAULT_VERSION, []
-        cl = self.changelog()
-        views = self.views(cl)
-        nodemap = cl.index.lookup()
-        if heads is None:
-            head_revs = self.head_revs(views)
-        else:
-            head_revs = _served_revs(views, nodemap, heads)
-        mask = graph.ancestors_mask(views.parents, head_revs)
-        return markers.version, markers.relevant(cl.node(r) for r, inside in enumerate(mask) if inside)
+        return self.obsmarkers_outside(heads, (), ())
 
     def obsmarkers_outside(self, heads: Sequence[Node] | None, common: Sequence[Node],
                            extra: Sequence[Node]) -> tuple[int, list[Marker]]:
@@ -551,9 +540,12 @@ class HgRepo:
             head_revs = self.head_revs(views)
         else:
             head_revs = _served_revs(views, nodemap, heads)
-        theirs = graph.ancestors_mask(views.parents, [r for r in (nodemap.get(c) for c in common) if r is not None])
         mask = graph.ancestors_mask(views.parents, head_revs)
-        nodes = [cl.node(r) for r, inside in enumerate(mask) if inside and not theirs[r]]
+        if common:
+            theirs = graph.ancestors_mask(views.parents, [r for r in map(nodemap.get, common) if r is not None])
+            nodes = [cl.node(r) for r, inside in enumerate(mask) if inside and not theirs[r]]
+        else:
+            nodes = [cl.node(r) for r, inside in enumerate(mask) if inside]
         nodes.extend(cl.node(r) for r in _served_revs(views, nodemap, extra))
         return markers.version, markers.relevant(nodes)
 
