@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterator
 
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
@@ -83,14 +84,20 @@ def disk_refusal(exc: BaseException | None, fallback: str | None = None) -> str 
     write rights there``.  The client is told the reason only (never a path of the server); the
     log is where the operator it sends to looks.  ``fallback``: the place named when the error names
     no file (a write to a file already open).  None where no such error is behind ``exc``."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in DISK_ERRNOS:
+            place = _refused_place(cause) or (f"{fallback}: " if fallback else "")
+            return f"{place}{cause.strerror or cause}; {DISK_ERRNOS[cause.errno]}"
+    return None
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or while handling, each once."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-            place = _refused_place(exc) or (f"{fallback}: " if fallback else "")
-            return f"{place}{exc.strerror or exc}; {DISK_ERRNOS[exc.errno]}"
+        yield exc
         exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _refused_place(exc: OSError) -> str:
@@ -121,13 +128,10 @@ def fault_place(exc: BaseException | None) -> str:
     """For the operator's warning of a repository the server may not read (``storage_fault``): the
     directory behind it and what to do (`` (/srv/repos/app.git/objects: give the service's user read
     rights there)``), or "" where the error names none.  The client is told the reason only."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM) and \
-                isinstance(exc.filename, str | bytes) and exc.filename:
-            return f" ({os.fsdecode(exc.filename)}: give the service's user read rights there)"
-        exc = exc.__cause__ or exc.__context__
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM) and \
+                isinstance(cause.filename, str | bytes) and cause.filename:
+            return f" ({os.fsdecode(cause.filename)}: give the service's user read rights there)"
     return ""
 
 
