@@ -114,22 +114,36 @@ def large_is_50_000(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_packindex, "MAPPED_VIEW_MAX_OBJECTS", 10_000)
 
 
-def test_a_large_view_holds_a_few_bytes_an_object(tmp_path: Path, large_is_50_000: None) -> None:
-    """50,000 objects: their view held about 150 bytes an object (a bytes object, a dictionary entry
-    and a tuple slot each); it is their name table and four 4-byte columns now."""
-    count = 50_000
+def _large_index(tmp_path: Path, count: int) -> tuple[dict[bytes, int], Path]:
+    """A ``.idx`` of ``count`` made-up objects whose offsets are not in name order, and its entries."""
     entries = {hashlib.sha1(b"%d" % i).digest(): 12 + 40 * ((i * 7919) % count) for i in range(count)}
     idx = tmp_path / "pack-big.idx"
     write_idx(idx, entries, 20)
+    return entries, idx
+
+
+def _measured_read(idx: Path) -> tuple[git_packindex.PackIndexView, int, int]:
+    """The view of ``idx`` and what Python held for it: after the read (collected) and at its peak."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
         view = read_index(str(idx), str(idx.with_suffix(".pack")))
+        peak = tracemalloc.get_traced_memory()[1] - before
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
+    return view, held, peak
+
+
+def test_a_large_view_holds_a_few_bytes_an_object(tmp_path: Path, large_is_50_000: None) -> None:
+    """50,000 objects: their view held about 150 bytes an object (a bytes object, a dictionary entry
+    and a tuple slot each); it is their name table and four 4-byte columns now."""
+    count = 50_000
+    _, idx = _large_index(tmp_path, count)
+    view, held, _ = _measured_read(idx)
     assert len(view) == count
     assert held < 48 * count, f"{held / count:.0f} bytes an object"
 
@@ -139,18 +153,8 @@ def test_building_a_large_view_holds_little_beside_it(tmp_path: Path, large_is_5
     under 90 bytes an object, the view included (its positions sorted by their offsets as keys held a
     list of keys and one of positions: 108; 74 now)."""
     count = 50_000
-    entries = {hashlib.sha1(b"%d" % i).digest(): 12 + 40 * ((i * 7919) % count) for i in range(count)}
-    idx = tmp_path / "pack-big.idx"
-    write_idx(idx, entries, 20)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        view = read_index(str(idx), str(idx.with_suffix(".pack")))
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    entries, idx = _large_index(tmp_path, count)
+    view, _, peak = _measured_read(idx)
     assert [view.find_many({sha})[1] for sha in list(entries)[:100]] == [[at] for at in list(entries.values())[:100]]
     assert peak < 90 * count, f"{peak / count:.0f} bytes an object"
 
@@ -174,21 +178,11 @@ def test_a_reverse_index_gives_pack_order_unsorted(tmp_path: Path, large_is_50_0
     holding no sort's list beside it (74 bytes an object at the peak without it), and is the same
     view; a ``.rev`` of another order, or of another pack, is not taken."""
     count = 50_000
-    entries = {hashlib.sha1(b"%d" % i).digest(): 12 + 40 * ((i * 7919) % count) for i in range(count)}
-    idx = tmp_path / "pack-big.idx"
-    write_idx(idx, entries, 20)
+    entries, idx = _large_index(tmp_path, count)
     pack = str(idx.with_suffix(".pack"))
     sorted_view = _tables(read_index(str(idx), pack))
     write_rev(idx, entries, 20)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        view = read_index(str(idx), pack)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    view, _, peak = _measured_read(idx)
     assert _tables(view) == sorted_view
     assert peak < 60 * count, f"{peak / count:.0f} bytes an object"
     names = sorted(entries)
