@@ -468,7 +468,7 @@ class _LsRefsArguments(_Arguments):
         elif arg in (b"symrefs", b"peel", UNBORN):
             self._flags.add(arg)
         else:
-            raise ProtocolError(f"ls-refs: unexpected argument {quoted(arg, 80)}")
+            raise ProtocolError(f"unexpected line: {quoted(arg, 80)}")  # git's ls-refs' words
 
     def event(self) -> LsRefs:
         flags = self._flags
@@ -487,7 +487,7 @@ class _ObjectInfoArguments(_Arguments):
         elif arg.startswith(b"oid ") and len(self._oids) < MAX_OBJECT_INFO:
             self._oids.append(parse_oid(arg[4:], self._hex_len))
         else:
-            raise ProtocolError(f"object-info: unexpected argument {quoted(arg, 80)}")
+            raise ProtocolError(f"object-info: unexpected line: {quoted(arg, 80)}")  # git's words
 
     def event(self) -> ObjectInfo:
         return ObjectInfo(tuple(self._oids), self._size)
@@ -528,7 +528,7 @@ class _FetchArguments(_Arguments):
         handler = _FETCH_ARGS.get(keyword)
         if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter) \
                 or (keyword == WANT_REF and not parse.allow_ref_in_want):
-            raise ProtocolError(f"fetch: unexpected argument {quoted(arg, 80)}")
+            raise ProtocolError(f"unexpected line: {quoted(arg, 80)}")  # git's upload-pack's words
         handler(parsed, value)
 
     def event(self) -> Fetch:
