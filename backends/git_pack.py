@@ -505,7 +505,7 @@ def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[by
     if not request.shallows and not request.deepen:
         return ShallowPlan()
     with _commit_reading(store) as get_raw:
-        links = {s: c for s in dict.fromkeys(request.shallows) if (c := _commit(store, s, get_raw=get_raw)) is not None}
+        links = _shallow_links(store, request.shallows, get_raw)
         client_shallow = list(links)
         if not request.deepen:
             return ShallowPlan(boundary=frozenset(client_shallow))
@@ -519,6 +519,33 @@ def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[by
     # (their parents as read above: 10,000 unshallowed commits were each read again, 0.3 s)
     extra = tuple(dict.fromkeys(ObjectId(p) for s in unshallow for p in links[s].parents))
     return ShallowPlan(shallow, unshallow, frozenset(shallow) | known, extra)
+
+
+def _shallow_links(store: BaseObjectStore, shallows: Iterable[ObjectId],
+                   get_raw: Callable[[bytes], tuple[int, bytes]]) -> dict[ObjectId, _CommitLinks]:
+    """The commits the client's ``shallow`` lines name, as git's upload-pack takes them: one the
+    repository lacks is passed over; one that is no commit (a tag, a tree, a blob) ends the request,
+    ``invalid shallow object <id>`` (hgwire used a tag's commit and ignored the others)."""
+    links: dict[ObjectId, _CommitLinks] = {}
+    for oid in dict.fromkeys(shallows):
+        try:
+            read = get_raw(oid)
+        except KeyError:
+            continue
+        if read[0] != Commit.type_num:
+            raise ProtocolError(f"invalid shallow object {oid.decode()}")
+        commit = _commit(store, oid, read=read, get_raw=get_raw)
+        if commit is not None:
+            links[oid] = commit
+    return links
+
+
+def check_shallows(store: BaseObjectStore, shallows: Sequence[ObjectId]) -> None:
+    """Refuse a request whose ``shallow`` lines name an object that is no commit (``_shallow_links``),
+    where no boundary is planned: a protocol v2 round of haves answered without a pack."""
+    if shallows:
+        with _commit_reading(store) as get_raw:
+            _shallow_links(store, shallows, get_raw)
 
 
 def _parents(store: BaseObjectStore, oid: bytes,

@@ -599,6 +599,8 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
     # the boundary goes out with the pack only, as git's upload-pack plans it (send_shallow_info):
     # each round of haves walked for it (10,000 shallow lines over 50,000 commits: 0.4 s a round)
+    if not (fetch.sends_pack_now or ready):
+        git_pack.check_shallows(store, request.shallows)  # (as git's upload-pack reads them, each round)
     shallow = (git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled)
                if fetch.sends_pack_now or ready else git_pack.ShallowPlan())
     return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs,
