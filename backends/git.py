@@ -27,14 +27,12 @@ from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
-from dulwich.objects import Blob, ObjectID, ShaFile, Tree
+from dulwich.objects import Blob, ObjectID, ShaFile, Tree, valid_hexsha
 from dulwich.pack import Pack, PackData, PackInflater, UnpackedObject
 from dulwich.refs import (
     DiskRefsContainer,
     Ref,
     check_ref_format,
-    read_packed_refs,
-    read_packed_refs_with_peeled,
 )
 from dulwich.repo import BaseRepo, get_user_identity, parse_shared_repository
 
@@ -418,6 +416,8 @@ class PackedRefs:
     read once (``_completed_tags``), once made: its advertisements are then spliced as a fully-peeled
     file's (each peeled every ref again, a mirror of 100,000 tags with no ``^`` line reading every
     tag: 1.8-2.0 s of server CPU a ``git ls-remote``, git's upload-pack 0.3)."""
+    damaged: tuple[bytes, ...] = ()
+    """The names of its lines left out as no valid ref name (``_dulwich_packed``), for the operator."""
 
 
 _NO_PACKED_REFS = PackedRefs({}, {})
@@ -577,26 +577,64 @@ def _parse_packed_refs(data: bytes) -> PackedRefs:
 
 
 def _dulwich_packed(data: bytes) -> PackedRefs:
-    """``data`` parsed by dulwich, with its checks (a refusal names what is wrong)."""
-    stream = _watched_lines(data)
-    traits = _packed_traits(next(iter(stream), b""))
+    """``data`` parsed line by line (``_read_packed``), refusing what git's upload-pack refuses (a
+    line that is no ``<id> <name>``, an id that is no hex, a ``^`` line after no ref's), naming what
+    is wrong.  A ref whose name is no valid ref name (``refs/heads/a..b``, ``refs/heads/a b``, a
+    name without a ``/``) is left out with its ``^`` line, and named in ``damaged`` for the operator,
+    where git's upload-pack lists it with the zero id (a clone says "Ignoring funny ref"); hgwire
+    refused the whole advertisement.  ``^`` lines count in a file whose first line does not say
+    ``peeled`` (git writes none such, but reads it)."""
+    traits, entries = _read_packed(_watched_lines(data))
     refs: dict[Ref, ObjectID] = {}
     peeled: dict[bytes, ObjectId] = {}
     tags: dict[bytes, ObjectId] = {}
-    if b"peeled" in traits or b"fully-peeled" in traits:
-        fully = b"fully-peeled" in traits
-        for sha, name, target in read_packed_refs_with_peeled(stream):  # type: ignore[arg-type]  # (lines)
-            refs[name] = sha
-            if target is not None:
-                peeled[sha] = tags[name] = ObjectId(target)
-            else:
-                tags.pop(name, None)
-                if fully:
-                    peeled.setdefault(sha, ObjectId(sha))
-        return PackedRefs(refs, peeled, tags, fully)
-    for sha, name in read_packed_refs(_watched_lines(data)):  # type: ignore[arg-type]  # (lines)
-        refs[name] = sha
-    return PackedRefs(refs, peeled)
+    damaged: dict[bytes, None] = {}
+    fully = b"fully-peeled" in traits
+    for sha, name, target in entries:
+        if not ref_format_ok(name):
+            damaged[name] = None
+            continue
+        refs[Ref(name)] = ObjectID(sha)
+        if target is not None:
+            peeled[sha] = tags[name] = ObjectId(target)
+        else:
+            tags.pop(name, None)
+            if fully:
+                peeled.setdefault(sha, ObjectId(sha))
+    return PackedRefs(refs, peeled, tags, fully, damaged=tuple(damaged))
+
+
+def _read_packed(lines: Iterable[bytes]) -> tuple[list[bytes], list[tuple[bytes, bytes, bytes | None]]]:
+    """The traits of a ``packed-refs`` file's first line and its refs, in file order: (id, name,
+    what its ``^`` line says or None), whatever the name (``ref_format_ok`` is the caller's).  A line
+    ends at its newline, a CR before it dropped; comment lines are passed over.  Raises dulwich's
+    ``PackedRefsException`` for a line that is no ``<id> <name>``, an id that is no hex, or a ``^``
+    line that follows no ref's line."""
+    traits: list[bytes] = []
+    entries: list[tuple[bytes, bytes, bytes | None]] = []
+    last: tuple[bytes, bytes] | None = None
+    for number, raw in enumerate(lines):
+        line = raw.rstrip(b"\r\n")
+        if line.startswith(b"#"):
+            if not number:
+                traits = _packed_traits(line)
+            continue
+        if line.startswith(b"^"):
+            if last is None:
+                raise PackedRefsException("unexpected peeled ref line")
+            if not valid_hexsha(line[1:]):
+                raise PackedRefsException(f"Invalid hex sha {line[1:]!r}")
+            entries[-1] = (*last, line[1:])
+            last = None
+            continue
+        sha, space, name = line.partition(b" ")
+        if not space or not name:
+            raise PackedRefsException(f"invalid ref line {line!r}")
+        if not valid_hexsha(sha):
+            raise PackedRefsException(f"Invalid hex sha {sha!r}")
+        last = (sha, name)
+        entries.append((sha, name, None))
+    return traits, entries
 
 
 _NAME_TRAPS = (b"..", b"@{", b"/.", b"\n.", b".lock/", b".lock\n", b".\n", b"/\n", b"//")
@@ -715,10 +753,9 @@ def _packed_lines(data: bytes | None) -> tuple[list[bytes], PackedLines]:
     dulwich's ``PackedRefsException`` for a file it cannot read."""
     if data is None:
         return list(PACKED_TRAITS), {}
-    stream = io.BytesIO(data)
-    had = _packed_traits(stream.readline())
-    stream.seek(0)
-    lines: PackedLines = {name: (sha, target) for sha, name, target in read_packed_refs_with_peeled(stream)}
+    had, entries = _read_packed(io.BytesIO(data))
+    # (every line kept, a name git calls broken too: git's receive-pack rewrote such a ref with the zero id)
+    lines: PackedLines = {name: (sha, target) for sha, name, target in entries}
     return [trait for trait in PACKED_TRAITS if trait in had], lines
 
 
@@ -801,6 +838,18 @@ class LinkedRefsContainer(DiskRefsContainer):
     def _read_loose_ref_file(self, name: Ref) -> bytes | None:
         linked = symlink_ref(self.refpath(name))  # (no link, or one to no ref: None)
         return linked if linked is not None else super()._read_loose_ref_file(name)
+
+    def get_packed_refs(self) -> dict[Ref, ObjectID]:
+        """dulwich's, but for a ``packed-refs`` file it refuses that git reads (a line whose name is
+        no valid ref name, ``^`` lines in a file whose first line does not say ``peeled``): the
+        refs ``_packed_file`` reads in it, its valid names (not kept by dulwich: read again from
+        the shared parse at each call).  A push into such a repository works, and a rewrite of the
+        file (``_remove_packed_ref``, ``_packed_lines``) keeps every line it has."""
+        try:
+            return super().get_packed_refs()
+        except PackedRefsException:
+            self._invalidate_packed_refs_cache()  # (dulwich's partial read)
+            return dict(_packed_file(self).refs)
 
     def _remove_packed_ref(self, name: Ref) -> None:
         """Take ``name`` out of ``packed-refs`` as git's receive-pack does: the file rewritten under
@@ -966,7 +1015,7 @@ class DulwichGitRepository:
         if on_disk is None:
             self._last_read = None
             return _ids(container.as_dict())
-        self.broken_refs = sorted(on_disk.broken)
+        self.broken_refs = sorted(on_disk.broken.union(on_disk.packed_file.damaged))
         return self._read(on_disk)
 
     def refs_and_symrefs(self) -> tuple[Mapping[bytes, ObjectId], Mapping[bytes, bytes]]:
@@ -975,7 +1024,7 @@ class DulwichGitRepository:
         on_disk = disk_refs(self.dulwich_repo.refs, self._held_packed)
         if on_disk is None:
             return self.refs(), self.symrefs()
-        self.broken_refs = sorted(on_disk.broken)
+        self.broken_refs = sorted(on_disk.broken.union(on_disk.packed_file.damaged))
         return self._read(on_disk), on_disk.symbolic()
 
     def _read(self, on_disk: DiskRefs) -> dict[bytes, ObjectId]:
@@ -1049,8 +1098,9 @@ class DulwichGitRepository:
         return packed.completed[0]
 
     broken_refs: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
-    """The loose refs the last read of the refs found damaged (``DiskRefs.broken``): left out, for
-    the gateway to tell the operator."""
+    """The loose refs the last read of the refs found damaged (``DiskRefs.broken``), and the names in
+    ``packed-refs`` that are no valid ref name (``PackedRefs.damaged``): left out, for the gateway to
+    tell the operator."""
 
     def ref_damage(self, ref: bytes) -> str | None:
         """What is wrong with ``ref``'s loose file on disk (``loose_ref_damage``), or None."""
@@ -1360,6 +1410,13 @@ class DulwichGitRepository:
         path = self._disk_git_dir()
         if path is None:
             return False
+        refs = self.dulwich_repo.refs
+        damaged = _packed_file(cast(DiskRefsContainer, refs)).damaged if _plain_disk_refs(refs) else ()
+        if damaged:  # git's pack-refs writes each such line back with the zero id: its ref lost
+            names = ", ".join(name.decode("utf-8", "replace") for name in damaged[:5])
+            raise ValueError(f"packed-refs holds {len(damaged)} names that are no valid ref name ({names}), "
+                             "which git pack-refs would rewrite with the zero id; rename or delete those "
+                             "lines ('git fsck' in the repository names them)")
         return git_maintenance.pack_refs(path, self._lock, git)
 
     def _disk_git_dir(self) -> str | None:

@@ -100,8 +100,7 @@ def test_a_file_git_wrote_is_parsed_without_a_python_step_a_line(monkeypatch: py
     def refused(*args: object) -> object:
         raise AssertionError("parsed a line at a time")
 
-    monkeypatch.setattr(git_backend, "read_packed_refs_with_peeled", refused)
-    monkeypatch.setattr(git_backend, "read_packed_refs", refused)
+    monkeypatch.setattr(git_backend, "_read_packed", refused)
     parsed = git_backend._parse_packed_refs(_mirror(1000))
     assert len(parsed.refs) == 1001 and len(parsed.tags) == 1000 and parsed.fully
     assert parsed.peeled[b"%040x" % 5] == A and parsed.peeled[A] == A

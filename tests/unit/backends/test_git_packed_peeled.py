@@ -42,11 +42,10 @@ def test_files_without_peeled_values_peel_nothing(content: bytes) -> None:
     assert len(parsed.refs) == content.count(b" refs/")
 
 
-def test_a_peeled_line_in_a_file_that_does_not_announce_them_is_refused() -> None:
-    from dulwich.refs import PackedRefsException
-
-    with pytest.raises(PackedRefsException):
-        git_backend._parse_packed_refs(A + b" refs/tags/v1\n^" + B + b"\n")
+def test_a_peeled_line_in_a_file_that_does_not_announce_them_counts() -> None:
+    """As git reads it (dulwich refused it, and hgwire the whole advertisement): for its ref alone."""
+    parsed = git_backend._parse_packed_refs(A + b" refs/tags/v1\n^" + B + b"\n" + B + b" refs/tags/v2\n")
+    assert dict(parsed.tags) == {b"refs/tags/v1": B} and dict(parsed.peeled) == {A: B} and not parsed.fully
 
 
 def test_a_repository_without_packed_refs_knows_nothing_peeled(tmp_path: Path) -> None:
