@@ -1131,13 +1131,13 @@ class DulwichGitRepository:
         sections each is in, as git reads them: ``uploadpack.hideRefs = !refs/pull/7`` above a
         later ``transfer.hideRefs = refs/pull`` showed ``refs/pull/7``, which git hides (all of
         ``transfer``'s values were taken first).  (dulwich gathers the values of a section named
-        twice in one file under its first header: those are taken there.)
+        twice in one file under its first header: each header's values are taken at that header,
+        as git takes them, ``_in_file_order``; a file whose order cannot be read so, one with
+        includes say, is taken as dulwich gathers it.)
         """
         wanted = (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
         self._config()
-        rules = [value for config in self._config_layers for section in config.sections()
-                 if len(section) == 1 and section[0].lower() in wanted
-                 for name, value in config.items(section) if name.lower() == b"hiderefs"]
+        rules = [value for config in self._config_layers for value in _hide_rules(config, wanted)]
         return _hiding(rules) if rules else git_pack.nothing_hidden  # (an unreadable config hides nothing)
 
     base_config: str | None = None
@@ -2725,6 +2725,41 @@ setting that refused the push (its ``refuse_unconfigured_deny*`` messages)."""
 
 MAX_SKIP_LIST = 64 << 20
 """Bytes of a ``receive.fsck.skipList`` file read (about 1.5 million ids)."""
+
+
+def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[bytes]:
+    """The ``hideRefs`` values of ``wanted``'s sections in ``config``, in its file's order when that
+    can be read (``_in_file_order``), else section by section as dulwich gathered them."""
+    def rules(config: ConfigFile) -> list[bytes]:
+        return [value for section in config.sections() if len(section) == 1 and section[0].lower() in wanted
+                for name, value in config.items(section) if name.lower() == b"hiderefs"]
+
+    gathered = rules(config)
+    if not gathered:
+        return gathered
+    ordered = [value for chunk in _in_file_order(config) for value in rules(chunk)]
+    return ordered if sorted(ordered) == sorted(gathered) else gathered  # (the same values, or a change: dulwich's)
+
+
+_SECTION_START = re.compile(rb"^[ \t]*\[", re.MULTILINE)
+
+
+def _in_file_order(config: ConfigFile) -> list[ConfigFile]:
+    """``config``'s file read again a section header at a time, each part on its own: git takes the
+    values of a section written twice (``[transfer]``, ``[uploadpack]``, ``[transfer]`` again) where
+    each header is, dulwich gathers them under the first.  None read (empty) when the file has no
+    path or a part cannot be read on its own."""
+    path = getattr(config, "path", None)
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        starts = [m.start() for m in _SECTION_START.finditer(data)]
+        return [ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
+                for start, end in zip(starts, [*starts[1:], len(data)])]
+    except (OSError, ValueError):
+        return []
 
 
 def read_base_config(path: str) -> ConfigFile:
