@@ -1352,8 +1352,10 @@ class DulwichGitRepository:
         if unborn not in ("advertise", "allow", "ignore"):
             raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; fix it in the repository's "
                                "config on the server (advertise, allow or ignore)")
+        tips = any(self._config_bool(b"uploadpack", name) is True
+                   for name in (b"allowtipsha1inwant", b"allowreachablesha1inwant", b"allowanysha1inwant"))
         return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
-                              advertise_session_id=self.advertises_session_id(),
+                              advertise_session_id=self.advertises_session_id(), hidden_tips_reach_shallows=tips,
                               filter_rules=self._filter_rules(), use_bitmaps=self._counts_from_bitmaps())
 
     def _filter_rules(self) -> FilterRules:

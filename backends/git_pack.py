@@ -77,6 +77,10 @@ class RefSnapshot:
     symrefs: Mapping[bytes, bytes]
     run: RefRun | None = None
     """The refs as a run of encoded lines and its differences, when the backend keeps one."""
+    hidden: Mapping[bytes, ObjectId] = field(default_factory=dict)
+    """The refs the repository hides (``visible_refs``), never advertised nor named to a client:
+    their tips reach a client's shallow commits for ``--deepen`` where the config allows a want of
+    a hidden tip (``UploadSettings.hidden_tips_reach_shallows``), as git's upload-pack takes them."""
 
 
 def visible_refs(repo: GitRepository, service: str = "upload-pack",
@@ -140,7 +144,9 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     resolved = {name: resolve_symref(symrefs, name) for name in symrefs if name == b"HEAD" or name in refs}
     run_of = getattr(repo, "ref_run", None)  # optional: only with peeled_by_name's values
     run = run_of(refs) if run_of is not None and vouched is not None else None
-    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None}, run)
+    hidden = {name: oid for name, oid in all_refs.items() if name not in refs} if len(refs) != len(all_refs) else {}
+    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None}, run,
+                       hidden)
 
 
 def _stored_types(store: BaseObjectStore) -> StoredTypes | None:
@@ -496,12 +502,14 @@ class ShallowPlan:
 
 
 def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[bytes, ObjectId],
-                 peeled: Mapping[bytes, ObjectId] | None = None) -> ShallowPlan:
+                 peeled: Mapping[bytes, ObjectId] | None = None,
+                 hidden: Mapping[bytes, ObjectId] | None = None) -> ShallowPlan:
     """Compute the shallow/unshallow lines and the pack boundary for a FetchRequest.
 
     ``refs``: the refs advertised (the client's shallow commits a deepen-relative request deepens
     are those they reach, ``reachable_shallows``); ``peeled``: what their annotated tags peel to
-    (``RefSnapshot.peeled``)."""
+    (``RefSnapshot.peeled``); ``hidden``: hidden refs whose tips reach them too (git's upload-pack
+    with ``uploadpack.allowTipSHA1InWant`` or ``allowReachableSHA1InWant``)."""
     if not request.shallows and not request.deepen:
         return ShallowPlan()
     with _commit_reading(store) as get_raw:
@@ -510,7 +518,8 @@ def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[by
         if not request.deepen:
             return ShallowPlan(boundary=frozenset(client_shallow))
         if request.depth:
-            result, not_shallow = _by_depth(store, request, links, refs, peeled, get_raw)
+            result, not_shallow = _by_depth(store, request, links, {**refs, **hidden} if hidden else refs, peeled,
+                                            get_raw)
         else:
             result, not_shallow = _by_rev_list(store, request, refs)
     known = set(client_shallow)

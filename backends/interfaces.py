@@ -363,6 +363,10 @@ class UploadSettings:
     filter_rules: FilterRules = FilterRules()
     """``uploadpackfilter.*``: the filters a fetch may name (a filter refused has the fetch refused
     in git's words, before anything is counted)."""
+    hidden_tips_reach_shallows: bool = False
+    """``uploadpack.allowTipSHA1InWant``, ``allowReachableSHA1InWant`` or ``allowAnySHA1InWant``
+    true: a hidden ref's tip counts among those that reach a client's shallow commits, which
+    ``git fetch --deepen`` deepens (hgwire serves a want of any object whatever they say)."""
     use_bitmaps: bool = True
     """``pack.useBitmaps``: a pack's (or multi-pack index's) bitmap counts the objects a fetch
     sends unless it is ``false``, when git's pack-objects walks the history instead -- which

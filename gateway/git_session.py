@@ -601,7 +601,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     # each round of haves walked for it (10,000 shallow lines over 50,000 commits: 0.4 s a round)
     if not (fetch.sends_pack_now or ready):
         git_pack.check_shallows(store, request.shallows)  # (as git's upload-pack reads them, each round)
-    shallow = (git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled)
+    shallow = (git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
                if fetch.sends_pack_now or ready else git_pack.ShallowPlan())
     return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs,
                        snapshot.peeled)
@@ -849,8 +849,18 @@ def _prepare_fetch(
 ) -> tuple[git_pack.Negotiator, git_pack.ShallowPlan]:
     store = repo.object_store
     git_pack.check_wants(store, snapshot, request.wants)
-    plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled)
+    plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
     return git_pack.Negotiator(store, request.wants), plan
+
+
+def _hidden_tips(repo: GitRepository, snapshot: git_pack.RefSnapshot,
+                 request: git_upload.FetchRequest) -> Mapping[bytes, ObjectId] | None:
+    """The hidden refs whose tips reach the client's shallow commits for a deepen-relative request
+    (``git fetch --deepen``), where the repository's config allows a want of a hidden tip, as git's
+    upload-pack counts them (``UploadSettings.hidden_tips_reach_shallows``); None otherwise."""
+    if not (request.deepen_relative and snapshot.hidden):
+        return None
+    return snapshot.hidden if upload_settings(repo).hidden_tips_reach_shallows else None
 
 
 class ReceivePackSession(_GitSession):
