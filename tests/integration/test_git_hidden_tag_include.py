@@ -46,3 +46,25 @@ def test_a_hidden_tag_is_not_sent_by_include_tag(make_server: Callable[..., Runn
     assert got[0][0] == got[1][0] == ["refs/heads/got", "refs/tags/public"]
     assert got[0][1] == {secret, public}  # git's pack-objects: the hidden tag's object sent
     assert got[1][1] == {public}
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_a_shallow_exclude_naming_a_hidden_ref_is_as_one_naming_none(
+        make_server: Callable[..., RunningServer], client: Client, version: str) -> None:
+    """git's upload-pack resolves a hidden ref a ``--shallow-exclude`` names (and says the name of
+    one that does not exist is ambiguous): a client could tell which hidden names exist."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    bare = server.root / "x.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    client.git("push", "-q", str(bare), "main", "main:refs/hidden/x", cwd=work)
+    client.git("--git-dir", str(bare), "config", "transfer.hideRefs", "refs/hidden")
+    said = []
+    for at, name in enumerate(("refs/hidden/x", "refs/hidden/none")):
+        cloned = client.git("-c", f"protocol.version={version}", "clone", "-q", f"--shallow-exclude={name}",
+                            server.git_url("x"), str(client.cwd / f"c{at}"), check=False)
+        assert cloned.returncode == 128
+        said.append(cloned.stderr.replace(name, "NAME"))
+    assert said[0] == said[1] and "ambiguous deepen-not: NAME" in said[0]
