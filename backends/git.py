@@ -2739,24 +2739,28 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[bytes]:
     gathered = rules(config)
     if not gathered:
         return gathered
-    ordered = [value for chunk in _in_file_order(config) for value in rules(chunk)]
+    ordered = [value for chunk in _in_file_order(config, wanted) for value in rules(chunk)]
     return ordered if sorted(ordered) == sorted(gathered) else gathered  # (the same values, or a change: dulwich's)
 
 
-_SECTION_START = re.compile(rb"^[ \t]*\[", re.MULTILINE)
+_SECTION_START = re.compile(rb"^[ \t]*\[[ \t]*([A-Za-z0-9.-]*)", re.MULTILINE)
 
 
-def _in_file_order(config: ConfigFile) -> list[ConfigFile]:
+def _in_file_order(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[ConfigFile]:
     """``config``'s file read again a section header at a time, each part on its own: git takes the
     values of a section written twice (``[transfer]``, ``[uploadpack]``, ``[transfer]`` again) where
-    each header is, dulwich gathers them under the first.  None read (empty) when the file has no
-    path or a part cannot be read on its own."""
+    each header is, dulwich gathers them under the first.  None read (empty: dulwich's order is the
+    file's) when no ``wanted`` section is written twice, when the file has no path, or when a part
+    cannot be read on its own."""
     path = getattr(config, "path", None)
     if not path:
         return []
     try:
         with open(path, "rb") as f:
             data = f.read()
+        headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
+        if all(headers.count(name) < 2 for name in wanted):
+            return []
         starts = [m.start() for m in _SECTION_START.finditer(data)]
         return [ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
                 for start, end in zip(starts, [*starts[1:], len(data)])]
