@@ -118,6 +118,7 @@ from protocols.ssh_exec import (
     RouteKind,
     UnsafeExecPath,
     check_env,
+    from_home,
     info_folder,
     info_matches,
     is_info,
@@ -1027,9 +1028,11 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         try:
             request = parse_exec(command)
-            # the name as the user wrote it: git sends ssh://host/x as '/x', and x is what git:// and HTTP quote
-            self._route(request.kind, request.path.removeprefix("/"))
-            name = validate_name(request.path.removeprefix("/"))
+            # the name as the user wrote it: git sends ssh://host/x as '/x', and x is what git:// and HTTP quote;
+            # ssh://host/~/x and host:./x are x, as from sshd, where the root stands for the account's home
+            written = from_home(request.path.removeprefix("/"))
+            self._route(request.kind, written)
+            name = validate_name(written)
             self._record.repo = name
             factory_ = EXEC_SESSIONS.get(request.kind)
             if factory_ is None:

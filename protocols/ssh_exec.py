@@ -283,6 +283,20 @@ def _check_path(path: str, kind: RouteKind) -> str:
     return path
 
 
+def from_home(path: str) -> str:
+    """The repository name of an SSH path written from the account's home: ``~/team/app.git``
+    (``ssh://host/~/team/app.git``, ``host:~/team/app.git``) and ``./team/app.git`` are
+    ``team/app.git``.  Over sshd a path without a leading ``/`` is the home directory's, so
+    ``host:app.git``, ``host:~/app.git`` and ``host:./app.git`` name one repository; here the
+    root stands where that home was, as it already does for ``host:app.git``.  Another user's
+    home (``~alice/app.git``) is left as it is, for the name check to refuse."""
+    if path == "~" or path.startswith("~/"):
+        path = path[1:].lstrip("/")
+    while path.startswith("./"):
+        path = path[2:].lstrip("/")
+    return path
+
+
 INFO_COMMAND = "info"
 """gitolite's command that lists what the user may read (``ssh git@host info [PATTERN]``)."""
 MAX_INFO_PATTERN = 255

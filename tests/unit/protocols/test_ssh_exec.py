@@ -13,6 +13,7 @@ from protocols.ssh_exec import (
     RouteKind,
     UnsafeExecPath,
     check_env,
+    from_home,
     parse_exec,
     split_words,
 )
@@ -175,6 +176,16 @@ def test_word_soup_gives_a_request_or_a_typed_refusal(pieces: list[str]) -> None
         parse_exec(" ".join(pieces).encode())
     except HgwireError:
         pass
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("~/app.git", "app.git"), ("~//team/app", "team/app"), ("./app.git", "app.git"), ("~/./././app", "app"),
+    ("~", ""), ("~/", ""), ("app.git", "app.git"), ("team/./app", "team/./app"),  # (the name check refuses that)
+    ("~alice/app.git", "~alice/app.git"), ("~/~alice/app", "~alice/app"), ("~/../x", "../x"), ("~/-x", "-x"),
+    (".hidden", ".hidden"), ("~x", "~x"),
+])
+def test_a_path_from_the_home_is_the_root_s(path: str, name: str) -> None:
+    assert from_home(path) == name
 
 
 def test_env_accepts_git_protocol_only() -> None:
