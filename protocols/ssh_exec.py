@@ -57,6 +57,7 @@ _BARE_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 exactly these bare, and none of them means anything to ``sh``."""
 
 _QUOTE = "'"
+_TILDE = "~"
 _ESCAPE = "\\"
 _SPACE = " "
 
@@ -198,7 +199,8 @@ def split_words(text: str) -> list[str]:
     Words are separated by spaces.  Inside single quotes every character is
     literal.  Outside them a backslash takes the next character literally and
     only ``_BARE_SAFE`` characters and those beyond ASCII (none of which sh reads
-    as syntax; controls are refused before) may appear, so no expansion, globbing,
+    as syntax; controls are refused before) may appear, and a ``~`` that starts a
+    word (a home directory, which ``from_home`` reads), so no other expansion, globbing,
     redirection or command separator can ever be meant.
     """
     words: list[str] = []
@@ -235,10 +237,27 @@ def _read_piece(text: str, index: int, out: list[str]) -> int:
             raise ProtocolError("command ends with a backslash")
         out.append(text[index + 1])
         return index + 2
+    if ch == _TILDE and _starts_a_home(text, index, out):
+        # a word's leading ~ is a home to sh: git-lfs sends host:~/app.git's path bare, as ~/app.git (and
+        # ssh://host/~/app.git's as /~/app.git, which git itself sends as '~/app.git'); from_home reads
+        # either as the root's app.git (another user's, ~alice/, the name check refuses)
+        out.append(ch)
+        return index + 1
     if ch not in _BARE_SAFE and ch <= "\x7f":  # beyond ASCII: a letter to sh (git-lfs leaves dépôt unquoted)
         raise ProtocolError(f"command uses shell syntax {ch!r}; only single quotes are understood")
     out.append(ch)
     return index + 1
+
+
+def _starts_a_home(text: str, index: int, out: list[str]) -> bool:
+    """Whether the bare ``~`` at ``index`` begins its word, alone or after a bare ``/``."""
+    if not out:
+        start = index
+    elif out == ["/"] and text[index - 1] == "/":
+        start = index - 1
+    else:
+        return False
+    return start == 0 or text[start - 1] == _SPACE
 
 
 def match_words(words: list[str]) -> ExecRequest:

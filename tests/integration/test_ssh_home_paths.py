@@ -9,9 +9,13 @@ here", "contains a '.' segment") where sshd served them.  Another user's home st
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 
@@ -79,3 +83,25 @@ def test_another_users_home_and_a_way_out_stay_refused(make_server: Callable[...
     for url, words in refusals.items():
         result = client.git("ls-remote", url, check=False)
         assert result.returncode == 128 and words in result.stderr, (url, result.stderr)
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="the git-lfs client is not installed (make test installs it)")
+def test_git_lfs_reaches_home_relative_ssh_urls(make_server: Callable[..., RunningServer], client: Client,
+                                                ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """git-lfs sends the path bare (``git-lfs-transfer ~/app.git upload``, ``/~/app.git`` for an
+    ``ssh://`` URL), where a leading ``~`` is a home to sh: it was refused as shell syntax ("batch
+    request: hgwire: command uses shell syntax '~'"), so such a push failed and a clone's checkout."""
+    _server, port = _served(make_server, client, ssh_keys, tmp_path)
+    client.git("lfs", "install", "--skip-repo")
+    data = os.urandom(100_000)
+    for index, url in enumerate(["git@127.0.0.1:~/app.git", f"ssh://git@127.0.0.1:{port}/~/app.git"]):
+        work = tmp_path / f"lfs-{index}"
+        client.git("clone", "-q", url, work)
+        client.git("lfs", "track", "*.bin", cwd=work)
+        (work / f"{index}.bin").write_bytes(data[index:])
+        client.git("add", ".gitattributes", f"{index}.bin", cwd=work)
+        client.git("commit", "-q", "-m", f"media {index}", cwd=work)
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        clone = tmp_path / f"lfs-clone-{index}"
+        client.git("clone", "-q", url, clone)
+        assert (clone / f"{index}.bin").read_bytes() == data[index:]

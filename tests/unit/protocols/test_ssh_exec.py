@@ -52,6 +52,11 @@ ACCEPTED: list[tuple[bytes, ExecRequest]] = [
     (b"/usr/bin/git-upload-pack '/r.git'", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "/r.git")),
     (b"/opt/hg/bin/hg -R repo serve --stdio", ExecRequest(RouteKind.HG_SERVE, "repo")),
     (b"bin/git receive-pack '/r.git'", ExecRequest(RouteKind.GIT_RECEIVE_PACK, "/r.git")),
+    # a word's leading ~ unquoted, as git-lfs sends host:~/app.git: a home directory to sh (from_home)
+    (b"git-lfs-transfer ~/app.git upload", ExecRequest(RouteKind.GIT_LFS_TRANSFER_UPLOAD, "~/app.git")),
+    (b"git-lfs-authenticate ~alice/app.git download", ExecRequest(RouteKind.GIT_LFS_AUTH_DOWNLOAD, "~alice/app.git")),
+    (b"git-upload-pack ~", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "~")),
+    (b"git-lfs-transfer /~/app.git download", ExecRequest(RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, "/~/app.git")),
     # validated later by backends.names, not here
     (b"git-upload-pack '../x'", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "../x")),
 ]
@@ -92,7 +97,10 @@ REFUSED: list[tuple[bytes, type[HgwireError]]] = [
     (b"git-upload-pack `id`", ProtocolError),
     (b'git-upload-pack "/r.git"', ProtocolError),
     (b"git-upload-pack /r.git > /tmp/x", ProtocolError),
-    (b"git-upload-pack ~/r.git", ProtocolError),
+    (b"git-upload-pack r~/x.git", ProtocolError),  # a ~ within a word: refused as before
+    (b"git-upload-pack //~/x.git", ProtocolError),
+    (b"git-upload-pack ''/~/x.git", ProtocolError),
+    (b"git-upload-pack '/'~/x.git", ProtocolError),
     (b"git-upload-pack '/r.git", ProtocolError),
     (b"git-upload-pack /r.git\\", ProtocolError),
     (b"git-upload-pack '/r.git'|ls", ProtocolError),
