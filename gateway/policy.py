@@ -81,6 +81,7 @@ import fnmatch
 import os
 import re
 import signal
+import threading
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -945,6 +946,10 @@ def _parse_limits(reader: _Reader, table: Any) -> Limits:
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and parse a policy file (blocking); ``PolicyError`` if it cannot be used."""
     source = os.fspath(path)
+    return _parse_policy_bytes(_read_policy_bytes(source), source)
+
+
+def _read_policy_bytes(source: str) -> bytes:
     try:
         with open(source, "rb") as f:
             raw = f.read(MAX_POLICY_BYTES + 1)
@@ -952,6 +957,10 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise PolicyError(f"{source}: cannot be read ({exc.strerror}); check the --config path") from None
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError(f"{source}: is larger than {MAX_POLICY_BYTES} bytes; split or shorten it")
+    return raw
+
+
+def _parse_policy_bytes(raw: bytes, source: str) -> Policy:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -971,8 +980,13 @@ class PolicyFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.current = load_policy(self.path)  # a broken file at start-up is fatal: no last good rules
+        raw = _read_policy_bytes(str(self.path))
+        self.current = _parse_policy_bytes(raw, str(self.path))  # broken at start-up: fatal, no last good rules
         self._stamp = self._stat()
+        self._last_read: bytes | str = raw
+        """What the last read found: the file's bytes, or why it could not be read.  The same again
+        (an edit the 2 s look read, then the operator's SIGHUP) is nothing new: not parsed, not logged."""
+        self._lock = threading.Lock()  # (the look and a SIGHUP read in two workers at once)
 
     def _stat(self) -> tuple[int, ...] | None:
         try:
@@ -982,18 +996,30 @@ class PolicyFile:
         return file_stamp(status)
 
     def refresh(self, force: bool = False) -> bool:
-        """Re-read the file if it changed (or ``force``); True if new rules are in force."""
-        stamp = self._stat()
-        if stamp == self._stamp and not force:
-            return False
-        self._stamp = stamp
-        try:
-            self.current = load_policy(self.path)
-        except PolicyError as exc:
-            log.error("keeping the last good rules: {reason}", path=str(self.path), reason=str(exc))
-            return False
-        log.info("{path}: new rules in force", path=str(self.path))
-        return True
+        """Re-read the file if its stamp changed (or ``force``); True if new rules are in force (not when
+        it says what the last read found: the same text, or the same reason it cannot be read)."""
+        with self._lock:
+            stamp = self._stat()
+            if stamp == self._stamp and not force:
+                return False
+            self._stamp = stamp
+            source = str(self.path)
+            try:
+                read: bytes | str = _read_policy_bytes(source)
+            except PolicyError as exc:
+                read = str(exc)
+            if read == self._last_read:  # already in force, or already refused and logged
+                return False
+            self._last_read = read
+            try:
+                if isinstance(read, str):
+                    raise PolicyError(read)
+                self.current = _parse_policy_bytes(read, source)
+            except PolicyError as exc:
+                log.error("keeping the last good rules: {reason}", path=source, reason=str(exc))
+                return False
+            log.info("{path}: new rules in force", path=source)
+            return True
 
 
 class PolicyReloader(service.Service):

@@ -1,0 +1,57 @@
+"""The ``--config`` file read again under the real ``twistd hgwire``: by the 2 s look at its
+stamp and by SIGHUP (an operator's ``kill -HUP``, systemd's reload), told to systemd through a
+``$NOTIFY_SOCKET`` of the test's own.
+
+An edit followed by a SIGHUP was read twice, the look at the stamp and the signal each putting
+the same rules "in force" (two lines, and the reload's work done twice, for one change)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.integration.test_cli import TWISTD, _free_port, read_log, stop_twistd
+from tests.integration.test_systemd_notify import Listener, notify  # noqa: F401 - a fixture
+
+FIRST = "anonymous_read = true\n"
+SECOND = "anonymous_read = false\n"
+
+
+def _start(tmp_path: Path, config: Path, notify_address: str) -> subprocess.Popen[str]:
+    port = _free_port()
+    return subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"),
+                             "--git", f"tcp:{port}:interface=127.0.0.1", "--config", str(config)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "NOTIFY_SOCKET": notify_address})
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Write ``text``, its mtime a second on (the look at the stamp sees a new file at once)."""
+    path.write_text(text)
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+
+
+def _reload(proc: subprocess.Popen[str], listener: Listener) -> dict[str, str]:
+    """SIGHUP, then systemd's two messages of the reload: what the second (READY=1) says."""
+    proc.send_signal(signal.SIGHUP)
+    listener.wait_for("RELOADING")
+    return listener.wait_for("READY")
+
+
+def test_an_edit_then_a_sighup_puts_the_rules_in_force_once(notify: Listener, tmp_path: Path) -> None:  # noqa: F811
+    config = tmp_path / "hgwire.toml"
+    config.write_text(FIRST)
+    proc = _start(tmp_path, config, notify.address)
+    try:
+        notify.wait_for("READY")
+        _rewrite(config, SECOND)
+        read_log(proc, "new rules in force")  # the look at the stamp read it
+        _reload(proc, notify)  # then the operator's SIGHUP: the same text, nothing new
+        _reload(proc, notify)  # and one more, the file as it was
+    finally:
+        stop_twistd(proc)
+    said = proc.stdout.read() if proc.stdout else ""
+    assert "new rules in force" not in said, said
