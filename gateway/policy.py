@@ -987,6 +987,8 @@ class PolicyFile:
         """What the last read found: the file's bytes, or why it could not be read.  The same again
         (an edit the 2 s look read, then the operator's SIGHUP) is nothing new: not parsed, not logged."""
         self._lock = threading.Lock()  # (the look and a SIGHUP read in two workers at once)
+        self.refused: str | None = None
+        """Why the file as it is now is not in force (the last read's error), until a read that is."""
 
     def _stat(self) -> tuple[int, ...] | None:
         try:
@@ -1016,8 +1018,10 @@ class PolicyFile:
                     raise PolicyError(read)
                 self.current = _parse_policy_bytes(read, source)
             except PolicyError as exc:
+                self.refused = str(exc)
                 log.error("keeping the last good rules: {reason}", path=source, reason=str(exc))
                 return False
+            self.refused = None
             log.info("{path}: new rules in force", path=source)
             return True
 

@@ -122,6 +122,8 @@ class ListenerService(service.Service):
         self.tls: tls.ReloadableContext | None = None
         """An ``ssl:`` listener's certificate and key, read again on SIGHUP (``reload_tls``)."""
         self._listen_started = False
+        self.tls_refused: str | None = None
+        """Why the last SIGHUP could not read the ``ssl:`` files again (the pair in use serves on)."""
         self._listen_factory: IProtocolFactory | None = None
         """What an ``ssl:`` listener listens with: TLS over ``factory``."""
         self.error: BaseException | None = None
@@ -218,7 +220,8 @@ class ListenerService(service.Service):
 
     def reload_tls(self) -> None:
         """Read an ``ssl:`` listener's certificate and key again (a renewal): new connections get
-        them; a pair that cannot be used is logged and the one in use kept."""
+        them; a pair that cannot be used is logged and the one in use kept (``tls_refused`` says why
+        until a reload that reads them)."""
         from twisted.internet import reactor
 
         if self.tls is None:
@@ -226,10 +229,12 @@ class ListenerService(service.Service):
         try:
             warning = self.tls.reload(reactor)
         except Exception as exc:  # noqa: BLE001 - Twisted's and OpenSSL's errors too: the old pair serves on
+            self.tls_refused = _reason(exc)
             log.warn("{endpoint}: the certificate and key were not read again: {reason}; {advice}; "  # noqa: G010
                      "it goes on with the ones it had", endpoint=self.description,
                      reason=_reason(exc), advice=_listen_advice(exc))
             return
+        self.tls_refused = None
         log.info("{endpoint}: certificate and key read again; new connections get them", endpoint=self.description)
         if warning is not None:
             log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
@@ -468,7 +473,20 @@ class HgwireService(service.MultiService):
             text += f", {waiting} steps waiting for one"
         if hooks:
             text += f", {_plural(hooks, 'push')} in hooks"
-        return text
+        return "".join(f"{refusal}; " for refusal in self._refusals()) + text
+
+    def _refusals(self) -> list[str]:
+        """What the last reads of the ``--config`` file and of the ``ssl:`` files refused, first in
+        ``systemctl status`` until a read that takes them: a ``READY=1`` ends any reload, refused
+        or not (systemd's notification protocol has no failed reload)."""
+        from gateway.policy import PolicyReloader
+
+        reloader = next((s for s in self if isinstance(s, PolicyReloader)), None)
+        refused = reloader.policy.refused if reloader is not None else None
+        refusals = [f"--config refused, the last good rules in force: {refused}"] if refused else []
+        refusals += [f"{l.description}: certificate and key refused, the ones in use serve on: {l.tls_refused}"
+                     for l in self.listeners if l.tls_refused]
+        return refusals
 
     def _sighup(self) -> None:
         """SIGHUP: the ``ssl:`` listeners' certificates and keys are read again, and the ``--config``

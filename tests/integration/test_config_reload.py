@@ -55,3 +55,26 @@ def test_an_edit_then_a_sighup_puts_the_rules_in_force_once(notify: Listener, tm
         stop_twistd(proc)
     said = proc.stdout.read() if proc.stdout else ""
     assert "new rules in force" not in said, said
+
+
+def test_a_refused_reload_says_so_to_systemd(notify: Listener, tmp_path: Path) -> None:  # noqa: F811
+    """A SIGHUP that found the file broken ended as every reload, ``READY=1`` with ``serving …``:
+    ``systemctl status`` said nothing of the refusal.  Its ``STATUS=`` now says what was refused
+    and that the last good rules serve on, and keeps saying it until a good read."""
+    config = tmp_path / "hgwire.toml"
+    config.write_text(FIRST)
+    proc = _start(tmp_path, config, notify.address)
+    try:
+        notify.wait_for("READY")
+        _rewrite(config, "[[repo]\nbroken")
+        ready = _reload(proc, notify)
+        status = ready["STATUS"]
+        assert status.startswith(f"--config refused, the last good rules in force: {config}: "), status
+        assert "; serving 1 listener; " in status, status
+        _rewrite(config, SECOND)
+        ready = _reload(proc, notify)
+        assert ready["STATUS"].startswith("serving 1 listener; "), ready
+    finally:
+        stop_twistd(proc)
+    said = proc.stdout.read() if proc.stdout else ""
+    assert said.count("keeping the last good rules") == 1, said
