@@ -25,7 +25,7 @@ from gateway.auth import Access
 from gateway.channel import Session, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
-from gateway.limits import count_request, limits_for
+from gateway.limits import count_request, gone_outcome, limits_for
 from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for
 from gateway.tls import tls_handshake
@@ -211,7 +211,7 @@ class GitDaemonProtocol(protocol.Protocol):
         self._cancel_timeout()
         if self._session is not None:
             self._session.connection_lost()
-            self._outcome = str(getattr(self._session, "outcome", "done"))
+            self._outcome = gone_outcome(str(getattr(self._session, "outcome", "done")), self.transport)
         request = self._request
         log.info(
             # a connection that never sent a request has no service or repository to name

@@ -60,7 +60,7 @@ from gateway.http import (
     send_error,
     send_unauthorized,
 )
-from gateway.limits import limits_for
+from gateway.limits import gone_outcome, limits_for
 from gateway.live_body import BodyAborted, LiveBody
 from gateway.logs import SafeLogger
 from gateway.repo_use import closing_git
@@ -492,6 +492,7 @@ class HttpChannel:
             run_blocking(body.close)
 
     def _log(self, outcome: str) -> None:
+        outcome = gone_outcome(outcome, self._request.transport)
         metrics.count_http_outcome(self._request.code, outcome)  # (a 200 carrying a refused push's report)
         log.info(
             "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",

@@ -74,7 +74,7 @@ from gateway.http import (
     refusal_outcome,
     retry_after,
 )
-from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
+from gateway.limits import bundle2_limits, changegroup_limits, gone_outcome, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
@@ -540,6 +540,7 @@ class HgHttpCommand:
             self._producer.stopProducing()  # its errback logs
 
     def _log(self, outcome: str) -> None:
+        outcome = gone_outcome(outcome, self.request.transport)
         metrics.count_http_outcome(self.request.code, outcome)  # (a 200 carrying a refused push)
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,
                  repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,

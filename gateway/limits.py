@@ -394,6 +394,25 @@ REFUSALS: dict[str, Callable[[str], bytes]] = {
 # --- the wrapper ------------------------------------------------------------------------------
 
 
+CUT_AT_SHUTDOWN = "cut at shutdown after the grace"
+"""The outcome of a connection the stop closed once ``--shutdown-grace`` was over (it was logged
+"client gone", as if its client had left)."""
+
+
+def gone_outcome(outcome: str, transport: Any) -> str:
+    """``outcome``, or ``CUT_AT_SHUTDOWN`` for a "client gone" whose connection (``transport``, or
+    one it lies on) the stop cut (``GuardedFactory.close_all``)."""
+    if not outcome.startswith("client gone"):
+        return outcome
+    for _ in range(6):  # the application's, TLS's, the guard's wrapper, the PROXY reader, TCP's
+        if transport is None:
+            break
+        if getattr(transport, "cut_at_shutdown", False):
+            return CUT_AT_SHUTDOWN
+        transport = getattr(transport, "transport", None)
+    return outcome
+
+
 def drop(transport: Any) -> None:
     """Close now, unsent data and all: a peer that does not read must not keep a connection open."""
     abort = getattr(transport, "abortConnection", None)
@@ -889,8 +908,10 @@ class GuardedFactory(WrappingFactory):
         return len(self.protocols)
 
     def close_all(self) -> None:
+        """The stop's grace is over: close every connection, each logged as cut (``gone_outcome``)."""
         for p in list(self.protocols):
             if p.transport is not None:
+                p.cut_at_shutdown = True
                 drop(p.transport)
 
 

@@ -124,7 +124,7 @@ def outcome_kind(outcome: str) -> str | None:
         return None
     if text.startswith("refused"):
         return "refused"
-    if "client gone" in text or "went away" in text:
+    if "client gone" in text or "went away" in text or text.startswith("cut at shutdown"):
         return "client_gone"
     if "timeout" in text or "timed out" in text or "too slow" in text:
         return "timeout"

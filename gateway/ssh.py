@@ -102,6 +102,7 @@ from gateway.limits import (
     ConnectionLimits,
     count_request,
     drop,
+    gone_outcome,
     limits_for,
     plain_address,
     user_sessions,
@@ -1300,6 +1301,7 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def _log_session(self) -> None:
         record = self._record
+        record.outcome = gone_outcome(record.outcome, getattr(self.conn, "transport", None))
         log.info(
             "{proto} {service} {repo} user={user} peer={peer}: {outcome} in {elapsed_ms} ms",
             proto=record.proto,

@@ -398,3 +398,57 @@ def _gone(pid: int) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_connections_cut_at_the_grace_s_end_are_logged_as_cut(make: Callable[[float], StoppingServer],
+                                                                tmp_path: Path) -> None:
+    """Each connection the stop closed once the grace was over was logged ``client gone``, as if its
+    client had left: an operator reading the log after a restart could not tell.  Over git://, SSH
+    (git and hg) and HTTP its line now says ``cut at shutdown after the grace``."""
+    import base64
+    import os
+    import socket
+
+    server: StoppingServer = make(1.5)
+    env = _env(tmp_path, server)
+    work = tmp_path / "w"
+    _run(["git", "init", "-q", str(work)], env)
+    (work / "big").write_bytes(os.urandom(20_000_000))  # more than the sockets hold: the clone is under way
+    _run(["git", "-C", str(work), "add", "big"], env)
+    _run(["git", "-C", str(work), "commit", "-qm", "big"], env)
+    _run(["git", "clone", "-q", "--bare", str(work), str(server.root / "big.git")], env)
+    _run([HG, "init", str(server.root / "r")], env)
+    head = _run(["git", "-C", str(work), "rev-parse", "HEAD"], env).stdout.strip()
+    ssh = [*server.ssh_command().split(), "-p", str(server.ports["ssh"]), f"{USER}@{LOOPBACK}"]
+    git_ssh = subprocess.Popen([*ssh, "git-upload-pack 'big.git'"], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    hg_ssh = subprocess.Popen([*ssh, "hg -R r serve --stdio"], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert git_ssh.stdout is not None and hg_ssh.stdin is not None and hg_ssh.stdout is not None
+    hg_ssh.stdin.write(b"hello\n")
+    hg_ssh.stdin.flush()
+    git = socket.create_connection((LOOPBACK, server.ports["git"]), timeout=30)
+    request = b"git-upload-pack /big.git\0host=x\0"
+    git.sendall(b"%04x" % (len(request) + 4) + request)
+    http = socket.create_connection((LOOPBACK, server.ports["http"]), timeout=30)
+    http.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    body = f"0032want {head}\n00000009done\n".encode()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    http.sendall((f"POST /big.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                  "Content-Type: application/x-git-upload-pack-request\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    # every session has begun answering (advertisements, hello, the clone's pack), and no client reads on
+    assert git_ssh.stdout.read(4) and hg_ssh.stdout.read(2) and git.recv(4) and http.recv(100)
+    status, _took, log = server.terminate_and_wait(60)
+    assert status in STOPPED, log
+    assert "4 connections still open after the 1.5 s shutdown grace; closing them" in log, log
+    lines = [line for line in log.splitlines() if " in " in line and ("big.git" in line or " r " in line)]
+    for said in ("git-daemon git-upload-pack big.git", "git-ssh git-upload-pack big.git", "hg-ssh hg-serve r",
+                 "git-http git-upload-pack big.git"):
+        assert any(said in line and ": cut at shutdown after the grace in " in line for line in lines), (said, log)
+    assert "client gone" not in log, log
+    for client in (git_ssh, hg_ssh):
+        client.kill()
+        client.communicate()
+    git.close()
+    http.close()
