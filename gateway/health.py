@@ -6,10 +6,13 @@ clone said "not found" and every push failed while the load balancer kept sendin
 nothing showed the open connections or the worker pool's load short of reading the log.  Here:
 
 - ``200`` and ``ok``, or ``503`` and one line that says what is wrong and what to do: ROOT missing,
-  not a directory, unreadable, not writable or on a read-only file system (unless ``--read-only``),
+  not a directory, unreadable or on a read-only file system (unless ``--read-only``),
   its file system nearly full (``MIN_FREE_BYTES``, or no inode left), for the ``fs`` backend; and,
   for every backend, a check that runs in the worker pool and did not end within
   ``CHECK_TIMEOUT`` seconds (every worker busy, or the storage hanging);
+- a ROOT the service's user may not write is a ``note:`` line under ``ok``: only a new repository
+  cannot be made there (it was a 503, and a load balancer took out a node that served every clone
+  and push);
 - then, one a line, the open connections of each kind, the worker threads busy, the steps
   waiting for one, and the pushes running their hooks.
 
@@ -82,9 +85,6 @@ def storage_problem(config: ServiceConfig) -> str | None:
     if found.f_flag & os.ST_RDONLY:
         return (f"the repositories' directory {root} is on a read-only file system, so every push fails; "
                 "remount it read-write, or run hgwire with --read-only")
-    if not os.access(root, os.W_OK):
-        return (f"the repositories' directory {root} is not writable by the service's user, so pushes "
-                "that create files fail; give it to that user")
     free = found.f_bavail * found.f_frsize
     if free < MIN_FREE_BYTES:
         return (f"the file system of {root} has {free // (1024 * 1024)} MiB free, so pushes may fail; "
@@ -92,6 +92,51 @@ def storage_problem(config: ServiceConfig) -> str | None:
     if found.f_files and not found.f_favail:
         return f"the file system of {root} has no inode free, so pushes fail; free some files"
     return None
+
+
+def storage_note(config: ServiceConfig) -> str | None:
+    """What the counts' reader is told of the ``fs`` backend's ROOT that does not take the node out:
+    one its user may not write (no new repository can be made; the ones there serve and take
+    pushes, so a load balancer must keep sending clients)."""
+    from backends.filesystem import FilesystemBackend
+
+    if config.read_only or not isinstance(config.backend, FilesystemBackend):
+        return None
+    root = config.backend.root
+    if os.access(root, os.W_OK | os.X_OK):
+        return None
+    return (f"the repositories' directory {root} is not writable by {service_user()}, the service's user, so no "
+            "new repository can be made in it (the ones there are served and take pushes); if repositories are "
+            f"to be made there, {write_rights_advice(root)}")
+
+
+def service_user() -> str:
+    """The name of the user the service runs as (its uid when it has none)."""
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def write_rights_advice(path: str) -> str:
+    """What gives the service's user write rights on the directory ``path``: a ``chown`` when another
+    user owns it, else a ``chmod``."""
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        owner = None
+    if owner is not None and owner != os.geteuid():
+        return f"give it to that user (chown {service_user()} {path})"
+    return f"give that user write rights on it (chmod u+wx {path})"
+
+
+def _check(config: ServiceConfig) -> tuple[str | None, str | None]:
+    """The problem (a 503) and the note, both found in a worker thread."""
+    problem = storage_problem(config)
+    return problem, (storage_note(config) if problem is None else None)
 
 
 def load_lines(config: ServiceConfig) -> list[str]:
@@ -133,7 +178,7 @@ def serve_health(front: HttpFront, request: server.Request, route: Route) -> Non
     full = status_reader(front, request)
     answered: list[bool] = []
 
-    def answer(problem: str | None) -> None:
+    def answer(problem: str | None, note: str | None = None) -> None:
         if answered or request.finished or request._disconnected:
             return
         answered.append(True)
@@ -145,7 +190,8 @@ def serve_health(front: HttpFront, request: server.Request, route: Route) -> Non
         if not full:  # the state alone, for a load balancer anywhere: no path, no counts
             body = "ok" if problem is None else "failing"
         else:
-            body = "\n".join(["ok" if problem is None else f"failing: {problem}", *load_lines(config)])
+            body = "\n".join(["ok" if problem is None else f"failing: {problem}",
+                              *([f"note: {note}"] if note else []), *load_lines(config)])
         send_error(request, 200 if problem is None else 503, body)
 
     def too_slow() -> None:
@@ -156,8 +202,9 @@ def serve_health(front: HttpFront, request: server.Request, route: Route) -> Non
 
     clock: Any = reactor
     timer = clock.callLater(CHECK_TIMEOUT, too_slow)
-    d: defer.Deferred[str | None] = run_blocking(storage_problem, config)
-    d.addCallbacks(answer, lambda failure: answer(f"the check failed: {failure.getErrorMessage()}"))
+    d: defer.Deferred[tuple[str | None, str | None]] = run_blocking(_check, config)
+    d.addCallbacks(lambda found: answer(*found),
+                   lambda failure: answer(f"the check failed: {failure.getErrorMessage()}"))
 
 
 def _log_change(config: ServiceConfig, problem: str | None) -> None:

@@ -632,8 +632,11 @@ def warn_unusable_root(config: ServiceConfig) -> None:
     if (config.ssh or config.http) and not os.path.exists(os.path.join(root, TOKEN_KEY_NAME)):
         needs.append("the Git LFS token key")
     if needs:
-        log.warn("--root {root} is not writable by the service's user: {needs} need it writable; give that "  # noqa: G010
-                 "user write rights on it", root=root, needs=" and ".join(needs))
+        from gateway.health import service_user, write_rights_advice
+
+        log.warn("--root {root} is not writable by {user}, the service's user: {needs} need it writable; "  # noqa: G010
+                 "{advice}", root=root, user=service_user(), needs=" and ".join(needs),
+                 advice=write_rights_advice(root))
 
 
 def unreadable_files(config: ServiceConfig) -> list[tuple[str, str]]:

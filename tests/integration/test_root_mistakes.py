@@ -38,8 +38,8 @@ def _started(root: Path, cwd: Path) -> str:
 @pytest.mark.parametrize(("mode", "told"), [
     (0o000, ("cannot be read by the service's user (Permission denied): every repository is \"not found\" to "
              "clients; give that user read and search rights on it")),
-    (0o555, ("is not writable by the service's user: pushes that create repositories and the Git LFS token key "
-             "need it writable; give that user write rights on it")),
+    (0o555, ("is not writable by {user}, the service's user: pushes that create repositories and the Git LFS "
+             "token key need it writable; give that user write rights on it (chmod u+wx {root})")),
 ])
 def test_a_root_it_cannot_read_or_write_is_told_at_the_start(tmp_path: Path, mode: int, told: str) -> None:
     root = tmp_path / "root"
@@ -49,11 +49,53 @@ def test_a_root_it_cannot_read_or_write_is_told_at_the_start(tmp_path: Path, mod
         seen = _started(root, tmp_path)
     finally:
         root.chmod(0o755)
-    assert f"--root {root} {told}" in seen, seen
+    assert f"--root {root} {told.format(root=root, user=_user())}" in seen, seen
     assert (f"{root}/.lfs_token_key cannot sign Git LFS tokens (Permission denied); this process signs its own, "
             f"which other processes and a restart do not take: let the service's user write {root}, where it is "
             "made") in seen, seen
     assert "remove the file" not in seen, seen  # there is none: removing it was the wrong advice
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_a_root_it_cannot_write_keeps_health_ok_and_says_what_to_do(tmp_path: Path, client: Client) -> None:
+    """A ROOT the service's user may not write (root's, twistd run as another user) made /.health
+    answer 503, "pushes that create files fail", so a load balancer took out a node whose clones and
+    pushes into the repositories it has all work: only a new repository cannot be made there.  It
+    is ``ok`` now, and the counts' reader is told which directory and what to do."""
+    import http.client
+
+    root = tmp_path / "root"
+    root.mkdir()
+    _git_repository(client, root, "app.git")
+    root.chmod(0o555)
+    proc = _start(root, tmp_path)
+    try:
+        urls = dict(re.findall(r"hgwire serves (\w+) at (\S+)/NAME", "".join(read_log(proc, r"worker threads"))))
+        work = client.cwd / "work"
+        client.git("clone", "-q", f"{urls['git']}/app.git", str(work))
+        (work / "b.txt").write_text("b\n")
+        client.git("add", "b.txt", cwd=work)
+        client.git("commit", "-qm", "b", cwd=work)
+        client.git("push", "-q", "origin", "HEAD", cwd=work)  # the repositories there take pushes
+        host, port = urls["http"].removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=20)
+        connection.request("GET", "/.health")
+        answer = connection.getresponse()
+        status, lines = answer.status, answer.read().decode().splitlines()
+        connection.close()
+    finally:
+        stop_twistd(proc)
+        root.chmod(0o755)
+    assert status == 200 and lines[0] == "ok", lines
+    assert lines[1] == (f"note: the repositories' directory {root} is not writable by {_user()}, the service's "
+                        "user, so no new repository can be made in it (the ones there are served and take "
+                        "pushes); if repositories are to be made there, give that user write rights on it "
+                        f"(chmod u+wx {root})"), lines
 
 
 def test_a_usable_root_is_not_warned_of(tmp_path: Path) -> None:
