@@ -22,6 +22,7 @@ MAX_SHUTDOWN_GRACE = 86400
 
 def check_options(options: MutableMapping[str, Any]) -> None:
     """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
+    check_pid_file(options)
     try:
         workers = int(options["workers"])
     except (TypeError, ValueError):
@@ -80,6 +81,61 @@ def _warn_unused_files(options: MutableMapping[str, Any]) -> None:
         if options.get(name) and not options[kind]:
             log.warn("--{name} has no effect without an {option} listener: add {option} ENDPOINT, or leave "  # noqa: G010
                      "--{name} out", name=name, option=LISTENERS[kind].option)
+
+
+def check_pid_file(options: MutableMapping[str, Any]) -> None:
+    """twistd's ``--pidfile`` left by a run that did not stop cleanly: ValueError, in one line, when
+    it names a live process, saying whether that is hgwire (stop it) or another program that has its
+    number now (remove the file); twistd's own refusal, next, was five lines that said neither.  A
+    file naming this very process (a container's PID 1 again) is stale for certain: it is removed,
+    where twistd refused to start for ever."""
+    parent = getattr(options, "parent", None)
+    pid_file = parent.get("pidfile") if parent is not None else None
+    if not pid_file:
+        return
+    path = os.path.abspath(pid_file)
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"--pidfile {path} cannot be read ({exc.strerror}); check its rights, or name "
+                         "another file") from None
+    try:
+        pid = int(text.strip())
+    except ValueError:
+        held = f"it holds {text[:20]!r}" if text.strip() else "it is empty"
+        raise ValueError(f"--pidfile {path} holds no process number ({held}): remove it and start again") from None
+    if pid == os.getpid():
+        os.remove(path)
+        log.info("removed --pidfile {path}: it named this very process ({pid}), left by an earlier run",
+                 path=path, pid=pid)
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # twistd removes it ("Removing stale pidfile")
+    except PermissionError:
+        pass  # another user's: alive
+    command = _command_line(pid)
+    if command is not None and "hgwire" in command and "twistd" in command:
+        raise ValueError(f"hgwire already runs as process {pid} with --pidfile {path}: stop it first "
+                         f"(kill {pid}), or give this one a --pidfile of its own")
+    raise ValueError(f"--pidfile {path} names process {pid} ({command or 'a program this user may not see'}), "
+                     "which is not hgwire: the file is left from a run that did not stop cleanly and its number "
+                     f"is another program's now; remove {path} and start again")
+
+
+def _command_line(pid: int) -> str | None:
+    """The command line of process ``pid`` (Linux's ``/proc``), None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read(4096)
+    except OSError:
+        return None
+    words = [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
+    return " ".join(words)[:200] if words else None
 
 
 def file_owner(options: MutableMapping[str, Any]) -> tuple[int, int] | None:

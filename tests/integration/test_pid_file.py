@@ -1,0 +1,93 @@
+"""twistd's ``--pidfile`` left by a run that did not stop cleanly, under the real ``twistd hgwire``.
+
+twistd itself refuses to start while the file names a live process, with five lines ("Another
+twistd server is running, PID 1 … This could either be a previously started instance of your
+application or a different application entirely …") that neither say which process that is nor
+what to do.  hgwire looks first and says it in one line: hgwire already runs (stop it), or the
+number is some other program's now (remove the file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_cli import TWISTD, _free_port, read_log, stop_twistd
+
+
+def _run(tmp_path: Path, pid_file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TWISTD, "-n", "--pidfile", str(pid_file), "hgwire", "--root", str(tmp_path / "repos"),
+                           "--git", f"tcp:{_free_port()}:interface=127.0.0.1"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_a_pid_file_naming_another_program_says_to_remove_it(tmp_path: Path) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pid_file = tmp_path / "hgwire.pid"
+        pid_file.write_text(f"{other.pid}\n")
+        done = _run(tmp_path, pid_file)
+    finally:
+        other.kill()
+        other.wait()
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, said
+    assert said == (f"twistd hgwire: --pidfile {pid_file} names process {other.pid} ({sys.executable} -c import "
+                    "time; time.sleep(120)), which is not hgwire: the file is left from a run that did not stop "
+                    f"cleanly and its number is another program's now; remove {pid_file} and start again"), said
+    assert not (tmp_path / "repos").exists(), "nothing made before the refusal"
+
+
+def test_a_pid_file_of_a_running_hgwire_says_to_stop_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "hgwire.pid"
+    first = subprocess.Popen([TWISTD, "-n", "--pidfile", str(pid_file), "hgwire", "--root", str(tmp_path / "repos"),
+                              "--git", f"tcp:{_free_port()}:interface=127.0.0.1"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        read_log(first, "worker threads")
+        assert pid_file.read_text().strip() == str(first.pid)
+        done = _run(tmp_path, pid_file)
+    finally:
+        stop_twistd(first)
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, said
+    assert said == (f"twistd hgwire: hgwire already runs as process {first.pid} with --pidfile {pid_file}: stop "
+                    f"it first (kill {first.pid}), or give this one a --pidfile of its own"), said
+
+
+def test_a_pid_file_without_a_number_says_to_remove_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "hgwire.pid"
+    pid_file.write_text("")  # a disk that filled as it was written
+    done = _run(tmp_path, pid_file)
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, said
+    assert said == (f"twistd hgwire: --pidfile {pid_file} holds no process number (it is empty): remove it and "
+                    "start again"), said
+    assert os.path.exists(pid_file)
+
+
+def test_a_pid_file_naming_this_very_process_is_removed(tmp_path: Path) -> None:
+    """A container's hgwire is process 1 at each start, and so is the number its last run left in a
+    --pidfile kept on a volume: twistd refused to start ("Another twistd server is running, PID 1")
+    for ever.  Such a file names this very process: it is removed, and the start goes on."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root for a PID namespace of its own")
+    pid_file = tmp_path / "hgwire.pid"
+    pid_file.write_text("1\n")
+    proc = subprocess.Popen(["unshare", "--fork", "--pid", "--mount-proc", "--kill-child", TWISTD, "-n", "--pidfile", str(pid_file),
+                             "hgwire", "--root", str(tmp_path / "repos"), "--git",
+                             f"tcp:{_free_port()}:interface=127.0.0.1"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        said = "".join(read_log(proc, "worker threads|Another twistd|unshare:"))
+        if "unshare:" in said:
+            pytest.skip(f"no PID namespace here: {said}")
+        assert f"removed --pidfile {pid_file}: it named this very process (1), left by an earlier run" in said, said
+        assert "worker threads" in said, said
+    finally:
+        stop_twistd(proc)
