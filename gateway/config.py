@@ -35,6 +35,10 @@ class ServiceConfig:
     """Threads of the worker pool: backend calls (disk, CPU) of this many requests run at once."""
     shutdown_grace: float = 30.0
     """Seconds the open connections get to finish once the service is told to stop."""
+    log_size: int = 1_000_000
+    """Bytes at which twistd's ``--logfile`` is rotated (twistd's own size); 0: never by size."""
+    log_keep: int = 0
+    """Rotated ``--logfile`` files kept (FILE.1 … FILE.N); 0: every one, as twistd keeps them."""
     user_sessions: Any = None
     """The service's ``gateway.limits.UserSessions`` (every listener's), made on first use."""
     request_rates: Any = None

@@ -113,8 +113,10 @@ def _no_log_file() -> None:
              "is nothing to rotate or reopen; hgwire goes on serving")
 
 
-def manage_log_file(reactor: Any) -> RotatingFile | None:
-    """Take over twistd's ``--logfile`` (see the module's text); None when there is none."""
+def manage_log_file(reactor: Any, size: int = 1_000_000, keep: int = 0) -> RotatingFile | None:
+    """Take over twistd's ``--logfile`` (see the module's text); None when there is none.  ``size``:
+    the bytes that rotate it (``--log-size``; 0 never), ``keep``: the rotated files kept
+    (``--log-keep``; 0 every one, as twistd: its directory grew for ever without logrotate)."""
     handler = signal.getsignal(signal.SIGUSR1)
     log_file = twistd_log_file(handler)
     if log_file is None:
@@ -131,6 +133,8 @@ def manage_log_file(reactor: Any) -> RotatingFile | None:
     _append(log_file)
     if isinstance(log_file, logfile.LogFile):
         sized = log_file
+        sized.rotateLength = size
+        sized.maxRotatedFiles = keep or None
 
         def should_rotate() -> bool:
             # the file's own size: a truncation by copytruncate starts it again at 0

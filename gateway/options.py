@@ -38,6 +38,15 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
                          f"not {options.get('shutdown-grace')!r}")
     options["shutdown-grace"] = grace
+    for name in ("log-size", "log-keep"):
+        given = options.get(name) or 0
+        try:
+            number = int(given)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0:
+            raise ValueError(f"--{name} must be a whole number, 0 or more, not {given!r}")
+        options[name] = number
     shared = shared_port({row.option: options[kind] for kind, row in LISTENERS.items()})
     if shared:  # told before either binds: the second's "Address already in use" named no culprit
         raise ValueError(shared)

@@ -417,7 +417,7 @@ class HgwireService(service.MultiService):
             from gateway.log_file import manage_log_file
 
             with contextlib.suppress(ValueError):  # (not the main thread: embedded)
-                self._log_file = manage_log_file(reactor)
+                self._log_file = manage_log_file(reactor, self.config.log_size, self.config.log_keep)
         warn_unusable_root(self.config)
         warn_unreadable_files(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
@@ -793,6 +793,8 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         http=list(options["http"]),
         workers=int(options["workers"]),
         shutdown_grace=float(options.get("shutdown-grace", ServiceConfig.shutdown_grace)),
+        log_size=int(options.get("log-size", ServiceConfig.log_size)),
+        log_keep=int(options.get("log-keep", ServiceConfig.log_keep)),
         file_owner=options.get("file-owner"),
     )
     svc = build_service(config, stop_reactor_on_failure=True)

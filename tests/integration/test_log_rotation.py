@@ -50,15 +50,16 @@ def logging(tmp_path: Path) -> Iterator[Logging]:
 
 
 @contextmanager
-def _started(tmp_path: Path, existing_mode: int | None = None) -> Iterator[Logging]:
-    """The service logging to ``logs/hgwire.log`` (made first with ``existing_mode``, when given)."""
+def _started(tmp_path: Path, existing_mode: int | None = None, *options: str) -> Iterator[Logging]:
+    """The service logging to ``logs/hgwire.log`` (made first with ``existing_mode``, when given),
+    with hgwire's ``options`` besides."""
     log = tmp_path / "logs" / "hgwire.log"
     log.parent.mkdir()
     if existing_mode is not None:
         log.touch()
         log.chmod(existing_mode)
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "hgwire", "--root",
-                             str(tmp_path / "repos"), "--http", "tcp:0:interface=127.0.0.1"],
+                             str(tmp_path / "repos"), "--http", "tcp:0:interface=127.0.0.1", *options],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 30
@@ -186,3 +187,30 @@ def test_logrotate_create_keeps_its_mode(tmp_path: Path, signal_sent: signal.Sig
         logging.request("?after")
         assert logging.logged(logging.log, "GET /?after")
         assert oct(logging.log.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_log_keep_bounds_the_rotated_files_and_log_size_sets_when(tmp_path: Path) -> None:
+    """twistd rotates FILE at 1,000,000 bytes and deletes none of FILE.1, FILE.2…: the log's
+    directory grew for ever unless logrotate was set up as well.  ``--log-keep 2`` keeps FILE.1 and
+    FILE.2 (the older deleted at each rotation), ``--log-size`` sets the size that rotates."""
+    with _started(tmp_path, None, "--log-size", "3000", "--log-keep", "2") as logging:
+        for n in range(60):  # about 250 bytes a request: a rotation every dozen, five in all
+            logging.request(f"?request{n}")
+        assert logging.logged(logging.log, "GET /?request59")
+        names = sorted(p.name for p in logging.log.parent.iterdir())
+        assert names == ["hgwire.log", "hgwire.log.1", "hgwire.log.2"], names
+        assert "GET /?request0 " not in "".join(p.read_text() for p in logging.log.parent.iterdir())
+        assert logging.log.stat().st_size < 3000 + 1000
+
+
+def test_log_size_0_never_rotates_by_size(tmp_path: Path) -> None:
+    """Under logrotate, twistd's own rotation at 1,000,000 bytes made FILE.1, FILE.2… besides
+    logrotate's names; ``--log-size 0`` leaves rotation to logrotate (SIGUSR1 still rotates)."""
+    with _started(tmp_path, None, "--log-size", "0") as logging:
+        # a line longer than the default's million bytes: twistd would rotate after it
+        logging.request("?" + "x" * 4000)
+        for n in range(400):
+            logging.request(f"?request{n}-" + "y" * 3000)
+        assert logging.logged(logging.log, "GET /?request399-")
+        assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log"]
+        assert logging.log.stat().st_size > 1_000_000

@@ -34,6 +34,10 @@ class Options(usage.Options):
                                 "ingest): at most this many such steps run at once, the rest queue.")],
         ["shutdown-grace", None, "30", "Seconds open connections get to finish when the service stops "
                                        "(SIGTERM, SIGINT); 0 closes them at once."],
+        ["log-size", None, "1000000", ("Bytes at which twistd's --logfile FILE is rotated to FILE.1 (FILE.1 to "
+                                       "FILE.2...); 0 never by size (logrotate's job).")],
+        ["log-keep", None, "0", ("Rotated --logfile files kept (FILE.1 to FILE.N), older ones deleted at each "
+                                 "rotation; 0 keeps every one, as twistd does.")],
     ]
     optFlags = [
         ["read-only", None, "Refuse every write on every transport."],
