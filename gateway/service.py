@@ -61,9 +61,32 @@ first POST (a push over HTTP); dulwich's ``config`` and ``worktree`` (about
 """
 
 
+class UnusablePython(Exception):
+    """The service's user may not read the Python it runs on (after twistd's ``--uid``)."""
+
+
 def import_first_use_modules() -> None:
-    for name in FIRST_USE_IMPORTS:
-        importlib.import_module(name)
+    """Import them now; a Python whose library the service's user may not read (twistd's ``--uid``
+    from root, with a Python in root's home) ends the start with one line, not an import's traceback."""
+    try:
+        for name in FIRST_USE_IMPORTS:
+            importlib.import_module(name)
+    except ImportError:
+        stdlib = os.path.dirname(os.__file__)  # (nothing more may be importable: only what is loaded)
+        if os.access(stdlib, os.R_OK | os.X_OK):
+            raise
+        try:
+            import pwd  # (built in)
+
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except (ImportError, KeyError):
+            user = f"user {os.geteuid()}"
+        message = (f"{user}, the service's user, may not read Python's own library {stdlib}, so hgwire "
+                   "cannot run as that user: run twistd from a virtual environment made from a Python every "
+                   "user may run (/usr/bin/python3 -m venv …)")
+        log.critical("{message}", message=message)
+        _quiet_exit_for(UnusablePython)
+        raise UnusablePython(message) from None
 
 
 @dataclass(frozen=True)
