@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 
 from gateway.logs import SafeLogger
-from protocols.errors import HgwireError
+from protocols.errors import HgwireError, StorageError
 
 if TYPE_CHECKING:
     from backends.interfaces import Backend
@@ -143,6 +143,11 @@ class OneShotSession:
         if not isinstance(exc, HgwireError):
             log.failure("{what} for {repo}", failure, what=self.what, repo=self.ctx.repo_name)
         message = exc.message if isinstance(exc, HgwireError) else "internal error"
+        from gateway.errors import fault_place
+
+        if isinstance(exc, StorageError):  # the server's own files (a repository ROOT will not take): a warning
+            log.warn("{what} for {repo}: {reason}", what=self.what, repo=self.ctx.repo_name,  # noqa: G010
+                     reason=message + fault_place(exc))
         if not self._closed:
             self.channel.write_stderr(self.refusal_line(message))
         self._end(self.refusal_status)

@@ -131,7 +131,12 @@ def fault_place(exc: BaseException | None) -> str:
     for cause in _causes(exc):
         if isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM) and \
                 isinstance(cause.filename, str | bytes) and cause.filename:
-            return f" ({os.fsdecode(cause.filename)}: give the service's user read rights there)"
+            path = os.fsdecode(cause.filename)
+            parent = os.path.dirname(path)
+            if not os.path.lexists(path) and os.path.isdir(parent) and os.access(parent, os.R_OK | os.X_OK) \
+                    and not os.access(parent, os.W_OK):  # refused making it (a new repository): its directory
+                return f" ({parent}: give the service's user write rights there)"
+            return f" ({path}: give the service's user read rights there)"
     return ""
 
 

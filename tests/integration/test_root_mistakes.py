@@ -125,3 +125,41 @@ def test_an_unreadable_repository_is_a_warning_on_every_transport(tmp_path: Path
     said = [line for line in seen.splitlines() if f"repository app.git {TOLD}" in line and "#info]" not in line]
     assert [re.search(r"\[(\S+)#(\w+)\]", line).groups() for line in said] == [  # type: ignore[union-attr]
         ("gateway.git_session", "warn"), ("gateway.git_http", "warn")], seen
+
+
+def test_a_repository_root_will_not_take_is_warned_of_with_the_rights_it_needs(tmp_path: Path) -> None:
+    """A push to a new name (``--create-on-push``) that ROOT's rights refused was warned of as
+    ``(ROOT/.tmp-create-…: give the service's user read rights there)``: a directory that is not
+    there, and the wrong right.  ``hg init`` over SSH so refused logged no warning at all, only its
+    session's ``exit 255``.  Both now name ROOT and say write rights."""
+    from bench.crash import Server, client_env
+
+    class Refusing(Server):
+        def argv(self) -> list[str]:
+            return [*WITHOUT_ROOT_RIGHTS, *super().argv(), "--create-on-push"]
+
+    root = tmp_path / "root"
+    server = Refusing(tmp_path / "work", root)
+    root.chmod(0o555)
+    env = {**client_env(tmp_path / "home"), "GIT_SSH_COMMAND": server.ssh_command(), "GIT_SSH_VARIANT": "ssh"}
+    work = tmp_path / "src"
+    try:
+        server.start()
+        for args in (["init", "-q", str(work)], ["-C", str(work), "commit", "-q", "--allow-empty", "-m", "a"]):
+            subprocess.run(["git", *args], env=env, check=True)
+        pushed = subprocess.run(["git", "-C", str(work), "push", "-q", server.url("git", "new.git"), "HEAD:main"],
+                                env=env, capture_output=True, text=True, check=False)
+        made = subprocess.run([f"{os.path.dirname(TWISTD)}/hg", "init", "-e", server.ssh_command(),
+                               server.url("ssh", "newhg")], env=env, capture_output=True, text=True, check=False)
+    finally:
+        server.stop()
+        root.chmod(0o755)
+    assert pushed.returncode != 0 and "could not create repository new.git" in pushed.stderr, pushed.stderr
+    assert made.returncode != 0 and "could not create repository newhg" in made.stderr, made.stderr
+    log = (server.work / "server-1.log").read_text()
+    place = f"({root}: give the service's user write rights there)"
+    assert ("git session on new.git: the server could not create repository new.git (Permission denied); tell "
+            f"the server's operator {place}") in log, log
+    assert ("hg init for newhg: the server could not create repository newhg (Permission denied); tell "
+            f"the server's operator {place}") in log, log
+    assert "read rights there" not in log, log
