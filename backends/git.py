@@ -498,20 +498,26 @@ def _completed_tags(packed: PackedRefs, store: BaseObjectStore) -> Mapping[bytes
     says it is no tag, a tag is read), as an advertisement peels it; ``packed.tags`` itself when
     the file records them all (an old git's ``peeled`` file of consistent lines)."""
     found: dict[bytes, ObjectId] = {}
-    types = git_pack._stored_types(store)
-    try:
-        for count, (name, sha) in enumerate(packed.refs.items(), 1):
-            if not count % CHECK_EVERY:
-                check("the ref advertisement")
-            if name in packed.tags:
-                continue
-            oid = ObjectId(sha)
-            target = packed.peeled.get(oid) or git_pack.peel(store, oid, types)
-            if target != oid:
-                found[name] = target
-    finally:
-        if types is not None:
-            types.close()
+    unknown: list[tuple[bytes, ObjectId]] = []
+    for count, (name, sha) in enumerate(packed.refs.items(), 1):
+        if not count % CHECK_EVERY:
+            check("the ref advertisement")
+        if name in packed.tags:
+            continue
+        oid = ObjectId(sha)
+        target = packed.peeled.get(oid)
+        if target is None:
+            unknown.append((name, oid))
+        elif target != oid:
+            found[name] = target
+    if unknown:  # (``git_pack.peel_many``: each index read in a pass, each tag's first line alone)
+        types = git_pack._stored_types(store)
+        try:
+            targets = git_pack.peel_many(store, [oid for _, oid in unknown], types)
+        finally:
+            if types is not None:
+                types.close()
+        found.update((name, targets[oid]) for name, oid in unknown if targets[oid] != oid)
     return {**packed.tags, **found} if found else packed.tags
 
 

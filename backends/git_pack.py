@@ -122,21 +122,25 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     if vouched is not None:
         peeled, names = vouched
         rest = [(name, refs[name]) for name in names]
-    types: StoredTypes | None = None
-    try:
-        for count, (name, oid) in enumerate(rest, 1):
-            if not count % CHECK_EVERY:
-                check("the ref advertisement")
-            target = on_file.get(oid) or known.get(oid)  # the caches looked up here: a call less per ref
-            if target is None:
-                if types is None:  # the packs' indexes mapped once, only when some ref is not known
-                    types = _stored_types(store)
-                target = peel(store, oid, types)
-            if target != oid:
-                peeled[name] = target
-    finally:
-        if types is not None:
-            types.close()
+    unknown: list[tuple[bytes, ObjectId]] = []
+    for count, (name, oid) in enumerate(rest, 1):
+        if not count % CHECK_EVERY:
+            check("the ref advertisement")
+        target = on_file.get(oid) or known.get(oid)  # the caches looked up here: a call less per ref
+        if target is None:
+            unknown.append((name, oid))
+        elif target != oid:
+            peeled[name] = target
+    if unknown:  # the packs' indexes mapped once, only when some ref is not known
+        types = _stored_types(store)
+        try:
+            targets = peel_many(store, [oid for _, oid in unknown], types)
+        finally:
+            if types is not None:
+                types.close()
+        for name, oid in unknown:
+            if targets[oid] != oid:
+                peeled[name] = targets[oid]
     if symrefs is None:
         symrefs = repo.symrefs()
     # each names the ref it leads to in the end, as git's advertisement and ls-refs resolve it (HEAD ->
@@ -185,6 +189,53 @@ def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None
         _peeled[start] = oid
         return oid
     raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+
+
+def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTypes | None = None
+              ) -> dict[ObjectId, ObjectId]:
+    """What each of ``oids`` finally peels to, as ``peel`` answers, for many at once: the objects
+    the packs store whole are read by ``StoredTypes.whole_entries`` (a tag's first line, a pass over
+    each index), each tag's object peeled once however many tags name it; the others (a delta, a
+    loose object) by ``peel``.  Tags are not added to ``peel``'s cache: a mirror's 100,000 tags
+    overflowed it at every advertisement, so that none was found there the next time."""
+    result: dict[ObjectId, ObjectId] = {}
+    binary = _binaries(oids)
+    whole = types.whole_entries(set(binary.values()) - {b""}) if types is not None else {}
+    ends: dict[bytes, ObjectId] = {}
+    for count, oid in enumerate(oids, 1):
+        if not count % CHECK_EVERY:
+            check("the ref advertisement")
+        if oid in result:
+            continue
+        known = _peeled.get(oid)
+        if known is not None:
+            result[oid] = known
+            continue
+        if binary[oid] not in whole:  # a delta, a loose object, none
+            result[oid] = peel(store, oid, types)
+            continue
+        entry = whole[binary[oid]]
+        if entry is None:  # a commit, a tree or a blob
+            result[oid] = oid
+        else:
+            end = ends.get(entry)
+            if end is None:
+                end = ends[entry] = peel(store, ObjectId(entry), types)
+            result[oid] = end
+    return result
+
+
+def _binaries(oids: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Each hex id's bytes (``_binary``), in one C-level pass when they are all hex of one length."""
+    if oids and len({*map(len, oids)}) == 1:
+        try:
+            joined = binascii.unhexlify(b"".join(oids))
+        except (binascii.Error, ValueError):
+            pass
+        else:
+            size = len(oids[0]) // 2
+            return dict(zip(oids, [joined[i:i + size] for i in range(0, len(joined), size)]))
+    return {oid: _binary(oid) for oid in oids}
 
 
 def _tag_target(store: BaseObjectStore, oid: bytes, raw: bytes) -> bytes | None:

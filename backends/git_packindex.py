@@ -21,6 +21,7 @@ import os
 import struct
 import sys
 import threading
+import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
@@ -870,8 +871,57 @@ class StoredTypes:
                 return (pack[offset] >> 4) & 7
         return None
 
+    def whole_entries(self, binshas: Collection[bytes]) -> dict[bytes, bytes | None]:
+        """For each of ``binshas`` a pack stores whole (no delta), by its binary name: None for a
+        commit, tree or blob (it peels to itself), the hex id on the first line of a tag (``object
+        <hex>``, the entry's first bytes alone inflated).  Left out: what no pack holds, a delta, a
+        tag whose first line is not so.  The packs' name tables are read in passes
+        (``MappedIndex.find_many``): a mirror's 100,000 annotated tags were each looked up and read
+        whole by dulwich at every advertisement of a ``packed-refs`` with no ``^`` line (1.9 s of
+        server CPU; git's upload-pack 0.3)."""
+        wanted = set(binshas)
+        found: dict[bytes, bytes | None] = {}
+        line = 8 + 2 * self._raw_len  # ``object <hex>\n``
+        for index, pack in self._packs:
+            if not wanted:
+                break
+            names, offsets = index.find_many(wanted)
+            wanted.difference_update(names)
+            end = len(pack) - self._raw_len
+            inflater = zlib.decompressobj
+            for name, offset in zip(names, offsets):
+                if offset >= end:
+                    continue
+                byte = pack[offset]
+                kind = (byte >> 4) & 7
+                if kind != _TAG:
+                    if kind in _WHOLE_OTHERS:
+                        found[name] = None
+                    continue
+                at = offset + 1
+                while byte & 0x80 and at < end:
+                    byte = pack[at]
+                    at += 1
+                try:
+                    text = inflater().decompress(pack[at:min(at + _TAG_LINE_INPUT, end)], line)
+                except zlib.error:
+                    continue
+                if (len(text) == line and text[:7] == b"object " and text[-1] == 10
+                        and not text[7:-1].translate(None, _LOWER_HEX)):
+                    found[name] = text[7:-1]
+        return found
+
     def close(self) -> None:
         packs, self._packs = self._packs, []
         for index, pack in packs:
             index.close()
             pack.close()
+
+
+_TAG = 4
+_WHOLE_OTHERS = frozenset((1, 2, 3))
+"""Pack entry types of a commit, a tree and a blob stored whole."""
+_TAG_LINE_INPUT = 256
+"""The compressed bytes of a tag entry inflated for its first line (some 60 in practice); a tag
+whose first line takes more is read whole by the caller."""
+_LOWER_HEX = b"0123456789abcdef"
