@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import hashlib
 import heapq
 import os
 import stat
+import threading
+import weakref
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +85,105 @@ class RefSnapshot:
     """The refs the repository hides (``visible_refs``), never advertised nor named to a client:
     their tips reach a client's shallow commits for ``--deepen`` where the config allows a want of
     a hidden tip (``UploadSettings.hidden_tips_reach_shallows``), as git's upload-pack takes them."""
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class KeptRefs:
+    """A ``RefSnapshot``'s refs, peeled tags and symrefs, kept compactly by a v0 upload-pack
+    connection between its advertisement and its wants (``keep_refs``): the names as one buffer,
+    the ids as one of their bytes, the peeled values as positions among the refs and one buffer of
+    ids.  Ten connections to a mirror of 100,000 annotated tags, each idle after the advertisement,
+    held its snapshot as dicts (45-50 MB each: the server went from 73 to 570 MB of RSS, ten
+    ``git-upload-pack`` processes hold 232 MB); connections that saw the same refs share one
+    (``keep_refs`` finds it by its digest).  ``snapshot()`` gives the dicts back, in their order,
+    when the wants arrive: they are checked against what this connection advertised."""
+
+    names: bytes
+    """The refs' names joined by newlines (no ref name holds one), in the snapshot's order."""
+    ids: bytes
+    """Each ref's id, as bytes (``raw_len`` each), in the same order."""
+    peeled_at: array[int]
+    """For each peeled tag, in the snapshot's order: its ref's position in ``names``."""
+    peeled_ids: bytes
+    """What each of those peels to, as bytes."""
+    symrefs: Mapping[bytes, bytes]
+    raw_len: int
+    digest: bytes
+    """What ``keep_refs`` shares it by."""
+    hidden_names: bytes = b""
+    """The hidden refs' names (``RefSnapshot.hidden``, never advertised) joined by newlines."""
+    hidden_ids: bytes = b""
+    """Their ids, as bytes, in the same order."""
+
+    def snapshot(self) -> RefSnapshot:
+        """The refs as they were advertised (a ``RefSnapshot`` without its ``run``)."""
+        names = self.names.split(b"\n") if self.ids else []
+        ids = _hex_ids(self.ids, self.raw_len)
+        targets = _hex_ids(self.peeled_ids, self.raw_len)
+        refs = cast(dict[bytes, ObjectId], dict(zip(names, ids)))
+        peeled = cast(dict[bytes, ObjectId], dict(zip([names[i] for i in self.peeled_at], targets)))
+        hidden = cast(dict[bytes, ObjectId], dict(zip(self.hidden_names.split(b"\n"), _hex_ids(
+            self.hidden_ids, self.raw_len)))) if self.hidden_ids else {}
+        return RefSnapshot(refs, peeled, dict(self.symrefs), hidden=hidden)
+
+    def held(self) -> int:
+        """About the bytes it holds (its buffers)."""
+        return (len(self.names) + len(self.ids) + len(self.peeled_at) * self.peeled_at.itemsize + len(self.peeled_ids)
+                + len(self.hidden_names) + len(self.hidden_ids))
+
+
+def _hex_ids(joined: bytes, raw_len: int) -> list[bytes]:
+    text = binascii.hexlify(joined)
+    size = 2 * raw_len
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+_KEPT_REFS: weakref.WeakValueDictionary[bytes, KeptRefs] = weakref.WeakValueDictionary()
+"""The ``KeptRefs`` some connection holds, by digest: one for every connection that saw the same refs."""
+_KEPT_REFS_LOCK = threading.Lock()
+_LOWER_HEX_DIGITS = b"0123456789abcdef"
+
+
+def keep_refs(snapshot: RefSnapshot) -> KeptRefs | RefSnapshot:
+    """``snapshot`` in the compact form a connection keeps until its wants arrive (``KeptRefs``), the
+    one another connection holds already if it saw the same refs; ``snapshot`` itself when its ids are
+    not all lowercase hex of one length or a name holds a newline (a backend's own refs: kept as they
+    are).  Blocking: 20-40 ms for 100,000 refs."""
+    refs, peeled, hidden = snapshot.refs, snapshot.peeled, snapshot.hidden
+    names, hidden_names = list(refs), list(hidden)
+    hex_ids, hidden_hex = b"".join(refs.values()), b"".join(hidden.values())
+    lengths = {*map(len, refs.values()), *map(len, hidden.values())}
+    if len(lengths) > 1 or (lengths and next(iter(lengths)) % 2):
+        return snapshot
+    raw_len = next(iter(lengths)) // 2 if lengths else SHA1_FORMAT.raw_len
+    joined, hidden_joined = b"\n".join(names), b"\n".join(hidden_names)
+    if (joined.count(b"\n") != max(len(names) - 1, 0) or hex_ids.translate(None, _LOWER_HEX_DIGITS)
+            or hidden_joined.count(b"\n") != max(len(hidden_names) - 1, 0)
+            or hidden_hex.translate(None, _LOWER_HEX_DIGITS)):
+        return snapshot
+    targets = b"".join(peeled.values())
+    if targets.translate(None, _LOWER_HEX_DIGITS) or len(targets) != 2 * raw_len * len(peeled):
+        return snapshot
+    position = {name: i for i, name in enumerate(names)}
+    try:
+        peeled_at = array("I", [position[name] for name in peeled])
+    except KeyError:  # a peeled value of no ref
+        return snapshot
+    ids, peeled_ids, hidden_ids = binascii.unhexlify(hex_ids), binascii.unhexlify(targets), binascii.unhexlify(hidden_hex)
+    digest = hashlib.sha256()
+    symrefs = b"".join(b"%d:%s%d:%s" % (len(name), name, len(target), target)
+                       for name, target in sorted(snapshot.symrefs.items()))
+    for part in (joined, ids, peeled_at.tobytes(), peeled_ids, symrefs, hidden_joined, hidden_ids):
+        digest.update(b"%d:" % len(part))
+        digest.update(part)
+    key = digest.digest()
+    with _KEPT_REFS_LOCK:
+        kept = _KEPT_REFS.get(key)
+        if kept is None:
+            kept = KeptRefs(joined, ids, peeled_at, peeled_ids, dict(snapshot.symrefs), raw_len, key,
+                            hidden_joined, hidden_ids)
+            _KEPT_REFS[key] = kept
+    return kept
 
 
 def visible_refs(repo: GitRepository, service: str = "upload-pack",
