@@ -94,6 +94,7 @@ from protocols.ssh_cert import (
     source_addresses,
 )
 from protocols.ssh_cert import parse as parse_certificate
+from protocols.ssh_exec import from_home
 
 if TYPE_CHECKING:
     from gateway.policy import Policy, PolicyFile, Protections
@@ -713,7 +714,8 @@ def _hg_ssh_restriction(command: str | None) -> KeyRestriction | None:
     """The restriction of an ``hg-ssh`` forced command; None for another command (gitolite's).
 
     The names are hgwire's repository names (under ``--root``), as hg-ssh's paths were relative
-    to the account's home; anything a shell would have expanded cannot be honoured."""
+    to the account's home (``~/repo3`` and ``./repo3`` too, the home's as over SSH); anything else a
+    shell would have expanded cannot be honoured."""
     words = (command or "").split()
     if not words or words[0].rsplit("/", 1)[-1] != HG_SSH:
         return None
@@ -726,7 +728,8 @@ def _hg_ssh_restriction(command: str | None) -> KeyRestriction | None:
     if len(arguments) > MAX_KEY_REPOSITORIES:
         raise KeyLineError(f"command= runs {HG_SSH} with more than {MAX_KEY_REPOSITORIES} repositories")
     repos = set()
-    for path in arguments:
+    for written in arguments:
+        path = from_home(written)  # hg-ssh's manual's ~/repo3: the home's, the root's here (as over SSH)
         if any(ch in _SHELL_CHARACTERS for ch in path):
             raise KeyLineError(f"command= runs {HG_SSH} with {path[:80]!r}, which needs a shell: hgwire runs "
                                "none; list each repository by its name under --root")

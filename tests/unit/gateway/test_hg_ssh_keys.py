@@ -34,6 +34,8 @@ B64 = base64.b64encode(BLOB).decode()
     (f'command="/usr/share/mercurial/contrib/hg-ssh --read-only docs/",no-pty ssh-ed25519 {B64} bob',
      "bob", {"docs"}, True),
     (f'command="hg-ssh app",user="carol" ssh-ed25519 {B64} laptop', "carol", {"app"}, False),
+    # hg-ssh's own manual's example: the home's repositories, the root's here as in ssh://host/~/repo3
+    (f'command="hg-ssh ~/repo3 ./team/app",no-pty ssh-ed25519 {B64} dave', "dave", {"repo3", "team/app"}, False),
 ])
 def test_an_hg_ssh_line_logs_in_restricted(line: str, user: str, repos: set[str], read_only: bool) -> None:
     key = parse_key_line(line)
@@ -51,7 +53,9 @@ def test_a_plain_line_is_not_restricted() -> None:
     ("hg-ssh", "without a repository"),
     ("hg-ssh --read-only", "without a repository"),
     ("hg-ssh repos/*", "needs a shell"),
-    ("hg-ssh ~/repo3", "needs a shell"),
+    ("hg-ssh ~", "no repository"),
+    ("hg-ssh ~/~/x", "needs a shell"),
+    ("hg-ssh ~/../outside", "'..' segment"),
     ("hg-ssh ~user/repo4", "needs a shell"),
     ("hg-ssh projects/{mercurial,foo}", "needs a shell"),
     ("hg-ssh $HOME/r", "needs a shell"),
