@@ -1384,6 +1384,10 @@ def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
 
 
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
+    """Apply a pushed changegroup.  ``exp-sidedata`` says only that the client's repository keeps sidedata
+    (``format.exp-use-copies-side-data-changeset``), ``exp-wanted-sidedata`` what it wants of it: the stream
+    is of a version advertised here, none of which carries sidedata, so both are read and dropped, as by
+    ``hg serve`` on a repository without sidedata (the client writes copies to its filelogs too)."""
     version = part.params.get(b"version", b"01")
     reader = StreamReader(part.payload)
     decoder = ChangegroupDecoder(reader, version, op.cg_limits)
@@ -1485,7 +1489,8 @@ PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
     b2.PART_CHECK_UPDATED_HEADS: (frozenset(), _handle_check_updated_heads),
     b2.PART_CHECK_PHASES: (frozenset(), _handle_check_phases),
     b2.PART_CHECK_BOOKMARKS: (frozenset(), _handle_check_bookmarks),
-    b2.PART_CHANGEGROUP: (frozenset({b"version", b"nbchanges"}), _handle_changegroup),
+    b2.PART_CHANGEGROUP: (frozenset({b"version", b"nbchanges", b"exp-sidedata", b"exp-wanted-sidedata"}),
+                          _handle_changegroup),
     b2.PART_PHASE_HEADS: (frozenset(), _handle_phase_heads),
     b2.PART_BOOKMARKS: (frozenset(), _handle_bookmarks),
     b2.PART_PUSHKEY: (frozenset({b"namespace", b"key", b"old", b"new"}), _handle_pushkey),

@@ -61,6 +61,10 @@ Entry = tuple[int, int, int, int, int, int, int, bytes]
 REVIDX_EXTSTORED = 1 << 13
 """A revision flag: the stored text is a pointer to content kept elsewhere (hg's ``lfs`` extension);
 the node is the hash of that content, which the server does not hold in the revlog."""
+REVIDX_HASCOPIESINFO = 1 << 12
+"""A changelog revision flag: the changeset records its copies in its sidedata (a client with
+``format.exp-use-copies-side-data-changeset``).  It changes nothing of the text or its hash: hg keeps it
+in the index of a repository without sidedata and sends it on in changegroup 03, and so does hgwire."""
 
 
 def node_hash(text: bytes, p1: Node, p2: Node) -> Node:

@@ -32,6 +32,7 @@ from backends.hg.revlog import (
     NULL_REV,
     PARENT_REVS,
     REVIDX_EXTSTORED,
+    REVIDX_HASCOPIESINFO,
     Compressor,
     RevlogWriter,
     is_filelog,
@@ -378,7 +379,8 @@ class Transaction:
             whole = (rd.delta if isinstance(rd.delta, TextPieces) and rd.base == NULL_NODE
                      and not (is_changelog or lines_only) else None)
             delta = b"" if whole is not None else delta_bytes(rd.delta)
-            if rd.flags and (rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
+            if rd.flags and not (is_changelog and rd.flags == REVIDX_HASCOPIESINFO) and (
+                    rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
                 raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup"
                                     + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
                                        if rd.flags == REVIDX_EXTSTORED else ""))
@@ -393,7 +395,7 @@ class Transaction:
             for parent in (rd.p1, rd.p2):
                 if not writer.has_node(parent):
                     raise ProtocolError(f"parent {binascii.hexlify(parent).decode()} is unknown")
-            if rd.flags:  # an LFS pointer: its node hashes the blob (as hg's flag processor, not checked)
+            if rd.flags & REVIDX_EXTSTORED:  # an LFS pointer: its node hashes the blob (as hg's flag processor, not checked)
                 self.extstored = True
             else:
                 self._node_checks.check(text, rd.p1, rd.p2, rd.node)
