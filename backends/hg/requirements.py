@@ -89,6 +89,12 @@ _EXPERIMENTAL = (" (an experimental format of hg's, which hg makes only when tol
                  "a new one of it in today's format with 'hg clone --pull OLD NEW' to serve it")
 _EXPERIMENTAL_FILES = frozenset({"fileindex-v1"})
 """Requirements of hg's experimental formats not named ``exp-…`` (``revlogv2``'s file index)."""
+COPIES_SIDEDATA = "exp-copies-sidedata-changeset"
+_COPIES_SIDEDATA = (" (an experimental format of hg's that keeps copies in changeset sidedata, which "
+                    "format.exp-use-copies-side-data-changeset makes); make a new one of it in today's format with "
+                    "'hg clone --pull OLD NEW' to serve it (its copies and renames are kept)")
+"""Said of ``exp-changelog-v2`` and of the copies requirement beside it: hg makes both without telling the
+user the format may corrupt the data, which the other experimental formats need."""
 
 
 def check(reqs: set[str] | frozenset[str]) -> None:
@@ -99,8 +105,9 @@ def check(reqs: set[str] | frozenset[str]) -> None:
     """
     for req in sorted(reqs):
         if req not in SUPPORTED:
-            raise UnsupportedFeature(f"unsupported repository feature: {req}"
-                                     + (_EXPERIMENTAL if req.startswith("exp-") or req in _EXPERIMENTAL_FILES else ""))
+            raise UnsupportedFeature(f"unsupported repository feature: {req}" + (
+                _COPIES_SIDEDATA if COPIES_SIDEDATA in reqs and req in (COPIES_SIDEDATA, "exp-changelog-v2")
+                else _EXPERIMENTAL if req.startswith("exp-") or req in _EXPERIMENTAL_FILES else ""))
     for needed in (REVLOGV1, STORE, FNCACHE):
         if needed not in reqs:
             raise UnsupportedFeature(f"unsupported repository feature: missing {needed}"

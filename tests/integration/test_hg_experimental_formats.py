@@ -32,3 +32,26 @@ def test_an_experimental_format_is_refused_saying_how_to_serve_it(make_server: C
     client.hg("clone", "-q", "-U", "--pull", "--config", "storage.fileindex.slow-path=allow", repo,
               server.root / "today")  # what the refusal says does serve it
     client.hg("clone", "-q", "-U", server.url("http", "today"), client.cwd / "served")
+
+
+def test_a_repository_keeping_copies_in_sidedata_is_refused_naming_the_setting_that_made_it(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``format.exp-use-copies-side-data-changeset = yes`` makes ``exp-changelog-v2`` without being told
+    the data may be corrupted: the refusal said it was, and named no setting."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "sidedata"
+    client.hg("init", "--config", "format.exp-use-copies-side-data-changeset=yes", repo)
+    (repo / "a").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-R", repo, "-m", "a")
+    client.hg("mv", "-R", repo, repo / "a", repo / "b")
+    client.hg("commit", "-q", "-R", repo, "-m", "rename")
+    refused = client.hg("clone", "-U", server.url("http", "sidedata"), client.cwd / "copy", check=False)
+    assert refused.returncode != 0
+    assert ("unsupported repository feature: exp-changelog-v2 (an experimental format of hg's that keeps copies "
+            "in changeset sidedata, which format.exp-use-copies-side-data-changeset makes); make a new one of it "
+            "in today's format with 'hg clone --pull OLD NEW' to serve it (its copies and renames are kept)"
+            in refused.stderr), refused.stderr
+    client.hg("clone", "-q", "-U", "--pull", repo, server.root / "today")
+    client.hg("clone", "-q", server.url("http", "today"), client.cwd / "served")
+    followed = client.hg("log", "-R", client.cwd / "served", "-f", client.cwd / "served" / "b", "-T", "{desc}|")
+    assert followed.stdout == "rename|a|"
