@@ -1383,11 +1383,18 @@ def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
             raise PushRaced(bookmark_race(name, node, current.get(name)))
 
 
+TREE_MANIFESTS_REFUSED = ("this push holds tree manifests (its repository was made with experimental.treemanifest), "
+                          "which this server does not serve; push it to a server that serves that format")
+
+
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
     """Apply a pushed changegroup.  ``exp-sidedata`` says only that the client's repository keeps sidedata
     (``format.exp-use-copies-side-data-changeset``), ``exp-wanted-sidedata`` what it wants of it: the stream
     is of a version advertised here, none of which carries sidedata, so both are read and dropped, as by
-    ``hg serve`` on a repository without sidedata (the client writes copies to its filelogs too)."""
+    ``hg serve`` on a repository without sidedata (the client writes copies to its filelogs too).
+    ``treemanifest`` (a client's repository made with ``experimental.treemanifest``) is refused by name."""
+    if b"treemanifest" in part.params:
+        raise UnsupportedFeature(TREE_MANIFESTS_REFUSED)
     version = part.params.get(b"version", b"01")
     reader = StreamReader(part.payload)
     decoder = ChangegroupDecoder(reader, version, op.cg_limits)
@@ -1489,8 +1496,8 @@ PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
     b2.PART_CHECK_UPDATED_HEADS: (frozenset(), _handle_check_updated_heads),
     b2.PART_CHECK_PHASES: (frozenset(), _handle_check_phases),
     b2.PART_CHECK_BOOKMARKS: (frozenset(), _handle_check_bookmarks),
-    b2.PART_CHANGEGROUP: (frozenset({b"version", b"nbchanges", b"exp-sidedata", b"exp-wanted-sidedata"}),
-                          _handle_changegroup),
+    b2.PART_CHANGEGROUP: (frozenset({b"version", b"nbchanges", b"exp-sidedata", b"exp-wanted-sidedata",
+                                     b"treemanifest"}), _handle_changegroup),
     b2.PART_PHASE_HEADS: (frozenset(), _handle_phase_heads),
     b2.PART_BOOKMARKS: (frozenset(), _handle_bookmarks),
     b2.PART_PUSHKEY: (frozenset({b"namespace", b"key", b"old", b"new"}), _handle_pushkey),

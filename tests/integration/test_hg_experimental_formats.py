@@ -6,10 +6,13 @@ new one in today's format, which ``hg clone --pull`` does."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
+from tests.integration.test_hg_hooks import _served
+from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
 UNSTABLE = "enable-unstable-format-and-corrupt-my-data"
 
@@ -55,3 +58,25 @@ def test_a_repository_keeping_copies_in_sidedata_is_refused_naming_the_setting_t
     client.hg("clone", "-q", server.url("http", "today"), client.cwd / "served")
     followed = client.hg("log", "-R", client.cwd / "served", "-f", client.cwd / "served" / "b", "-T", "{desc}|")
     assert followed.stdout == "rename|a|"
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_push_of_tree_manifests_is_refused_saying_so(kind: str, make_server: Callable[..., RunningServer],
+                                                        client: Client, ssh_keys: SshKeys, htpasswd: Path,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """A client whose repository was made with ``experimental.treemanifest`` (which hgwire does not serve)
+    was told "abort: missing support for changegroup - treemanifest"."""
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    client.hg("init", server.root / "flat")
+    work = tmp_path / "trees"
+    client.hg("init", "--config", "experimental.treemanifest=1", work)
+    (work / "d").mkdir()
+    (work / "d" / "a").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-R", work, "-m", "a")
+    refused = peer.hg("push", "-R", str(work), url("flat"), check=False)
+    assert refused.returncode != 0
+    assert ("remote: this push holds tree manifests (its repository was made with experimental.treemanifest), which "
+            "this server does not serve; push it to a server that serves that format\n"
+            "abort: push failed on remote\n") in refused.stderr, refused.stderr
+    assert client.hg("log", "-R", server.root / "flat", "-T", "x").stdout == ""
+    assert "treemanifest" not in (server.root / "flat" / ".hg" / "store" / "requires").read_text()

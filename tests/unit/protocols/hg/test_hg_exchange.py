@@ -212,10 +212,20 @@ def test_unknown_mandatory_part_is_unsupportedcontent() -> None:
 def test_unknown_mandatory_parameter_is_unsupportedcontent() -> None:
     repo = reference_repo()
     _, cg = real_parts()[b"changegroup"]
-    odd = b2.OutPart(b"changegroup", [(b"version", b"03"), (b"treemanifest", b"1")], payload=[cg])
+    odd = b2.OutPart(b"changegroup", [(b"version", b"03"), (b"exp-unheard-of", b"1")], payload=[cg])
     reply = push(repo, [as_out(b"replycaps"), odd])
     assert [(p.type, p.params) for p, _ in reply] == [
-        (b"error:unsupportedcontent", {b"parttype": b"changegroup", b"params": b"treemanifest"})
+        (b"error:unsupportedcontent", {b"parttype": b"changegroup", b"params": b"exp-unheard-of"})
+    ]
+
+
+def test_a_changegroup_of_tree_manifests_is_refused_by_name() -> None:
+    repo = reference_repo()
+    _, cg = real_parts()[b"changegroup"]
+    trees = b2.OutPart(b"changegroup", [(b"version", b"03"), (b"treemanifest", b"1")], payload=[cg])
+    reply = push(repo, [as_out(b"replycaps"), trees])
+    assert [(p.type, p.params.get(b"message")) for p, _ in reply] == [
+        (b"error:abort", hg_exchange.TREE_MANIFESTS_REFUSED.encode())
     ]
 
 
