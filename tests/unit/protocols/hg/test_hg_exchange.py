@@ -219,6 +219,16 @@ def test_unknown_mandatory_parameter_is_unsupportedcontent() -> None:
     ]
 
 
+def test_a_changegroup_from_a_repository_keeping_sidedata_is_applied() -> None:
+    """hg's client marks the changegroup of a repository with sidedata (its copies kept there) with
+    ``exp-sidedata``, mandatory; the stream is of an advertised version, as any other push's."""
+    repo = reference_repo()
+    _, cg = real_parts()[b"changegroup"]
+    marked = b2.OutPart(b"changegroup", [(b"version", b"03"), (b"exp-sidedata", b"1")], payload=[cg])
+    reply = push(repo, [as_out(b"replycaps"), marked])
+    assert [p.type for p, _ in reply] == [b"reply:changegroup"]
+
+
 def test_a_changegroup_of_tree_manifests_is_refused_by_name() -> None:
     repo = reference_repo()
     _, cg = real_parts()[b"changegroup"]
