@@ -32,6 +32,7 @@ from backends.hg import linediff
 from backends.hg.annotate import stored_hints
 from backends.hg.archive import (
     adjusted_linkrev,
+    copy_metadata,
     file_data,
     file_node_at,
     file_parents,
@@ -335,7 +336,8 @@ def _object(fields: Sequence[tuple[str, bytes]]) -> bytes:
 
 def json_rev(repo: HgRepo, key: str) -> bytes:
     """hgweb's ``json-rev/REV`` (``json-changeset``): the changeset, its children that pulls can
-    see, its files with their status (hg's ``filesadded``: in no parent's manifest), and its plain
+    see, its files with their status (hg's ``filesadded``: in no parent's manifest, or as the changeset
+    records it, ``_recorded_added``), and its plain
     diff against its first parent (``file_diffs``), each line typed as hgweb types it."""
     _node, rev, _mtime, files = resolve(repo, key)
     info = _Changesets(repo)
@@ -353,9 +355,11 @@ def json_rev(repo: HgRepo, key: str) -> bytes:
     for parent in info.views.parents[rev]:
         if parent >= 0:
             in_parents.update(path for path, _node, _flags in manifest_at(repo, parent)[1])
+    recorded = _recorded_added(repo, changeset)
     statuses = []
     for path in changeset.files:
-        status = b"removed" if path not in present else b"added" if path not in in_parents else b"modified"
+        added = path not in in_parents if recorded is None else path in recorded
+        status = b"removed" if path not in present else b"added" if added else b"modified"
         statuses.append(_object([("file", json_string(path)), ("status", b'"%s"' % status)]))
     blocks = _diff_blocks(file_diffs(repo, rev, files))
     common = info.common(rev, changeset)
@@ -1233,7 +1237,7 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
     modified = [p for p in paths if p in old_files and p in new_files and old_files[p] != new_files[p]]
     added = [p for p in paths if p in new_files and p not in old_files]
     removed = [p for p in paths if p in old_files and p not in new_files]
-    copies = _copied_from(repo, old_files, new_files, added) if opts.git else {}
+    copies = _copies(repo, changeset, old_files, new_files, added) if opts.git else {}
     revs = b"-r %s -r %s" % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
     a_prefix, b_prefix = (b"", b"") if opts.noprefix else (b"a/", b"b/")
     read = 0
@@ -1273,6 +1277,81 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
         hints = _delta_hints(repo, path1, old_node, old, new_node, new) if path1 == path2 else None
         more, hunks = _unidiff(old, old_date, new, new_date, path1, path2, binary, opts, a_prefix, b_prefix, hints)
         yield FileDiff(path2, header[0], header[1:] + more, hunks)
+
+
+CHANGESET_COPIES = (b"changeset-only", b"compatibility")
+"""``[experimental] copies.read-from`` values by which hg reads a changeset's copies from what it records
+(``p1copies`` in its extra, written by clients with ``copies.write-to=changeset-only`` or
+``compatibility``), not by tracing its files' ancestors."""
+
+
+def _copies_read_from(repo: HgRepo) -> bytes | None:
+    """The repository's ``[experimental] copies.read-from`` where it is one of ``CHANGESET_COPIES``."""
+    source = repo.hgrc_section(b"experimental").get(b"copies.read-from", b"").strip()
+    return source if source in CHANGESET_COPIES else None
+
+
+def _recorded_added(repo: HgRepo, changeset: Changeset) -> set[bytes] | None:
+    """The files hg's ``filesadded`` names where the hgrc has it read what the changeset records (its
+    ``filesadded`` extra, indexes into its files: without one, none for ``changeset-only``, as hg reads
+    it); None where they are found from the parents' manifests."""
+    source = _copies_read_from(repo)
+    if source is None:
+        return None
+    raw = changeset.extra.get(b"filesadded")
+    indexes = [] if raw == b"" else raw.split(b"\n") if raw is not None else None
+    if indexes is not None and all(i.isdigit() and int(i) < len(changeset.files) for i in indexes):
+        return {changeset.files[int(i)] for i in indexes}
+    return set() if source == b"changeset-only" else None
+
+
+def _copies(repo: HgRepo, changeset: Changeset, old_files: Mapping[bytes, tuple[bytes, bytes]],
+            new_files: Mapping[bytes, tuple[bytes, bytes]], added: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Each added file's copy source in the first parent, as hg's ``pathcopies`` finds it: where the
+    repository's hgrc sets ``[experimental] copies.read-from`` to ``changeset-only`` or ``compatibility``,
+    from the changeset's recorded copies (without any: none, or, for ``compatibility``, the files'
+    own copy metadata against the first parent's), otherwise by tracing the filelogs."""
+    source = _copies_read_from(repo)
+    if source is None:
+        return _copied_from(repo, old_files, new_files, added)
+    recorded = _recorded_copies(changeset)
+    if recorded is None:
+        recorded = {} if source == b"changeset-only" else _direct_copies(repo, changeset, old_files, new_files)
+    wanted = set(added)
+    return {dst: src for dst, src in recorded.items() if dst in wanted and src in old_files and dst != src}
+
+
+def _recorded_copies(changeset: Changeset) -> dict[bytes, bytes] | None:
+    """The changeset's ``p1copies`` extra: ``INDEX\0SOURCE`` lines, INDEX into its sorted files; None
+    without one, or with one of another form (hg then reads it as absent too)."""
+    raw = changeset.extra.get(b"p1copies")
+    if raw is None:
+        return None
+    copies: dict[bytes, bytes] = {}
+    for line in raw.split(b"\n") if raw else ():
+        index, null, src = line.partition(b"\0")
+        if not null or not index.isdigit() or int(index) >= len(changeset.files) or b"\0" in src:
+            return None
+        copies[changeset.files[int(index)]] = src
+    return copies
+
+
+def _direct_copies(repo: HgRepo, changeset: Changeset, old_files: Mapping[bytes, tuple[bytes, bytes]],
+                   new_files: Mapping[bytes, tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """hg's copies of a changeset that records none: each of its files whose revision names as its
+    copy source a file revision the first parent holds."""
+    found: dict[bytes, bytes] = {}
+    for dst in changeset.files:
+        entry = new_files.get(dst)
+        if entry is None:
+            continue
+        filelog = repo.filelog(dst)
+        meta = copy_metadata(filelog, filelog.rev(entry[0]))
+        src, copyrev = meta.get(b"copy"), meta.get(b"copyrev")
+        if src is not None and copyrev is not None and src in old_files \
+                and binascii.hexlify(old_files[src][0]) == copyrev:
+            found[dst] = src
+    return found
 
 
 def _copied_from(repo: HgRepo, old_files: Mapping[bytes, tuple[bytes, bytes]],
