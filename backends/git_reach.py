@@ -56,6 +56,9 @@ KEPT_LISTINGS = 8
 KEPT_LISTING_BYTES = 64 << 20
 """Large trees a closure keeps to compare with: this many at most, holding no more bytes than this."""
 PREFIX_BLOCK = 1024
+SEEN_NAMES = 1 << 17
+"""Hex names a walk keeps of the tree entries it has looked at (``_Marking.seen``; about 14 MiB
+for SHA-1): past it they are forgotten all at once and looked up again as met."""
 
 MAX_DECODED_BYTES = 8 << 20
 """Decoded commit bitsets one ``PackBitmap`` keeps (a pack of a million objects: 64 of them)."""
@@ -281,11 +284,15 @@ class _Marking:
     a fetch of 100 commits on the bench corpus), hex names elsewhere; and the large trees walked
     last (``_Listing``), most recent first."""
 
-    __slots__ = ("listings", "marks", "others", "stop_marks", "stop_others")
+    __slots__ = ("listings", "marks", "others", "seen", "stop_marks", "stop_others")
 
     def __init__(self, size: int, stop: Reached | None = None) -> None:
         self.marks = bytearray((size + 7) // 8)
         self.others: set[bytes] = set()
+        self.seen: set[bytes] = set()
+        """Hex names of tree entries this walk has marked, queued or found in ``stop``: the next tree
+        that names one skips it without a look-up in the pack index (a tree's blobs are mostly its
+        siblings' and its parent commit's).  A cache of up to ``SEEN_NAMES``: the marks say."""
         self.listings: list[_Listing] = []
         self.stop_marks: bytes | None = None
         self.stop_others: set[bytes] = set()
@@ -477,12 +484,22 @@ class Walker:
         times as it had such commits to count (``_new_entries``)."""
         entries = self._new_entries(raw, reached) if len(raw) >= LARGE_TREE_BYTES else parse_tree(raw, self._raw_len)
         if self._view is not None:
+            # each name looked at once a walk: a Python step an entry looked each one up in the pack
+            # index (10,000 haves' 20,000 trees: 4 million entries, most of them the same blobs)
+            seen = reached.seen
             for _name, mode, child in entries:
+                if child in seen:
+                    continue
                 kind = mode & S_IFMT
                 if kind == S_IFDIR:
                     trees.append(child)
-                elif kind != S_IFGITLINK:
+                elif kind == S_IFGITLINK:
+                    continue
+                else:
                     self._mark(reached, child)
+                seen.add(child)
+            if len(seen) > SEEN_NAMES:
+                seen.clear()
             return
         seen, stop = reached.others, reached.stop_others  # no bitmapped pack: names in sets (hot loop)
         for _name, mode, child in entries:
