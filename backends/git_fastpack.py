@@ -404,7 +404,10 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
             blobs = frozenset(provided)
             # the haves first: the wants' walk stops at what they reach (a fetch of one commit into a
             # tree of 100,000 files read each tree since the bitmap twice, and walked it twice)
-            have = walker.closure(h for h in haves if ObjectID(h) in store)
+            # (a have outside the packs is looked for in the store: dulwich's ``in store`` for each,
+            # which searches every pack's index and stats the multi-pack index, cost 0.1 s for 10,000)
+            outside = set(_not_in_packs(views, haves))
+            have = walker.closure(h for h in haves if h not in outside or ObjectID(h) in store)
             want = walker.closure((w for w in wants if w not in blobs), stop=have)
             have.listings = []
             for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
