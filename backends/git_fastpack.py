@@ -408,7 +408,9 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
             # which searches every pack's index and stats the multi-pack index, cost 0.1 s for 10,000)
             outside = set(_not_in_packs(views, haves))
             have = walker.closure(h for h in haves if h not in outside or ObjectID(h) in store)
-            want = walker.closure((w for w in wants if w not in blobs), stop=have)
+            # (without haves the wants' walk stops at nothing and is kept for the next request of the
+            # same tips and boundary: a shallow clone's, which its first --deepen=1 walks as its haves)
+            want = walker.closure((w for w in wants if w not in blobs), stop=have if haves else None)
             have.listings = []
             for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
                 _add(want, blob, walker.view)

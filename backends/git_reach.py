@@ -373,7 +373,13 @@ class Walker:
         key = None
         if stop is None and self._bitmap is not None:  # (a walk that stops at another is that one's)
             tips = tuple(tips)
-            key = frozenset(tips), self._boundary
+            boundary = self._boundary
+            if tips and boundary.issuperset(tips):
+                # every tip a boundary commit: its closure is its tree, whatever else the boundary
+                # holds (a shallow clone's tips are its boundary; deepened by one, they are the haves
+                # of a boundary that holds their parents too: the clone's walk, kept, is theirs)
+                boundary = frozenset(tips)
+            key = frozenset(tips), boundary
             kept = self._bitmap.kept_closure(key)
             if kept is not None:
                 return Reached(kept[0], set(kept[1]))
@@ -391,18 +397,31 @@ class Walker:
                 self.check_wanted()
             if self._mark(reached, sha, use_bitmap=True):
                 unmapped.append(sha)
+        tags: set[bytes] = set()  # (the tag objects read: a tip, or a tag's target)
         for sha in reversed(unmapped):
             steps += 1
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
-            self._expand(reached, sha, commits, trees)
+            if self._expand(reached, sha, commits, trees) == TAG:
+                tags.add(sha)
+        # whether every tip and commit the walk met is a boundary commit or a tag: a shallow clone's
+        # wants, its branches and tags (then its closure is also that of its commits alone, less the
+        # tags: the haves of its first --deepen, ``_keep_without_tags``), and the commits met
+        heads = [sha for sha in tips if sha not in tags]
+        shallow_only = key is not None and self._boundary.issuperset(heads)
         while commits:
             sha = commits.pop()
             steps += 1
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
-            if self._mark(reached, sha, use_bitmap=True):
-                self._expand(reached, sha, commits, trees)
+            kind = self._expand(reached, sha, commits, trees) if self._mark(reached, sha, use_bitmap=True) else None
+            if kind == TAG:
+                tags.add(sha)
+            elif shallow_only and sha not in tags:  # (a tag of a tag both wanted: read once)
+                if sha in self._boundary:
+                    heads.append(sha)
+                else:  # (a commit below the boundary, or one a bitmap covered; a tag's tree or blob)
+                    shallow_only = False
         while trees:
             steps += 1
             if steps % ABANDON_CHECK == 0:
@@ -414,7 +433,25 @@ class Walker:
             # compares with them, which a kept closure could not give)
             assert self._bitmap is not None
             self._bitmap.keep_closure(key, bits, frozenset(reached.others))
+            if shallow_only and tags and heads:
+                self._keep_without_tags(reached, frozenset(heads), tags)
         return Reached(bits, reached.others, reached.listings)
+
+    def _keep_without_tags(self, reached: _Marking, heads: frozenset[bytes], tags: set[bytes]) -> None:
+        """Keep a walk of boundary commits and tags of them (``git clone --depth=1 --no-single-branch``:
+        the branches and the tags, each commit a shallow one) also as the closure of its commits
+        alone: the same objects but the tags, which nothing but a tag reaches.  That clone's first
+        ``git fetch --deepen=1`` names those commits as its haves, each of them a boundary commit."""
+        assert self._bitmap is not None
+        marks = bytearray(reached.marks)
+        others = set(reached.others)
+        for tag in tags:
+            pos = self._pos(tag)
+            if pos is None:
+                others.discard(tag)
+            else:
+                marks[pos >> 3] &= ~(1 << (pos & 7)) & 0xFF
+        self._bitmap.keep_closure((heads, heads), int.from_bytes(marks, "little"), frozenset(others))
 
     def check_wanted(self) -> None:
         """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (the walk looks
@@ -457,7 +494,8 @@ class Walker:
         except KeyError as exc:
             raise MissingObject(sha.decode("ascii")) from exc
 
-    def _expand(self, reached: _Marking, sha: bytes, commits: list[bytes], trees: list[bytes]) -> None:
+    def _expand(self, reached: _Marking, sha: bytes, commits: list[bytes], trees: list[bytes]) -> int:
+        """Queue what ``sha`` links to; its type."""
         type_num, raw = self._read(sha)
         if type_num == COMMIT:
             tree, parents = _commit_links(raw, self._hex_len)
@@ -468,6 +506,7 @@ class Walker:
             commits.append(_tag_target(raw, self._hex_len))
         elif type_num == TREE:
             self._tree_children(raw, trees, reached)
+        return type_num
 
     def _walk_tree(self, reached: _Marking, sha: bytes, trees: list[bytes]) -> None:
         if not self._mark(reached, sha):

@@ -226,3 +226,41 @@ def test_deepening_shallow_commits_reached_through_a_merge_or_a_tag_of_a_tag(
     tagged1 = client.git("rev-parse", "tagged~1", cwd=work).stdout.strip()
     assert side1 in found["reference"][0] and tagged1 in found["reference"][0]
     assert found["ours"] == found["reference"]
+
+
+@pytest.mark.parametrize("tree_tag", [False, True])
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_deepening_a_shallow_clone_with_tags_after_its_clone_is_git_s_deepen(
+        make_server: Callable[..., RunningServer], client: Client, version: str, tree_tag: bool) -> None:
+    """``git clone --depth 1 --no-single-branch`` of branches and annotated tags (one of an older
+    commit, a tag of it; a tag of a tree, whose walk is no commits'), then ``git fetch --deepen=1``:
+    the clone's walk of its tips is kept as its commits' too, which are the deepen's haves; git's
+    boundary and objects."""
+    server = make_server("fs", git=[LOOPBACK])
+    bare = server.root / "dirs.git"
+    dirs_with_branches(client, bare)
+    work = client.cwd / "tags-work"  # (150 directories more: a walk of the tips long enough to be kept)
+    client.git("clone", "-q", str(bare), str(work))
+    for n in range(150):
+        (work / f"e{n}").mkdir()
+        (work / f"e{n}" / "f.txt").write_text(f"e{n}\n")
+    client.git("add", "-A", cwd=work)
+    client.git("commit", "-q", "-m", "more directories", cwd=work)
+    client.git("push", "-q", "origin", "main", cwd=work)
+    client.git("tag", "-a", "-m", "old", "old", "main~2", cwd=bare)
+    client.git("tag", "-a", "-m", "outer", "outer", "old", cwd=bare)
+    if tree_tag:
+        client.git("tag", "-a", "-m", "a tree", "tree", "main^{tree}", cwd=bare)
+    client.git("repack", "-adbq", cwd=bare)
+    found = {}
+    for name, url in [("first", server.git_url("dirs")), ("second", server.git_url("dirs")),
+                      ("reference", f"file://{bare}")]:
+        clone = client.cwd / name
+        client.git("-c", f"protocol.version={version}", "clone", "-q", "-n", "--depth", "1", "--no-single-branch",
+                   url, str(clone))
+        client.git("-c", f"protocol.version={version}", "fetch", "-q", "--deepen=1", cwd=clone)
+        client.git("fsck", "--full", "--strict", cwd=clone)
+        found[name] = (sorted((clone / ".git" / "shallow").read_text().split()), objects(client, clone))
+    outer = client.git("rev-parse", "outer", cwd=bare).stdout.strip()
+    assert outer in found["reference"][1], "the clones have the tags"
+    assert found["first"] == found["reference"] and found["second"] == found["reference"]

@@ -75,13 +75,18 @@ def test_a_deepen_s_haves_are_walked_once_for_the_next_clients(
     assert pack() == first, "the next client of the same tips gets the same pack"
     assert not set(reads) & have_objects, "its haves are not walked again"
 
-    reads.clear()  # another boundary (a deeper client of the same tips) is another closure
-    deeper = boundary + sorted({p for c in boundary for p in parents(src, c)} - set(boundary))
-    plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True,
-                     shallow_boundary=deeper)
-    assert set(reads) & have_objects
-    assert plan.count == len(expected_objects(with_shallow_file(tmp_path, src, deeper, "deeper.git"), wants, haves)
-                             - expected_objects(with_shallow_file(tmp_path, src, deeper, "deeper2.git"), haves, []))
+    for name, deeper, walked in [
+            # a boundary that still holds the tips: their closure is their trees whatever else it holds
+            ("also", boundary + sorted({p for c in boundary for p in parents(src, c)} - set(boundary)), False),
+            # a boundary below the tips (a client that has deepened since) is another closure
+            ("below", sorted({p for c in boundary for p in parents(src, c)} - set(haves)), True)]:
+        reads.clear()
+        plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True,
+                         shallow_boundary=deeper)
+        assert bool(set(reads) & have_objects) == walked, name
+        oracle = with_shallow_file(tmp_path, src, deeper, f"{name}.git")
+        assert plan.count == len(expected_objects(oracle, wants, haves)
+                                 - expected_objects(with_shallow_file(tmp_path, src, deeper, f"{name}2.git"), haves, []))
 
 
 def test_the_closures_kept_of_a_bitmap_are_bounded(
