@@ -913,9 +913,9 @@ def _hidden_tips(repo: GitRepository, snapshot: git_pack.RefSnapshot,
     """The hidden refs whose tips reach the client's shallow commits for a deepen-relative request
     (``git fetch --deepen``), where the repository's config allows a want of a hidden tip, as git's
     upload-pack counts them (``UploadSettings.hidden_tips_reach_shallows``); None otherwise."""
-    if not (request.deepen_relative and snapshot.hidden):
+    if not request.deepen_relative or not upload_settings(repo).hidden_tips_reach_shallows:
         return None
-    return snapshot.hidden if upload_settings(repo).hidden_tips_reach_shallows else None
+    return git_pack.hidden_tips(repo) or None
 
 
 class ReceivePackSession(_GitSession):
