@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Literal, cast
 
-from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
+from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
@@ -1145,12 +1145,13 @@ class DulwichGitRepository:
         later ``transfer.hideRefs = refs/pull`` showed ``refs/pull/7``, which git hides (all of
         ``transfer``'s values were taken first).  (dulwich gathers the values of a section named
         twice in one file under its first header: each header's values are taken at that header,
-        as git takes them, ``_in_file_order``; a file whose order cannot be read so, one with
-        includes say, is taken as dulwich gathers it.)
+        as git takes them, ``_in_file_order``, and an included file's where the include is; a
+        file whose order cannot be read so, one included twice say, is taken as dulwich gathers it.)
         """
         wanted = (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
         self._config()
-        rules = [value for config in self._config_layers for value in _hide_rules(config, wanted)]
+        matchers = getattr(self.dulwich_repo, "_get_config_condition_matchers", None)  # (includeIf's, as its open)
+        rules = [value for config in self._config_layers for value in _hide_rules(config, wanted, matchers)]
         return _hiding(rules) if rules else git_pack.nothing_hidden  # (an unreadable config hides nothing)
 
     base_config: str | None = None
@@ -2742,9 +2743,11 @@ MAX_SKIP_LIST = 64 << 20
 """Bytes of a ``receive.fsck.skipList`` file read (about 1.5 million ids)."""
 
 
-def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[bytes]:
+def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
+                matchers: Callable[[], Mapping[str, ConditionMatcher]] | None = None) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in ``config``, in its file's order when that
-    can be read (``_in_file_order``), else section by section as dulwich gathered them."""
+    can be read (``_in_file_order``, ``matchers`` its ``[includeIf]``'s), else section by section as
+    dulwich gathered them."""
     def rules(config: ConfigFile) -> list[bytes]:
         return [value for section in config.sections() if len(section) == 1 and section[0].lower() in wanted
                 for name, value in config.items(section) if name.lower() == b"hiderefs"]
@@ -2752,19 +2755,23 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[bytes]:
     gathered = rules(config)
     if not gathered:
         return gathered
-    ordered = [value for chunk in _in_file_order(config, wanted) for value in rules(chunk)]
+    ordered = [value for chunk in _in_file_order(config, wanted, matchers) for value in rules(chunk)]
     return ordered if sorted(ordered) == sorted(gathered) else gathered  # (the same values, or a change: dulwich's)
 
 
 _SECTION_START = re.compile(rb"^[ \t]*\[[ \t]*([A-Za-z0-9.-]*)", re.MULTILINE)
+_INCLUDES = frozenset((b"include", b"includeif"))
 
 
-def _in_file_order(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[ConfigFile]:
+def _in_file_order(config: ConfigFile, wanted: tuple[bytes, ...],
+                   matchers: Callable[[], Mapping[str, ConditionMatcher]] | None = None) -> list[ConfigFile]:
     """``config``'s file read again a section header at a time, each part on its own: git takes the
     values of a section written twice (``[transfer]``, ``[uploadpack]``, ``[transfer]`` again) where
-    each header is, dulwich gathers them under the first.  None read (empty: dulwich's order is the
-    file's) when no ``wanted`` section is written twice, when the file has no path, or when a part
-    cannot be read on its own."""
+    each header is, dulwich gathers them under the first; and those of an ``[include]`` (or an
+    ``[includeIf]`` that holds) where it is, dulwich putting them under the header of the same name
+    before it, if any.  None read (empty: dulwich's order is the file's) when no ``wanted`` section
+    is written twice and nothing is included, when the file has no path, or when a part cannot be
+    read on its own."""
     path = getattr(config, "path", None)
     if not path:
         return []
@@ -2772,10 +2779,13 @@ def _in_file_order(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[Config
         with open(path, "rb") as f:
             data = f.read()
         headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
-        if all(headers.count(name) < 2 for name in wanted):
+        if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers):
             return []
         starts = [m.start() for m in _SECTION_START.finditer(data)]
-        return [ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
+        # (an include's part read with what it includes, where git reads it: at the include)
+        config_dir = os.path.dirname(os.fsdecode(path))
+        conditions = matchers() if matchers is not None else None
+        return [ConfigFile.from_file(io.BytesIO(data[start:end]), config_dir=config_dir, condition_matchers=conditions)
                 for start, end in zip(starts, [*starts[1:], len(data)])]
     except (OSError, ValueError):
         return []
