@@ -814,6 +814,13 @@ def ref_format_ok(name: bytes) -> bool:
     return all(part and not part.startswith(b".") and not part.endswith(b".lock") for part in name.split(b"/"))
 
 
+def _one_level_name(name: bytes) -> bool:
+    """A name without a ``/`` (``stash``, ``onelevel``) that git's ``packed-refs`` reader takes as a
+    valid name all the same: its pack-refs writes it back with its id, where it writes a name no rule
+    allows (``refs/heads/a..b``) with the zero id.  (No client is shown it: it is not under ``refs/``.)"""
+    return b"/" not in name and name != b"@" and ref_format_ok(b"refs/" + name)
+
+
 MAX_LOOSE_REF_LINE = 1 << 16
 """Longest first line of a loose ref file read (git's pkt-lines could not carry a longer one)."""
 
@@ -1428,6 +1435,7 @@ class DulwichGitRepository:
             return False
         refs = self.dulwich_repo.refs
         damaged = _packed_file(cast(DiskRefsContainer, refs)).damaged if _plain_disk_refs(refs) else ()
+        damaged = tuple(name for name in damaged if not _one_level_name(name))  # (git's pack-refs keeps those)
         if damaged:  # git's pack-refs writes each such line back with the zero id: its ref lost
             names = ", ".join(name.decode("utf-8", "replace") for name in damaged[:5])
             raise ValueError(f"packed-refs holds {len(damaged)} names that are no valid ref name ({names}), "
