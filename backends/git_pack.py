@@ -106,10 +106,6 @@ class KeptRefs:
     raw_len: int
     digest: bytes
     """What ``keep_refs`` shares it by."""
-    hidden_names: bytes = b""
-    """The hidden refs' names (``RefSnapshot.hidden``, never advertised) joined by newlines."""
-    hidden_ids: bytes = b""
-    """Their ids, as bytes, in the same order."""
 
     def snapshot(self) -> RefSnapshot:
         """The refs as they were advertised (a ``RefSnapshot`` without its ``run``)."""
@@ -118,14 +114,11 @@ class KeptRefs:
         targets = _hex_ids(self.peeled_ids, self.raw_len)
         refs = cast(dict[bytes, ObjectId], dict(zip(names, ids)))
         peeled = cast(dict[bytes, ObjectId], dict(zip([names[i] for i in self.peeled_at], targets)))
-        hidden = cast(dict[bytes, ObjectId], dict(zip(self.hidden_names.split(b"\n"), _hex_ids(
-            self.hidden_ids, self.raw_len)))) if self.hidden_ids else {}
-        return RefSnapshot(refs, peeled, dict(self.symrefs), hidden=hidden)
+        return RefSnapshot(refs, peeled, dict(self.symrefs))
 
     def held(self) -> int:
         """About the bytes it holds (its buffers)."""
-        return (len(self.names) + len(self.ids) + len(self.peeled_at) * self.peeled_at.itemsize + len(self.peeled_ids)
-                + len(self.hidden_names) + len(self.hidden_ids))
+        return len(self.names) + len(self.ids) + len(self.peeled_at) * self.peeled_at.itemsize + len(self.peeled_ids)
 
 
 def _hex_ids(joined: bytes, raw_len: int) -> list[bytes]:
@@ -145,17 +138,15 @@ def keep_refs(snapshot: RefSnapshot) -> KeptRefs | RefSnapshot:
     one another connection holds already if it saw the same refs; ``snapshot`` itself when its ids are
     not all lowercase hex of one length or a name holds a newline (a backend's own refs: kept as they
     are).  Blocking: 20-40 ms for 100,000 refs."""
-    refs, peeled, hidden = snapshot.refs, snapshot.peeled, snapshot.hidden
-    names, hidden_names = list(refs), list(hidden)
-    hex_ids, hidden_hex = b"".join(refs.values()), b"".join(hidden.values())
-    lengths = {*map(len, refs.values()), *map(len, hidden.values())}
-    if len(lengths) > 1 or (lengths and next(iter(lengths)) % 2):
+    refs, peeled = snapshot.refs, snapshot.peeled
+    names = list(refs)
+    hex_ids = b"".join(refs.values())
+    lengths = {*map(len, refs.values())}
+    if len(lengths) > 1 or (names and next(iter(lengths)) % 2):
         return snapshot
-    raw_len = next(iter(lengths)) // 2 if lengths else SHA1_FORMAT.raw_len
-    joined, hidden_joined = b"\n".join(names), b"\n".join(hidden_names)
-    if (joined.count(b"\n") != max(len(names) - 1, 0) or hex_ids.translate(None, _LOWER_HEX_DIGITS)
-            or hidden_joined.count(b"\n") != max(len(hidden_names) - 1, 0)
-            or hidden_hex.translate(None, _LOWER_HEX_DIGITS)):
+    raw_len = next(iter(lengths)) // 2 if names else SHA1_FORMAT.raw_len
+    joined = b"\n".join(names)
+    if joined.count(b"\n") != max(len(names) - 1, 0) or hex_ids.translate(None, _LOWER_HEX_DIGITS):
         return snapshot
     targets = b"".join(peeled.values())
     if targets.translate(None, _LOWER_HEX_DIGITS) or len(targets) != 2 * raw_len * len(peeled):
@@ -165,19 +156,18 @@ def keep_refs(snapshot: RefSnapshot) -> KeptRefs | RefSnapshot:
         peeled_at = array("I", [position[name] for name in peeled])
     except KeyError:  # a peeled value of no ref
         return snapshot
-    ids, peeled_ids, hidden_ids = binascii.unhexlify(hex_ids), binascii.unhexlify(targets), binascii.unhexlify(hidden_hex)
+    ids, peeled_ids = binascii.unhexlify(hex_ids), binascii.unhexlify(targets)
     digest = hashlib.sha256()
     symrefs = b"".join(b"%d:%s%d:%s" % (len(name), name, len(target), target)
                        for name, target in sorted(snapshot.symrefs.items()))
-    for part in (joined, ids, peeled_at.tobytes(), peeled_ids, symrefs, hidden_joined, hidden_ids):
+    for part in (joined, ids, peeled_at.tobytes(), peeled_ids, symrefs):
         digest.update(b"%d:" % len(part))
         digest.update(part)
     key = digest.digest()
     with _KEPT_REFS_LOCK:
         kept = _KEPT_REFS.get(key)
         if kept is None:
-            kept = KeptRefs(joined, ids, peeled_at, peeled_ids, dict(snapshot.symrefs), raw_len, key,
-                            hidden_joined, hidden_ids)
+            kept = KeptRefs(joined, ids, peeled_at, peeled_ids, dict(snapshot.symrefs), raw_len, key)
             _KEPT_REFS[key] = kept
     return kept
 

@@ -27,8 +27,7 @@ def snapshots(draw: st.DrawFn) -> git_pack.RefSnapshot:
     tagged = draw(st.lists(st.sampled_from(sorted(refs)), unique=True)) if refs else []
     peeled = {name: draw(_ids(size)) for name in tagged}
     symrefs = draw(st.dictionaries(_NAME, _NAME, max_size=3))
-    hidden = draw(st.dictionaries(_NAME, _ids(size), max_size=10))
-    return git_pack.RefSnapshot(refs, peeled, symrefs, hidden=hidden)  # type: ignore[arg-type]
+    return git_pack.RefSnapshot(refs, peeled, symrefs)  # type: ignore[arg-type]
 
 
 @given(snapshots())
@@ -39,20 +38,18 @@ def test_the_kept_form_gives_back_the_snapshot_it_replaces(snap: git_pack.RefSna
     assert list(back.refs.items()) == list(snap.refs.items())
     assert list(back.peeled.items()) == list(snap.peeled.items())
     assert back.symrefs == snap.symrefs
-    assert list(back.hidden.items()) == list(snap.hidden.items())  # (for a deepen's hidden tips)
-    assert kept.held() < 100 + sum(len(n) + len(i) for n, i in (*snap.refs.items(), *snap.hidden.items())) + (
-        4 * len(snap.peeled) + sum(map(len, snap.peeled.values())))
+    assert kept.held() < 100 + sum(len(n) + len(i) for n, i in snap.refs.items()) + 4 * len(snap.peeled) + sum(
+        map(len, snap.peeled.values()))
 
 
 @given(snapshots(), snapshots())
 def test_connections_that_saw_the_same_refs_share_one(one: git_pack.RefSnapshot, other: git_pack.RefSnapshot) -> None:
     kept = git_pack.keep_refs(one)
-    again = git_pack.keep_refs(git_pack.RefSnapshot(dict(one.refs), dict(one.peeled), dict(one.symrefs),
-                                                    hidden=dict(one.hidden)))
+    again = git_pack.keep_refs(git_pack.RefSnapshot(dict(one.refs), dict(one.peeled), dict(one.symrefs)))
     assert again is kept
     different = git_pack.keep_refs(other)
-    same = (list(other.refs.items()), list(other.peeled.items()), other.symrefs, list(other.hidden.items())) == (
-        list(one.refs.items()), list(one.peeled.items()), one.symrefs, list(one.hidden.items()))
+    same = (list(other.refs.items()), list(other.peeled.items()), other.symrefs) == (
+        list(one.refs.items()), list(one.peeled.items()), one.symrefs)
     assert (different is kept) == same
 
 
