@@ -46,9 +46,10 @@ from backends.hg.archive import (
 from backends.hg.archive import allowed as archive_allowed
 from backends.hg.blocklines import block_ancestors, block_descendants, line_range
 from backends.hg.changelog import Changeset
-from backends.hg.graph import NULL_REV
+from backends.hg.graph import NULL_REV, ancestors_mask
 from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
+from backends.hg.revlog import Revlog
 from backends.interfaces import NULL_NODE, Node
 from protocols.client_gone import tick
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -1237,7 +1238,7 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
     modified = [p for p in paths if p in old_files and p in new_files and old_files[p] != new_files[p]]
     added = [p for p in paths if p in new_files and p not in old_files]
     removed = [p for p in paths if p in old_files and p not in new_files]
-    copies = _copies(repo, changeset, old_files, new_files, added) if opts.git else {}
+    copies = _copies(repo, rev, old_files, new_files, added) if opts.git else {}
     revs = b"-r %s -r %s" % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
     a_prefix, b_prefix = (b"", b"") if opts.noprefix else (b"a/", b"b/")
     read = 0
@@ -1305,26 +1306,27 @@ def _recorded_added(repo: HgRepo, changeset: Changeset) -> set[bytes] | None:
     return set() if source == b"changeset-only" else None
 
 
-def _copies(repo: HgRepo, changeset: Changeset, old_files: Mapping[bytes, tuple[bytes, bytes]],
+def _copies(repo: HgRepo, rev: int, old_files: Mapping[bytes, tuple[bytes, bytes]],
             new_files: Mapping[bytes, tuple[bytes, bytes]], added: Sequence[bytes]) -> dict[bytes, bytes]:
     """Each added file's copy source in the first parent, as hg's ``pathcopies`` finds it: where the
     repository's hgrc sets ``[experimental] copies.read-from`` to ``changeset-only`` or ``compatibility``,
-    from the changeset's recorded copies (without any: none, or, for ``compatibility``, the files'
-    own copy metadata against the first parent's), otherwise by tracing the filelogs."""
+    from the copies the changesets record along every path from the first parent (those a merge
+    brings from its second parent's side too: ``_walked_copies``), otherwise by tracing the filelogs."""
     source = _copies_read_from(repo)
     if source is None:
         return _copied_from(repo, old_files, new_files, added)
-    recorded = _recorded_copies(changeset)
-    if recorded is None:
-        recorded = {} if source == b"changeset-only" else _direct_copies(repo, changeset, old_files, new_files)
+    cl = repo.changelog()
+    if not added or cl.parent_revs(rev)[0] == NULL_REV:
+        return {}
+    walked = _walked_copies(repo, cl, rev, source)
     wanted = set(added)
-    return {dst: src for dst, src in recorded.items() if dst in wanted and src in old_files and dst != src}
+    return {dst: src for dst, src in walked.items() if dst in wanted and src in old_files and dst != src}
 
 
-def _recorded_copies(changeset: Changeset) -> dict[bytes, bytes] | None:
-    """The changeset's ``p1copies`` extra: ``INDEX\0SOURCE`` lines, INDEX into its sorted files; None
-    without one, or with one of another form (hg then reads it as absent too)."""
-    raw = changeset.extra.get(b"p1copies")
+def _recorded_copies(changeset: Changeset, key: bytes = b"p1copies") -> dict[bytes, bytes] | None:
+    """The changeset's ``p1copies`` (or ``p2copies``) extra: ``INDEX\0SOURCE`` lines, INDEX into its
+    sorted files; None without one, or with one of another form (hg then reads it as absent too)."""
+    raw = changeset.extra.get(key)
     if raw is None:
         return None
     copies: dict[bytes, bytes] = {}
@@ -1336,22 +1338,153 @@ def _recorded_copies(changeset: Changeset) -> dict[bytes, bytes] | None:
     return copies
 
 
-def _direct_copies(repo: HgRepo, changeset: Changeset, old_files: Mapping[bytes, tuple[bytes, bytes]],
-                   new_files: Mapping[bytes, tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """hg's copies of a changeset that records none: each of its files whose revision names as its
-    copy source a file revision the first parent holds."""
-    found: dict[bytes, bytes] = {}
-    for dst in changeset.files:
-        entry = new_files.get(dst)
-        if entry is None:
+_Copied = dict[bytes, tuple[int, bytes | None]]
+"""Copies carried along the walk: destination -> (the changeset that last set it, source or None
+where a later changeset removed the destination)."""
+
+
+class _CopySteps:
+    """What ``_walked_copies`` reads of each changeset, as hg's changectx gives it under a
+    ``copies.read-from`` of ``changeset-only`` or ``compatibility``."""
+
+    def __init__(self, repo: HgRepo, cl: Revlog, source: bytes) -> None:
+        self.repo, self.cl, self.source = repo, cl, source
+        self._files: dict[int, dict[bytes, bytes]] = {}
+
+    def files(self, rev: int) -> dict[bytes, bytes]:
+        """Changeset ``rev``'s manifest, path -> file node."""
+        if rev == NULL_REV:
+            return {}
+        if rev not in self._files:
+            self._files[rev] = {path: node for path, node, _flags in manifest_at(self.repo, rev)[1]}
+        return self._files[rev]
+
+    def step(self, rev: int) -> tuple[dict[bytes, bytes], dict[bytes, bytes], list[bytes]]:
+        """Changeset ``rev``'s copies from its first parent, from its second, and the files it removes."""
+        changeset = self.repo.changeset(self.cl, rev)
+        p1copies, p2copies = _recorded_copies(changeset), _recorded_copies(changeset, b"p2copies")
+        if p1copies is None and self.source == b"compatibility":
+            p1copies, p2copies = self._filelog_copies(rev, changeset)
+        raw = changeset.extra.get(b"filesremoved")
+        indexes = [] if raw == b"" else raw.split(b"\n") if raw is not None else None
+        if indexes is not None and all(i.isdigit() and int(i) < len(changeset.files) for i in indexes):
+            removed = [changeset.files[int(i)] for i in indexes]
+        elif self.source == b"changeset-only":
+            removed = []
+        else:  # (hg also keeps back, in a merge, a file one side removed and the other left as it was)
+            removed = [path for path in changeset.files if path not in self.files(rev)]
+        return p1copies or {}, p2copies or {}, removed
+
+    def _filelog_copies(self, rev: int, changeset: Changeset) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """A changeset's copies where it records none: each of its files whose revision, made by this
+        changeset (or by none of its parents), names as its copy source a file revision a parent holds."""
+        mine = self.files(rev)
+        parents = [self.files(p) for p in self.cl.parent_revs(rev)]
+        found: tuple[dict[bytes, bytes], dict[bytes, bytes]] = ({}, {})
+        for dst in changeset.files:
+            node = mine.get(dst)
+            if node is None:
+                continue
+            filelog = self.repo.filelog(dst)
+            file_rev = filelog.rev(node)
+            if filelog.parent_revs(file_rev)[0] != NULL_REV:
+                continue
+            if filelog.linkrev(file_rev) != rev and any(p.get(dst) == node for p in parents):
+                continue
+            meta = copy_metadata(filelog, file_rev)
+            src, copyrev = meta.get(b"copy"), meta.get(b"copyrev")
+            if src is None or copyrev is None:
+                continue
+            for side, parent in zip(found, parents):
+                if parent.get(src) is not None and binascii.hexlify(parent[src]) == copyrev:
+                    side[dst] = src
+                    break
+        return found
+
+    def merged(self, rev: int, path: bytes) -> bool:
+        """Whether changeset ``rev`` lists ``path`` and its file revision there has two parents."""
+        node = self.files(rev).get(path)
+        if node is None or path not in self.repo.changeset(self.cl, rev).files:
+            return False
+        filelog = self.repo.filelog(path)
+        return NULL_REV not in filelog.parent_revs(filelog.rev(node))
+
+    def is_ancestor(self, older: int, newer: int) -> bool:
+        """Whether ``older`` is ``newer`` or one of its ancestors."""
+        seen, pending = set(), [newer]
+        while pending:
+            rev = pending.pop()
+            if rev == older:
+                return True
+            if rev > older and rev not in seen:
+                seen.add(rev)
+                pending.extend(p for p in self.cl.parent_revs(rev) if p >= older)
+        return False
+
+
+def _walked_copies(repo: HgRepo, cl: Revlog, rev: int, source: bytes) -> dict[bytes, bytes]:
+    """hg's changeset-centric forward copies from ``rev``'s first parent to ``rev``: the copies each
+    changeset records, chained along every path from the first parent's ancestors (the roots) through
+    the changesets the first parent lacks, up to ``rev``; a destination a changeset removes is dropped
+    from what it passes on; where two paths meet, the first parent's side wins unless its copy is an
+    ancestor of the other's and the file was not merged there."""
+    p1, p2 = cl.parent_revs(rev)
+    if p2 == NULL_REV:
+        missing, roots = [rev], {p1}
+    else:
+        parents = repo.views(cl).parents  # (every revision's, hidden ones too: hg walks the unfiltered graph)
+        ours, theirs = ancestors_mask(parents, [p1]), ancestors_mask(parents, [rev])
+        missing = [r for r in range(rev + 1) if theirs[r] and not ours[r]]
+        roots = {p for r in missing for p in cl.parent_revs(r) if p >= 0 and ours[p]}
+    children: dict[int, list[int]] = {r: [] for r in roots}
+    for r in missing:  # only those reached from a root (not a history of their own the merge brought)
+        if any(p in children for p in cl.parent_revs(r) if p >= 0):
+            children[r] = []
+            for p in cl.parent_revs(r):
+                if p in children and p != r:
+                    children[p].append(r)
+    steps = _CopySteps(repo, cl, source)
+    carried: dict[int, _Copied] = {}
+    for r in sorted(children):
+        if r == rev:
             continue
-        filelog = repo.filelog(dst)
-        meta = copy_metadata(filelog, filelog.rev(entry[0]))
-        src, copyrev = meta.get(b"copy"), meta.get(b"copyrev")
-        if src is not None and copyrev is not None and src in old_files \
-                and binascii.hexlify(old_files[src][0]) == copyrev:
-            found[dst] = src
-    return found
+        copies = carried.pop(r, None)
+        copies = {} if copies is None else copies
+        for child in children[r]:
+            first = cl.parent_revs(child)[0] == r
+            p1copies, p2copies, removed = steps.step(child)
+            own = p1copies if first else p2copies
+            passed = copies
+            if own:
+                passed = dict(copies)
+                for dst, src in own.items():
+                    before = copies.get(src)
+                    passed[dst] = (child, before[1] if before is not None and before[1] is not None else src)
+            for path in removed:
+                if path in passed:
+                    if passed is copies:
+                        passed = dict(copies)
+                    passed[path] = (child, None)
+            other = carried.get(child)
+            if other is None:
+                carried[child] = passed
+            elif first:
+                _meet(other, passed, child, steps)
+            else:
+                _meet(passed, other, child, steps)
+                carried[child] = passed
+    return {dst: src for dst, (_rev, src) in carried.get(rev, {}).items() if src is not None}
+
+
+def _meet(into: _Copied, first_side: _Copied, merge: int, steps: _CopySteps) -> None:
+    """Fold the first parent's side's copies into the second's (``into``) at a merge: a destination
+    both set differently takes the first side's, unless that one was set by an ancestor of the
+    changeset that set the other and the merge did not merge the file."""
+    for dst, ours in first_side.items():
+        theirs = into.get(dst)
+        if theirs is None or ours[1] != theirs[1] and (
+                ours[0] == theirs[0] or not steps.is_ancestor(ours[0], theirs[0]) or steps.merged(merge, dst)):
+            into[dst] = ours
 
 
 def _copied_from(repo: HgRepo, old_files: Mapping[bytes, tuple[bytes, bytes]],
