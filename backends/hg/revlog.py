@@ -207,8 +207,8 @@ class Index:
     ``entries`` still gives the list (parsed whole at the first use), and past
     ``len // 8 + 256`` single entries asked the list is made for the rest."""
 
-    __slots__ = ("_count", "_list", "_mapped", "_nodemap", "_nodes", "_packed", "_parents", "_reads", "_scans",
-                 "header", "inline_data", "stamp")
+    __slots__ = ("_count", "_digest", "_list", "_mapped", "_nodemap", "_nodes", "_packed", "_parents", "_reads",
+                 "_scans", "header", "inline_data", "stamp")
 
     def __init__(self, entries: list[Entry] | None, header: int, stamp: Stamp | None, inline_data: bytes | None,
                  _nodemap: dict[bytes, int] | None = None, packed: bytes | None = None) -> None:
@@ -226,6 +226,9 @@ class Index:
         self._parents: tuple[array[int], array[int]] | None = None
         self._scans = 0
         self._reads = 0
+        self._digest: hashlib._Hash | None = None
+        """SHA-256 of the file's bytes it was parsed from, taken when a lazy index lets go of them
+        (``entries``): what ``RevlogCache._grown`` then checks them by (``_APPENDS``)."""
         self._mapped = False
         """Its node map was built for every revision, though shorter than its count: a damaged index
         gives a node twice (each lookup rebuilt it, 1.6 ms a lookup of 200,000 changesets)."""
@@ -266,6 +269,8 @@ class Index:
                 found[0] = (found[0][0] & 0xFFFF,) + found[0][1:]
             if len(self._nodemap) == len(found):
                 self._nodemap = dict(zip(map(_NODE, found), range(len(found))))
+            if self._digest is None:  # (before the bytes go: an append is then checked against this)
+                self._digest = hashlib.sha256(packed)
             self._list = found
             self._packed = None
         return found
@@ -319,7 +324,7 @@ class Index:
         """The same entries (and what was worked out of them) with another header and stamp."""
         packed = self._packed
         index = Index(self._list, header, stamp, self.inline_data, self._nodemap, packed)
-        index._nodes, index._parents = self._nodes, self._parents
+        index._nodes, index._parents, index._digest = self._nodes, self._parents, self._digest
         return index
 
     def carried(self, older: Index) -> Index:
@@ -1009,11 +1014,14 @@ opens every filelog once, and keeping them all held a store's inline revlogs who
 
 APPEND_RECORDS = 4096
 """Snapshots of split (not inline) indexes whose bytes ``_APPENDS`` remembers (a digest each)."""
-_APPENDS: LruCache[tuple[bytes, Stamp], tuple[bytes, int, hashlib._Hash]] = LruCache(APPEND_RECORDS)
+_APPENDS: LruCache[tuple[bytes, Stamp], tuple[bytes | None, int, hashlib._Hash | None]] = LruCache(APPEND_RECORDS)
 """(the ``.i`` file's path, its stamp) -> (SHA-256 of the bytes its entries were parsed from, its
 lineage, the hash's state after those bytes): an index grown from a snapshot (``RevlogCache._grown``)
 is checked against the digest of the bytes that snapshot was parsed from, and shares its lineage;
-one this process appended to itself (``RevlogCache.appended``) continues the hash with its own bytes."""
+one this process appended to itself (``RevlogCache.appended``) continues the hash with its own bytes.
+No hash for a lazy index (``Index.packed``): it holds the bytes themselves, which a grown file's are
+compared with (hashing 12.8 MB of a 200,000-changeset changelog cost 6 ms at every first open); it
+hashes them if it lets them go (``Index.entries``)."""
 _APPENDS_LOCK = threading.Lock()
 _LINEAGES = itertools.count(1)
 
@@ -1044,11 +1052,17 @@ def forget_appends(match: Callable[[object], bool]) -> int:
         return _APPENDS.drop_where(match)
 
 
-def _remember_appends(key: tuple[bytes, Stamp] | None, digest: hashlib._Hash, lineage: int) -> None:
-    """Remember ``digest``, the hash of a snapshot's bytes, never updated after."""
+def _remember_appends(key: tuple[bytes, Stamp] | None, digest: hashlib._Hash | None, lineage: int) -> None:
+    """Remember ``digest``, the hash of a snapshot's bytes, never updated after (None: the snapshot
+    is lazy and holds its bytes, ``_APPENDS``)."""
     if key is not None:
         with _APPENDS_LOCK:
-            _APPENDS.put(key, (digest.digest(), lineage, digest))
+            _APPENDS.put(key, (None if digest is None else digest.digest(), lineage, digest))
+
+
+def _digest_of(index: Index, known: tuple[bytes | None, int, hashlib._Hash | None]) -> hashlib._Hash | None:
+    """The hash of the bytes ``index`` was parsed from: remembered, or taken when it let them go."""
+    return known[2] if known[2] is not None else index._digest
 
 
 class RevlogCache:
@@ -1119,6 +1133,7 @@ class RevlogCache:
             index = parse_index(data, stamp, self.headers.get(index_path, self.default_header))
             if not index.inline and len(index) and len(data) == (stamp or (0,))[0]:
                 _remember_appends(_append_key(self.vfs, index_path, stamp),
+                                  None if index.packed is not None else
                                   hashlib.sha256(memoryview(data)[:len(index) * ENTRY_SIZE]),
                                   next(_LINEAGES))
         if self.vfs.stamp(index_path) == stamp:
@@ -1150,8 +1165,15 @@ class RevlogCache:
             known = _APPENDS.get(key) if (key := _append_key(self.vfs, index_path, old)) is not None else None
         if known is None:
             return
-        digest = known[2].copy()
-        digest.update(added)
+        if after.packed is None:  # (a lazy one holds the bytes it is checked by: no hash)
+            state = _digest_of(before, known)
+            if state is None:
+                return
+            continued = state.copy()
+            continued.update(added)
+            digest: hashlib._Hash | None = continued
+        else:
+            digest = None
         _remember_appends(_append_key(self.vfs, index_path, stamp), digest, known[1])
         index = after.restamped(before.header, stamp)
         self._indexes[index_path] = index
@@ -1170,7 +1192,11 @@ class RevlogCache:
         checked (its last entry alone was not enough: ``hg strip`` of two heads,
         a commit, then ``hg unbundle`` of the second's backup put that entry back
         where it was, and a stripped changeset went on being served as the first
-        one's); reading and hashing them (SHA-256) costs a sixth of parsing them.
+        one's); reading and hashing them (SHA-256) costs a sixth of parsing them,
+        and a lazy index compares them with the bytes it holds (no hash at all).
+        Its stamp (size, mtime, inode) and its last entries cannot stand for that
+        digest: a strip truncates in place (same inode) and the writes after it
+        may leave the size, and those entries, as an append would.
         """
         old_stamp = older.stamp
         if (old_stamp is None or older.inline or not len(older) or not stamp[2] or old_stamp[2] != stamp[2]
@@ -1186,14 +1212,23 @@ class RevlogCache:
         start = old_stamp[0]
         if usable <= start:
             return None
+        held = older.packed
+        if held is not None:  # (lazy: its own bytes, compared where they were hashed)
+            if len(held) != start or not data.startswith(held):
+                return None
+            if usable == stamp[0]:
+                _remember_appends(_append_key(self.vfs, index_path, stamp), None, known[1])
+            # (the old bytes were just checked to be these: no copy to concatenate)
+            return older.grown(bytes(data[:usable]) if usable != len(data) else data, stamp)
+        state = _digest_of(older, known)
+        if state is None:
+            return None
         digest = hashlib.sha256(memoryview(data)[:start])
-        if digest.digest() != known[0]:
+        if digest.digest() != state.digest():
             return None
         if usable == stamp[0]:
             digest.update(memoryview(data)[start:usable])
             _remember_appends(_append_key(self.vfs, index_path, stamp), digest, known[1])
-        if older.packed is not None:  # (the old bytes were just checked to be these: no copy to concatenate)
-            return older.grown(bytes(data[:usable]) if usable != len(data) else data, stamp)
         added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[start:usable]))
         entries = older.entries + added
         nodemap: dict[bytes, int] = {}
