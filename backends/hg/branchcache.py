@@ -94,7 +94,7 @@ def _matching(records: bytes, cl: Revlog) -> int:
         return 0
     words = memoryview(records)[: count * RBC_RECORD.size].cast("I")  # native order: only compared as bytes
     prefixes = words[0::2].tobytes()
-    expected = memoryview(cl.index.nodes()).cast("I")[0:5 * count:5].tobytes()  # each node's first 4 bytes
+    expected = cl.index.node_prefixes(count)  # each node's first 4 bytes
     if prefixes != expected:
         count = next(i for i in range(count) if prefixes[4 * i:4 * i + 4] != expected[4 * i:4 * i + 4])
     return count
