@@ -69,14 +69,14 @@ def index_bytes(index: Index) -> int:
     makes them), and what it has worked out so far: its entries parsed whole, its node map (whose
     keys are bytes objects of its own).  It is weighed again when it makes those
     (``IndexCache.snapshot``, the views' and kept repositories' caches at each use)."""
-    packed = index.packed
+    parts = index.packed_parts
     entries = len(index)
-    if packed is None:  # (and its node and parent columns, once a reader of every revision made them)
+    if parts is None:  # (and its node and parent columns, once a reader of every revision made them)
         return (INDEX_OBJECT_BYTES + INDEX_ENTRY_BYTES * entries + len(index.inline_data or b"")
                 + NODEMAP_ENTRY_BYTES * max(len(index._nodemap), entries if entries > 4 else 0)
                 + NODE_COLUMN_BYTES * (index._nodes is not None) * entries
                 + PARENT_COLUMNS_BYTES * (index._parents is not None) * entries)
-    held = INDEX_OBJECT_BYTES + len(packed) + COLUMN_ENTRY_BYTES * entries
+    held = INDEX_OBJECT_BYTES + len(parts[0]) + len(parts[1]) + COLUMN_ENTRY_BYTES * entries
     if not index.lazy:
         held += INDEX_ENTRY_BYTES * entries
     if index._nodemap:

@@ -209,19 +209,23 @@ class Index:
     ``len // 8 + 256`` single entries asked the list is made for the rest."""
 
     __slots__ = ("_count", "_digest", "_list", "_mapped", "_nodemap", "_nodes", "_packed", "_parents", "_reads",
-                 "_scans", "header", "inline_data", "stamp")
+                 "_scans", "_tail", "header", "inline_data", "stamp")
 
     def __init__(self, entries: list[Entry] | None, header: int, stamp: Stamp | None, inline_data: bytes | None,
-                 _nodemap: dict[bytes, int] | None = None, packed: bytes | None = None) -> None:
+                 _nodemap: dict[bytes, int] | None = None, packed: bytes | None = None, tail: bytes = b"") -> None:
         """``entries``, or None and ``packed``: the entries as a split index's file holds them (the
-        header over the first entry's offset), parsed when asked."""
+        header over the first entry's offset), parsed when asked; ``tail``: packed entries after
+        those (what this process appended to the file since it read ``packed``, ``appended_by``)."""
         self._list = entries
         self.header = header
         self.stamp = stamp
         self.inline_data = inline_data
         self._nodemap: dict[bytes, int] = {} if _nodemap is None else _nodemap
         self._packed = packed if entries is None else None
-        self._count = len(entries) if entries is not None else len(packed or b"") // ENTRY_SIZE
+        self._tail = tail if entries is None and packed is not None else b""
+        """Read before ``_packed`` (``entries`` lets go of it after): a reader that finds the bytes
+        then finds the tail that goes with them."""
+        self._count = (len(entries) if entries is not None else (len(packed or b"") + len(self._tail)) // ENTRY_SIZE)
         """How many entries (a list given is never added to after)."""
         self._nodes: bytes | None = None
         self._parents: tuple[array[int], array[int]] | None = None
@@ -261,19 +265,25 @@ class Index:
         bytes an entry: a reader that took them before still reads them) and a node map built
         before is keyed by the entries' nodes, not bytes objects of its own (56 bytes an entry):
         524 bytes an entry were held where a whole parse holds 373."""
+        tail = self._tail
         packed = self._packed  # (before the list: a reader finding no bytes finds the list)
         found = self._list
         if found is None:
             assert packed is not None
             found = list(INDEX_ENTRY.iter_unpack(packed))
+            if tail:
+                found += INDEX_ENTRY.iter_unpack(tail)
             if found:
                 found[0] = (found[0][0] & 0xFFFF,) + found[0][1:]
             if len(self._nodemap) == len(found):
                 self._nodemap = dict(zip(map(_NODE, found), range(len(found))))
             if self._digest is None:  # (before the bytes go: an append is then checked against this)
-                self._digest = hashlib.sha256(packed)
+                digest = hashlib.sha256(packed)
+                digest.update(tail)
+                self._digest = digest
             self._list = found
             self._packed = None
+            self._tail = b""
         return found
 
     @property
@@ -284,11 +294,22 @@ class Index:
     @property
     def packed(self) -> bytes | None:
         """The entries as the file holds them, for an index parsed lazily (let go once parsed
-        whole, ``entries``); None for one made from its entries or parsed whole since."""
-        return self._packed
+        whole, ``entries``); None for one made from its entries or parsed whole since.  Joined
+        (a copy) where entries were appended to it (``appended_by``): see ``packed_parts``."""
+        tail = self._tail
+        packed = self._packed
+        return packed + tail if packed is not None and tail else packed
+
+    @property
+    def packed_parts(self) -> tuple[bytes, bytes] | None:
+        """(the file's bytes it read, the entries appended since) of a lazy index, else None."""
+        tail = self._tail
+        packed = self._packed
+        return None if packed is None else (packed, tail)
 
     def entry(self, rev: int) -> Entry:
         """The entry of ``rev`` (an ``IndexError`` past either end, as ``entries[rev]``)."""
+        tail = self._tail
         packed = self._packed
         found = self._list
         if found is not None or packed is None:
@@ -301,7 +322,10 @@ class Index:
         self._reads += 1
         if self._reads > (count >> 3) + 256:  # read all over: the list answers the rest faster
             return self.entries[rev]
-        entry: Entry = INDEX_ENTRY.unpack_from(packed, rev * ENTRY_SIZE)
+        at = rev * ENTRY_SIZE
+        if at >= len(packed):
+            return INDEX_ENTRY.unpack_from(tail, at - len(packed))
+        entry: Entry = INDEX_ENTRY.unpack_from(packed, at)
         return entry if rev else (entry[0] & 0xFFFF, *entry[1:])
 
     def node(self, rev: int) -> bytes:
@@ -323,8 +347,9 @@ class Index:
 
     def restamped(self, header: int, stamp: Stamp | None) -> Index:
         """The same entries (and what was worked out of them) with another header and stamp."""
+        tail = self._tail
         packed = self._packed
-        index = Index(self._list, header, stamp, self.inline_data, self._nodemap, packed)
+        index = Index(self._list, header, stamp, self.inline_data, self._nodemap, packed, tail)
         index._nodes, index._parents, index._digest = self._nodes, self._parents, self._digest
         return index
 
@@ -342,8 +367,25 @@ class Index:
     def grown(self, packed: bytes, stamp: Stamp | None) -> Index:
         """A lazy index of ``packed``: this one's file's bytes, then more entries; what was worked
         out of this one (node column, parents, node map) is carried and extended by the new ones."""
-        index = Index(None, self.header, stamp, None, None, packed)
-        new = Index(None, self.header, None, None, None, packed[len(self) * ENTRY_SIZE:])
+        return self._carried_into(Index(None, self.header, stamp, None, None, packed), packed[len(self) * ENTRY_SIZE:])
+
+    def appended_by(self, added: bytes, stamp: Stamp | None, parts: tuple[bytes, bytes] | None = None) -> Index:
+        """This lazy index with ``added`` (packed entries) after its entries: its file's bytes are
+        shared, not copied (a push into 200,000 changesets copied the changelog's 12.8 MB and the
+        manifest's to make the snapshot after it: 7 ms of CPU), the entries added held apart (as
+        hg's C index holds those added to it); what was worked out of it is carried, as by ``grown``.
+        ``parts``: its ``packed_parts`` as the caller found them (another thread may parse it whole
+        meanwhile, letting them go)."""
+        if parts is None:
+            parts = self.packed_parts
+        assert parts is not None
+        packed, tail = parts
+        return self._carried_into(Index(None, self.header, stamp, None, None, packed, tail + added), added)
+
+    def _carried_into(self, index: Index, added: bytes) -> Index:
+        """``index``, this one with the packed entries ``added``, given this one's columns and node
+        map extended by them."""
+        new = Index(None, self.header, None, None, None, added)
         if self._nodes is not None:
             index._nodes = self._nodes + new.nodes()
         if self._parents is not None:
@@ -360,9 +402,13 @@ class Index:
         strided C-level copies for a lazy index, else joined from the entries."""
         nodes = self._nodes
         if nodes is None:
+            tail = self._tail
             packed = self._packed
             found = self._list
-            nodes = self._nodes = _node_column(packed) if found is None else _joined_nodes(found)
+            nodes = _node_column(packed) if found is None else _joined_nodes(found)
+            if found is None and tail:
+                nodes += _node_column(tail)
+            self._nodes = nodes
         return nodes
 
     def node_prefixes(self, count: int) -> bytes:
@@ -370,7 +416,7 @@ class Index:
         where it is made, else (lazy) by one strided C-level copy out of the file's bytes."""
         nodes = self._nodes
         packed = self._packed
-        if nodes is None and packed is not None:
+        if nodes is None and packed is not None and count * ENTRY_SIZE <= len(packed):
             return memoryview(packed).cast("I")[NODE_OFFSET // 4:16 * count:16].tobytes()
         return memoryview(self.nodes()).cast("I")[0:5 * count:5].tobytes()
 
@@ -379,11 +425,16 @@ class Index:
         passes for a lazy index."""
         found = self._parents
         if found is None:
+            tail = self._tail
             packed = self._packed
             entries = self._list
             if entries is None:
                 words = memoryview(packed or b"").cast("I")
                 p1, p2 = array("i", words[6::16].tobytes()), array("i", words[7::16].tobytes())
+                if tail:
+                    words = memoryview(tail).cast("I")
+                    p1.frombytes(words[6::16].tobytes())
+                    p2.frombytes(words[7::16].tobytes())
                 if sys.byteorder == "little":
                     p1.byteswap()
                     p2.byteswap()
@@ -434,16 +485,19 @@ class Index:
             return self.nodemap().get(node)
         self._scans += 1
         nodes = self._nodes
+        tail = self._tail
         packed = self._packed
         if nodes is None and packed is not None:
-            end = len(packed)
-            while True:
-                at = packed.rfind(node, 0, end)
-                if at < 0:
-                    return None
-                if at % ENTRY_SIZE == NODE_OFFSET:
-                    return at // ENTRY_SIZE
-                end = at + 19
+            for held, first in ((tail, len(packed) // ENTRY_SIZE), (packed, 0)):  # (the last first)
+                end = len(held)
+                while True:
+                    at = held.rfind(node, 0, end)
+                    if at < 0:
+                        break
+                    if at % ENTRY_SIZE == NODE_OFFSET:
+                        return first + at // ENTRY_SIZE
+                    end = at + 19
+            return None
         nodes = self.nodes()
         end = len(nodes)
         while True:
@@ -1162,7 +1216,7 @@ class RevlogCache:
             index = parse_index(data, stamp, self.headers.get(index_path, self.default_header))
             if not index.inline and len(index) and len(data) == (stamp or (0,))[0]:
                 _remember_appends(_append_key(self.vfs, index_path, stamp),
-                                  None if index.packed is not None else
+                                  None if index.packed_parts is not None else
                                   hashlib.sha256(memoryview(data)[:len(index) * ENTRY_SIZE]),
                                   next(_LINEAGES))
         if self.vfs.stamp(index_path) == stamp:
@@ -1194,7 +1248,7 @@ class RevlogCache:
             known = _APPENDS.get(key) if (key := _append_key(self.vfs, index_path, old)) is not None else None
         if known is None:
             return
-        if after.packed is None:  # (a lazy one holds the bytes it is checked by: no hash)
+        if after.packed_parts is None:  # (a lazy one holds the bytes it is checked by: no hash)
             state = _digest_of(before, known)
             if state is None:
                 return
@@ -1241,9 +1295,10 @@ class RevlogCache:
         start = old_stamp[0]
         if usable <= start:
             return None
-        held = older.packed
-        if held is not None:  # (lazy: its own bytes, compared where they were hashed)
-            if len(held) != start or not data.startswith(held):
+        parts = older.packed_parts
+        if parts is not None:  # (lazy: its own bytes, compared where they were hashed)
+            held, tail = parts
+            if len(held) + len(tail) != start or not data.startswith(held) or not data.startswith(tail, len(held)):
                 return None
             if usable == stamp[0]:
                 _remember_appends(_append_key(self.vfs, index_path, stamp), None, known[1])
@@ -1433,10 +1488,10 @@ class _WriterEntries:
     def snapshot(self, header: int) -> Index:
         """An index of every entry (a lazy one over its base's bytes and the added ones packed)."""
         base = self.base
-        packed = base.packed
-        if packed is not None and self._base_count:
+        parts = base.packed_parts
+        if parts is not None and self._base_count:
             added = b"".join(INDEX_ENTRY.pack(*entry) for entry in self.added)
-            return base.grown(packed + added, None)
+            return base.appended_by(added, None, parts)
         return Index(base.entries + self.added, header, None, None)
 
 
@@ -1769,9 +1824,9 @@ class RevlogWriter:
             return None
         self.released = True
         before, packed = self._before, bytes(added)
-        held = before.packed
-        if held is not None:  # lazy: the file's bytes, what was worked out of them extended
-            return before, packed, before.grown(held + packed, None)
+        parts = before.packed_parts
+        if parts is not None:  # lazy: the file's bytes, what was worked out of them extended
+            return before, packed, before.appended_by(packed, None, parts)
         nodemap = None
         if len(before._nodemap) == len(before):
             nodemap = {**before._nodemap, **self._added_nodes}

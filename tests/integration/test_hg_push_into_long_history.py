@@ -74,6 +74,20 @@ def test_pushes_into_a_long_history_leave_the_heads_branches_and_phases_hg_serve
         client.hg("--config", f"ui.ssh={ssh.ssh}", "push", "-q", "-f", "-R", str(work), *extra,
                   "--remotecmd", f"{VENV_BIN}/hg", "-r", "tip", url)
     assert _state(client, repo) == _state(client, reference)
+
+    # hg itself commits on the server between two requests: what hgwire holds of the changelog (the
+    # bytes it read at the start, the entries pushed since apart) is extended by the file's new
+    # entry once its old bytes are found as they were; the next push and pull read it right
+    for path in (repo, reference):
+        client.hg("update", "-q", "-R", str(path), "-r", default)
+        (path / "by-hg").write_text("by hg\n")
+        client.hg("commit", "-q", "-A", "-R", str(path), "-m", "by hg", "-d", "0 0")
+    _commit(client, work, "after-hg", stable)
+    for url, extra in ((ssh.url("long"), ()), (f"ssh://ref/{reference}", ("-e", str(fake)))):
+        client.hg("--config", f"ui.ssh={ssh.ssh}", "push", "-q", "-f", "-R", str(work), *extra,
+                  "--remotecmd", f"{VENV_BIN}/hg", "-r", "tip", url)
+    assert _state(client, repo) == _state(client, reference)
+    assert client.hg("log", "-R", str(repo), "-r", "-2:", "-T", "{desc}\n").stdout == "by hg\nafter-hg\n"
     client.hg("verify", "-q", "-R", str(repo))
     pulled = tmp_path / "pulled"
     ssh.hg("clone", "-q", "-U", ssh.url("long"), str(pulled))

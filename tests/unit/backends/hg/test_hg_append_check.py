@@ -21,6 +21,7 @@ from backends.hg import revlog
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     INDEX_ENTRY,
+    Index,
     IndexCache,
     RevlogCache,
     index_lineage,
@@ -80,9 +81,11 @@ def _rewrite(path: str, keep: int, added: bytes) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(count=st.integers(min_value=9, max_value=40), data=st.data(), parsed_whole=st.booleans(),
-       lazy=st.booleans())
+       lazy=st.booleans(), pushed=st.integers(min_value=0, max_value=3))
 def test_a_snapshot_is_grown_exactly_when_its_bytes_are_the_file_s_start(
-        count: int, data: st.DataObject, parsed_whole: bool, lazy: bool) -> None:
+        count: int, data: st.DataObject, parsed_whole: bool, lazy: bool, pushed: int) -> None:
+    """``pushed``: entries this process appended itself first (``RevlogCache.appended``: a lazy
+    snapshot after them holds them apart from the bytes it read, ``Index.appended_by``)."""
     keep = data.draw(st.integers(min_value=1, max_value=count), label="kept entries")
     salt = data.draw(st.integers(min_value=0, max_value=2), label="salt of the new entries")  # 0: the same ones
     more = data.draw(st.integers(min_value=count - keep + 1, max_value=count - keep + 6), label="new entries")
@@ -95,6 +98,16 @@ def test_a_snapshot_is_grown_exactly_when_its_bytes_are_the_file_s_start(
             cache = RevlogCache(vfs, HEADER, scope=os.fsencode(tmp), shared=IndexCache(budget=1 << 20))
             before = cache.index(b"x.i")
             assert before.lazy == lazy
+            if pushed:  # (as a push's writer hands its snapshot over)
+                added = _entries(count, pushed, salt=3)
+                grown = (before.appended_by(added, None) if lazy else
+                         Index(before.entries + list(INDEX_ENTRY.iter_unpack(added)), HEADER, None, None))
+                vfs.append(b"x.i", added)
+                cache.appended(b"x.i", before, added, grown)
+                before = cache.index(b"x.i")
+                assert len(before) == count + pushed and (before.packed_parts is not None) == lazy
+                assert before.entries[-1] == INDEX_ENTRY.unpack(added[-INDEX_ENTRY.size:]) if parsed_whole else True
+                count += pushed
             old_bytes = vfs.read(b"x.i")
             if parsed_whole:
                 before.entries  # noqa: B018  (a lazy one lets its bytes go)
