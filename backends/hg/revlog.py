@@ -392,9 +392,15 @@ class Index:
             p1, p2 = self._parents
             n1, n2 = new.parent_columns()
             index._parents = (p1 + n1, p2 + n2)
-        if len(self._nodemap) == len(self):
-            index._nodemap = dict(self._nodemap)
-            index.nodemap()  # (extended by the new nodes)
+        if len(self._nodemap) == len(self):  # (copied once, extended by the new nodes: ``nodemap`` copied it again)
+            nodemap = dict(self._nodemap)
+            nodes, first, count = new.nodes(), len(self), len(new)
+            for start in range(0, count, NODE_BATCH):
+                stop = min(start + NODE_BATCH, count)
+                nodemap.update(zip(_node_batch(stop - start).unpack_from(nodes, start * 20),
+                                   range(first + start, first + stop)))
+            index._nodemap = nodemap
+            index._mapped = True
         return index
 
     def nodes(self) -> bytes:
