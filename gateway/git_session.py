@@ -416,6 +416,11 @@ class UploadPackSession(_GitSession):
         self._cancel_keep()
         super()._finish(outcome, status)
 
+    def connection_lost(self) -> None:
+        # (a reset, no end of input read: the timer would hold the session and its refs until it fired)
+        self._cancel_keep()
+        super().connection_lost()
+
     def _core_receive(self, data: bytes) -> None:
         self._core.receive_data(data)
 
