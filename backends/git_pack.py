@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from dulwich.errors import ObjectFormatException
 from dulwich.object_format import OBJECT_FORMATS as DULWICH_FORMATS
 from dulwich.object_format import ObjectFormat as DulwichFormat
 from dulwich.object_store import (
@@ -267,6 +268,15 @@ def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None
     inflated); any other is read raw: its type says whether it is a tag, and a tag's first
     line names its object; a commit is not parsed (5,000 loose branches took 0.25 s to
     advertise the first time, each commit parsed by dulwich, against ``git daemon``'s 0.1)."""
+    target = _peel_readable(store, oid, types)
+    return oid if target is None else target
+
+
+def _peel_readable(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None) -> ObjectId | None:
+    """``peel``'s answer, or None when an object on the way is one neither dulwich nor git reads (a
+    tag whose first line is not ``object <id>``, written by another tool): git advertises such a
+    ref, and a tag of it, with no peeled value, where every advertisement of the repository was
+    refused ("the repository holds an object the server cannot read")."""
     known = _peeled.get(oid)
     if known is not None:
         return known
@@ -278,8 +288,13 @@ def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None
                 type_num, raw = store.get_raw(_dul(oid))
             except KeyError:
                 return oid  # a missing object ends the chain here only in this store: not remembered
+            except ObjectFormatException:  # (a loose object dulwich parses as it reads it)
+                return None
             if type_num == Tag.type_num:
-                target = _tag_target(store, oid, raw)
+                try:
+                    target = _tag_target(store, oid, raw)
+                except ObjectFormatException:
+                    return None
                 if target is None:
                     return oid
                 oid = ObjectId(target)
@@ -301,7 +316,7 @@ def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTyp
     result: dict[ObjectId, ObjectId] = {}
     binary = _binaries(oids)
     whole = types.whole_entries(set(binary.values()) - {b""}) if types is not None else {}
-    ends: dict[bytes, ObjectId] = {}
+    ends: dict[bytes, ObjectId | None] = {}
     for count, oid in enumerate(oids, 1):
         if not count % CHECK_EVERY:
             check("the ref advertisement")
@@ -318,10 +333,10 @@ def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTyp
         if entry is None:  # a commit, a tree or a blob
             result[oid] = oid
         else:
-            end = ends.get(entry)
-            if end is None:
-                end = ends[entry] = peel(store, ObjectId(entry), types)
-            result[oid] = end
+            if entry not in ends:
+                ends[entry] = _peel_readable(store, ObjectId(entry), types)
+            end = ends[entry]
+            result[oid] = oid if end is None else end  # (a tag of a tag git cannot read: unpeeled)
     return result
 
 

@@ -105,3 +105,38 @@ def test_an_unvouched_file_too_big_to_keep_is_peeled_without_reading_each_tag(
             assert len(reads) <= 3, len(reads)
     finally:
         repo.close()
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_a_tag_git_cannot_read_is_advertised_unpeeled_as_git_advertises_it(
+        tmp_path: Path, packed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tag object whose first line is not ``object <id>`` (another tool's, written with ``git
+    # hash-object --literally``), named in a packed-refs without ``^`` lines: git's show-ref and
+    # upload-pack list it without a peeled value; every advertisement of the repository was refused
+    # ("the repository holds an object the server cannot read"), a fetch of any other ref with it.
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    repo = tmp_path / "odd.git"
+    git(tmp_path, "init", "-q", "--bare", str(repo))
+    git(repo, "fast-import", "--quiet", input=_stream())
+    main = git(repo, "rev-parse", "main").strip()
+    odd = git(repo, "hash-object", "-w", "-t", "tag", "--literally", "--stdin", input=(
+        b"type commit\nobject %s\ntag odd\ntagger a <a@b> 1700000000 +0000\n\nodd\n" % main)).strip()
+    outer = git(repo, "hash-object", "-w", "-t", "tag", "--stdin", input=(  # (a tag of it: git peels it no more)
+        b"object %s\ntype tag\ntag outer\ntagger a <a@b> 1700000000 +0000\n\nouter\n" % odd)).strip()
+    if packed:
+        git(repo, "repack", "-adq")
+    git(repo, "pack-refs", "--all")
+    text = (repo / "packed-refs").read_bytes()
+    lines: list[bytes] = [line for line in text.splitlines(keepends=True) if not line.startswith((b"#", b"^"))]
+    lines += [b"%s refs/tags/odd\n" % odd, b"%s refs/tags/outer\n" % outer]
+    lines.sort(key=lambda entry: entry.split(b" ")[1])
+    (repo / "packed-refs").write_bytes(b"".join(lines))
+    peeled_by_git = _peeled_by_git(repo)
+    assert b"refs/tags/odd" not in peeled_by_git and b"refs/tags/outer" not in peeled_by_git
+    opened = DulwichGitRepository("odd.git", Repo(str(repo)), owns_repo=True)
+    try:
+        snap = git_pack.snapshot_refs(opened)
+        assert dict(snap.peeled) == peeled_by_git
+        assert snap.refs[b"refs/tags/odd"] == odd
+    finally:
+        opened.close()
