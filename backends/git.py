@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Literal, cast
 
-from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile
+from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile, match_glob_pattern
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
@@ -1158,7 +1158,8 @@ class DulwichGitRepository:
         wanted = (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
         self._config()
         matchers = getattr(self.dulwich_repo, "_get_config_condition_matchers", None)  # (includeIf's, as its open)
-        rules = [value for config in self._config_layers for value in _hide_rules(config, wanted, matchers)]
+        whole = self._config_read if isinstance(self._config_read, ConfigFile) else None
+        rules = [value for config in self._config_layers for value in _hide_rules(config, wanted, matchers, whole)]
         return _hiding(rules) if rules else git_pack.nothing_hidden  # (an unreadable config hides nothing)
 
     base_config: str | None = None
@@ -2752,51 +2753,105 @@ MAX_SKIP_LIST = 64 << 20
 
 
 def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
-                matchers: Callable[[], Mapping[str, ConditionMatcher]] | None = None) -> list[bytes]:
+                matchers: Callable[[], Mapping[str, ConditionMatcher]] | None = None,
+                whole: ConfigFile | None = None) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in ``config``, in its file's order when that
-    can be read (``_in_file_order``, ``matchers`` its ``[includeIf]``'s), else section by section as
-    dulwich gathered them."""
-    def rules(config: ConfigFile) -> list[bytes]:
-        return [value for section in config.sections() if len(section) == 1 and section[0].lower() in wanted
-                for name, value in config.items(section) if name.lower() == b"hiderefs"]
-
-    gathered = rules(config)
-    if not gathered:
+    can be read (``_in_file_order``, ``matchers`` its ``[includeIf]``'s, ``whole`` the config whose
+    remote URLs a ``hasconfig:`` condition asks about), else section by section as dulwich gathered
+    them.  ``StorageError`` for a file git refuses to read: includes nested deeper than git follows
+    them (a file that includes itself), an include git cannot read (a directory)."""
+    gathered = _section_rules(config, wanted)
+    path = getattr(config, "path", None)
+    if not path:
         return gathered
-    ordered = [value for chunk in _in_file_order(config, wanted, matchers) for value in rules(chunk)]
-    return ordered if sorted(ordered) == sorted(gathered) else gathered  # (the same values, or a change: dulwich's)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return gathered
+    headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
+    if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers):
+        return gathered  # (dulwich's order is the file's)
+    conditions = matchers() if matchers is not None else None
+    try:
+        return _in_file_order(data, os.fsdecode(path), wanted, conditions, whole if whole is not None else config)
+    except ValueError:  # (a part that cannot be read on its own)
+        return gathered
+
+
+def _section_rules(config: ConfigFile, wanted: tuple[bytes, ...]) -> list[bytes]:
+    return [value for section in config.sections() if len(section) == 1 and section[0].lower() in wanted
+            for name, value in config.items(section) if name.lower() == b"hiderefs"]
 
 
 _SECTION_START = re.compile(rb"^[ \t]*\[[ \t]*([A-Za-z0-9.-]*)", re.MULTILINE)
 _INCLUDES = frozenset((b"include", b"includeif"))
+MAX_CONFIG_INCLUDE_DEPTH = 10
+"""Includes git follows one inside another; past them it refuses the config ("exceeded maximum
+include depth", a file that includes itself)."""
+_HASCONFIG_URL = "hasconfig:remote.*.url:"
 
 
-def _in_file_order(config: ConfigFile, wanted: tuple[bytes, ...],
-                   matchers: Callable[[], Mapping[str, ConditionMatcher]] | None = None) -> list[ConfigFile]:
-    """``config``'s file read again a section header at a time, each part on its own: git takes the
-    values of a section written twice (``[transfer]``, ``[uploadpack]``, ``[transfer]`` again) where
-    each header is, dulwich gathers them under the first; and those of an ``[include]`` (or an
-    ``[includeIf]`` that holds) where it is, dulwich putting them under the header of the same name
-    before it, if any.  None read (empty: dulwich's order is the file's) when no ``wanted`` section
-    is written twice and nothing is included, when the file has no path, or when a part cannot be
-    read on its own."""
-    path = getattr(config, "path", None)
-    if not path:
-        return []
+def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
+                   conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile,
+                   depth: int = 0) -> list[bytes]:
+    """The ``hideRefs`` values of ``wanted``'s sections in the config file ``path`` (``data``) in the
+    order git reads them: read again a section header at a time, each part on its own (dulwich
+    gathers the values of a section written twice, ``[transfer]``, ``[uploadpack]``, ``[transfer]``
+    again, under its first header), and an included file's values where its ``[include]`` (or an
+    ``[includeIf]`` that holds) is, each time it is included, as git reads them (dulwich puts them
+    under the including file's header of the same name, reads a file included twice once, and stops
+    quietly at a file that includes itself, which git refuses).  A ``hasconfig:remote.*.url:``
+    condition asks every remote URL of ``whole``, as git's does, wherever in the files it is.
+    ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses."""
+    found: list[bytes] = []
+    config_dir = os.path.dirname(path)
+    starts = [m.start() for m in _SECTION_START.finditer(data)]
+    for start, end in zip(starts, [*starts[1:], len(data)]):
+        part = ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
+        for section in part.sections():
+            kind = section[0].lower()
+            if len(section) == 1 and kind in wanted:
+                found += [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
+            elif (kind == b"include" and len(section) == 1) or (kind == b"includeif" and len(section) == 2):
+                condition = section[-1] if kind == b"includeif" else None
+                if condition is not None and not _include_holds(part, condition, config_dir, conditions, whole):
+                    continue
+                for name, value in part.items(section):
+                    if name.lower() == b"path" and value:
+                        found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1)
+    return found
+
+
+def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
+                   conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile) -> bool:
+    text = condition.decode("utf-8", "replace")
+    if text.startswith("hasconfig:"):  # (git knows remote URLs alone there)
+        return text.startswith(_HASCONFIG_URL) and any(
+            match_glob_pattern(url.decode("utf-8", "replace"), text[len(_HASCONFIG_URL):])
+            for section in whole.sections() if len(section) == 2 and section[0].lower() == b"remote"
+            for name, url in whole.items(section) if name.lower() == b"url")
+    return part._evaluate_includeif_condition(text, config_dir, conditions)
+
+
+def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
+                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int) -> list[bytes]:
+    """``_in_file_order`` of the file ``including`` includes as ``target`` (``~/`` its user's home,
+    a relative path from ``including``'s directory); none for a file that does not exist, as git
+    takes it."""
+    if depth > MAX_CONFIG_INCLUDE_DEPTH:
+        raise StorageError(f"the repository's git config includes files more than {MAX_CONFIG_INCLUDE_DEPTH} "
+                           "deep (does one include itself?), which git refuses; tell the server's operator")
+    path = os.path.join(os.path.dirname(including), os.path.expanduser(target))
     try:
         with open(path, "rb") as f:
             data = f.read()
-        headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
-        if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers):
-            return []
-        starts = [m.start() for m in _SECTION_START.finditer(data)]
-        # (an include's part read with what it includes, where git reads it: at the include)
-        config_dir = os.path.dirname(os.fsdecode(path))
-        conditions = matchers() if matchers is not None else None
-        return [ConfigFile.from_file(io.BytesIO(data[start:end]), config_dir=config_dir, condition_matchers=conditions)
-                for start, end in zip(starts, [*starts[1:], len(data)])]
-    except (OSError, ValueError):
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        raise StorageError(f"the repository's git config includes a file that cannot be read ({exc.strerror}), "
+                           "which git refuses; tell the server's operator") from None
+    return _in_file_order(data, path, wanted, conditions, whole, depth)
 
 
 def read_base_config(path: str) -> ConfigFile:

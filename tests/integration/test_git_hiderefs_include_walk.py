@@ -1,0 +1,72 @@
+"""``hideRefs`` of included files read as git reads them, where dulwich's read of the config
+differs: an included file that writes a section twice has each header's values where it is
+(dulwich gathers them under its first, which showed ``refs/pull/7/head`` git hides); a file
+included twice counts at each include (dulwich reads it once, and hgwire took
+the values section by section, which showed ``refs/pull/7/head`` git hides); an ``[includeIf
+"hasconfig:remote.*.url:…"]`` asks every remote URL of the config, one written after it too
+(dulwich asks those above it: the file's ``refs/pull`` was not hidden); and a file that includes
+itself, or a directory, is refused, as git refuses it (hgwire served it: a file that includes
+itself with its values taken section by section, which showed ``refs/pull/7/head``)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+CASES = {
+    "twice": (
+        "[transfer]\n\thideRefs = refs/pull\n[include]\n\tpath = hide.inc\n[include]\n\tpath = hide.inc\n",
+        ("[uploadpack]\n\thideRefs = !refs/pull/7\n[receive]\n\thideRefs = !refs/pull/7\n"
+         "[transfer]\n\thideRefs = refs/pull/7\n")),
+    "hasconfig": (
+        ('[includeIf "hasconfig:remote.*.url:https://example.com/**"]\n\tpath = hide.inc\n'
+         '[remote "origin"]\n\turl = https://example.com/mirror.git\n'),
+        "[transfer]\n\thideRefs = refs/pull\n"),
+    "cycle": (
+        ("[transfer]\n\thideRefs = refs/pull\n[uploadpack]\n\thideRefs = !refs/pull/7\n"
+         "[include]\n\tpath = hide.inc\n"),
+        "[transfer]\n\thideRefs = refs/pull/7\n[include]\n\tpath = config\n"),
+    "sections": (
+        "[include]\n\tpath = hide.inc\n",
+        ("[transfer]\n\thideRefs = refs/pull\n[uploadpack]\n\thideRefs = !refs/pull/7\n"
+         "[receive]\n\thideRefs = !refs/pull/7\n[transfer]\n\thideRefs = refs/pull/7\n")),
+    "directory": ("[transfer]\n\thideRefs = refs/pull\n[include]\n\tpath = refs\n", ""),
+}
+REFUSED = {"cycle": ("include depth", "includes files more than 10 deep"),
+           "directory": ("bad config line", "includes a file that cannot be read (Is a directory)")}
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hiderefs_of_included_files_as_git_reads_them(
+        make_server: Callable[..., RunningServer], client: Client, version: str, case: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    bare = server.root / "hide.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    client.git("push", "-q", str(bare), "main", "main:refs/pull/7/head", "main:refs/pull/8/head", cwd=work)
+    config, included = CASES[case]
+    (bare / "hide.inc").write_text(included)
+    with open(bare / "config", "a") as f:
+        f.write(config)
+    gits = client.git("-c", f"protocol.version={version}", "ls-remote", f"file://{bare}", check=False)
+    ours = client.git("-c", f"protocol.version={version}", "ls-remote", server.git_url("hide"), check=False)
+    if case in REFUSED:  # git refuses the config, and so hgwire
+        git_says, we_say = REFUSED[case]
+        assert gits.returncode != 0 and git_says in gits.stderr, gits.stderr
+        assert ours.returncode != 0 and "refs/" not in ours.stdout, ours.stdout
+        assert we_say in ours.stderr, ours.stderr
+        return
+    assert "refs/pull/7" not in gits.stdout and "refs/heads/main" in gits.stdout
+    assert ours.stdout == gits.stdout
+    commit(client, work, "b.txt", "b\n", "second")
+    for url in (f"file://{bare}", server.git_url("hide")):
+        pushed = client.git("push", url, "main:refs/pull/7/head", cwd=work, check=False)
+        assert pushed.returncode != 0 and "deny updating a hidden ref" in pushed.stderr, (url, pushed.stderr)
