@@ -2769,6 +2769,7 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
             data = f.read()
     except OSError:
         return gathered
+    data = data.removeprefix(_BOM)  # (git skips it, and so its header counts)
     headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
     if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers):
         return gathered  # (dulwich's order is the file's)
@@ -2790,6 +2791,7 @@ MAX_CONFIG_INCLUDE_DEPTH = 10
 """Includes git follows one inside another; past them it refuses the config ("exceeded maximum
 include depth", a file that includes itself)."""
 _HASCONFIG_URL = "hasconfig:remote.*.url:"
+_BOM = b"\xef\xbb\xbf"
 
 
 def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
@@ -2806,7 +2808,8 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses."""
     found: list[bytes] = []
     config_dir = os.path.dirname(path)
-    starts = [m.start() for m in _SECTION_START.finditer(data)]
+    data = data.removeprefix(_BOM)
+    starts = sorted({0, *(m.start() for m in _SECTION_START.finditer(data))})  # (nothing before a header lost)
     for start, end in zip(starts, [*starts[1:], len(data)]):
         part = ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
         for section in part.sections():

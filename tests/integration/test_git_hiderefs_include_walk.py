@@ -70,3 +70,28 @@ def test_hiderefs_of_included_files_as_git_reads_them(
     for url in (f"file://{bare}", server.git_url("hide")):
         pushed = client.git("push", url, "main:refs/pull/7/head", cwd=work, check=False)
         assert pushed.returncode != 0 and "deny updating a hidden ref" in pushed.stderr, (url, pushed.stderr)
+
+
+@pytest.mark.parametrize("after", [
+    ("[uploadpack]\n\thideRefs = !refs/pull/7\n[receive]\n\thideRefs = !refs/pull/7\n"
+     "[transfer]\n\thideRefs = refs/pull/7\n"),
+    "[include]\n\tpath = missing.inc\n"])
+def test_hiderefs_of_a_config_that_starts_with_a_byte_order_mark(
+        make_server: Callable[..., RunningServer], client: Client, after: str) -> None:
+    """A config written with a UTF-8 byte order mark, which git skips: its first header was not
+    seen, so a ``[transfer]`` written again below was not read in file order (``refs/pull/7/head``
+    shown), and with an include the values above the first header seen were dropped (all of
+    ``refs/pull`` shown)."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    bare = server.root / "bom.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    client.git("push", "-q", str(bare), "main", "main:refs/pull/7/head", "main:refs/pull/8/head", cwd=work)
+    own = (bare / "config").read_bytes()
+    (bare / "config").write_bytes(b"\xef\xbb\xbf[transfer]\n\thideRefs = refs/pull\n" + own + after.encode())
+    gits = client.git("ls-remote", f"file://{bare}").stdout
+    ours = client.git("ls-remote", server.git_url("bom")).stdout
+    assert "refs/pull" not in gits and "refs/heads/main" in gits
+    assert ours == gits
