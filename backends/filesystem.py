@@ -632,7 +632,12 @@ class _ServedRepo(Repo):
         return super().get_named_file(path, basedir)
 
     def get_config(self) -> ConfigFile:
-        config = super().get_config()
+        try:
+            config = super().get_config()
+        except ValueError as exc:  # dulwich's parse of it, or of a file it includes, failed: git refuses it too
+            why = " ".join(str(exc).split())[:120]
+            raise StorageError(f"the repository's git config cannot be read ({why}); "
+                               "tell the server's operator") from None
         if getattr(self, "_judging", False):
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:

@@ -95,3 +95,22 @@ def test_hiderefs_of_a_config_that_starts_with_a_byte_order_mark(
     ours = client.git("ls-remote", server.git_url("bom")).stdout
     assert "refs/pull" not in gits and "refs/heads/main" in gits
     assert ours == gits
+
+
+@pytest.mark.parametrize("broken", ["[transfer]\n\thideRefs = refs/pull\n\tbad line = x\n",
+                                    "[include]\n\tpath = binary.inc\n"])
+def test_a_config_git_cannot_parse_is_refused_with_a_message(
+        make_server: Callable[..., RunningServer], client: Client, broken: str) -> None:
+    """A repository config that does not parse (or an included file that does not): nothing is
+    listed, as git lists nothing ("bad config line"), and the client is told why, where it was told
+    "internal error" and the log held a traceback."""
+    server = make_server("fs", git=[LOOPBACK])
+    bare = server.root / "broken.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    (bare / "binary.inc").write_bytes(b"\x00\xff\x01 not a config\n")
+    with open(bare / "config", "a") as f:
+        f.write(broken)
+    gits = client.git("ls-remote", f"file://{bare}", check=False)
+    ours = client.git("ls-remote", server.git_url("broken"), check=False)
+    assert gits.returncode != 0 and "bad config" in gits.stderr, gits.stderr
+    assert ours.returncode != 0 and "the repository's git config cannot be read" in ours.stderr, ours.stderr
