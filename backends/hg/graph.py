@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from typing import overload
 
@@ -116,6 +116,24 @@ class ParentColumns(Sequence[tuple[int, int]]):
                 at = data.find(needle, at + 1)
         return sorted(found)
 
+    def children_finder(self) -> Callable[[int], list[int]]:
+        """``children`` for many revisions of these columns as they are now: their bytes made once."""
+        columns = [self.p1.tobytes()]
+        if self.p2.count(NULL_REV) != len(self.p2):
+            columns.append(self.p2.tobytes())
+
+        def children(rev: int) -> list[int]:
+            found: set[int] = set()
+            needle = array("i", (rev,)).tobytes()
+            for data in columns:
+                at = data.find(needle, 4 * (rev + 1))
+                while at >= 0:
+                    if not at % 4:
+                        found.add(at // 4)
+                    at = data.find(needle, at + 1)
+            return sorted(found)
+        return children
+
     def child_marks(self, visible: bytearray | None = None) -> bytearray:
         """A byte per revision (and one past them), 1 for each revision a visible one (every one,
         for None) has as a parent: C-level passes (``map`` of the array's item setter) where a
@@ -183,6 +201,24 @@ def grown_heads(parents: Sequence[tuple[int, int]], visible: bytearray | None, h
             grown.difference_update(parents[rev])
             grown.add(rev)
     return grown
+
+
+def heads_after(heads: Iterable[int], changed: Iterable[int], parents: Sequence[tuple[int, int]],
+                visible: bytearray, children: Callable[[int], Iterable[int]], known: int,
+                group: Callable[[int], object] | None = None) -> set[int]:
+    """``heads`` of the first ``known`` revisions brought up to date after the visibility of the
+    ``changed`` ones among them changed (``visible`` is now): only those and their parents can
+    have become heads or stopped being ones (a head that did not change can only have gained a
+    child among them).  With ``group``, heads within each group (a branch's: a child in another
+    group does not count)."""
+    touched = set(changed)
+    touched.update(p for rev in list(touched) for p in parents[rev] if p >= 0)
+    found = set(heads) - touched
+    for rev in touched:
+        if rev < known and visible[rev] and not any(
+                c < known and visible[c] and (group is None or group(c) == group(rev)) for c in children(rev)):
+            found.add(rev)
+    return found
 
 
 def _columns(parents: Sequence[tuple[int, int]]) -> tuple[array[int], array[int]]:

@@ -17,6 +17,7 @@ import binascii
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from protocols import hg_obsmarkers as obs
 from protocols.hg_obsmarkers import Marker
@@ -133,8 +134,19 @@ def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[
     hideable ancestor of a visible mutable revision is revealed again.
     """
     hidden = store.obsolete_revs(rev_of, phases)
-    hidden.update(found.start() for found in _HIDEABLE_PHASE.finditer(phases))
+    hidden.update(archived_revs(phases))
     hidden.difference_update(pinned)
+    return revealed(hidden, parents, phases)
+
+
+def archived_revs(phases: bytearray, start: int = 0) -> set[int]:
+    """The revisions from ``start`` on that are archived or internal (hideable without a marker)."""
+    return {found.start() for found in _HIDEABLE_PHASE.finditer(phases, start)}
+
+
+def revealed(hidden: set[int], parents: Sequence[tuple[int, int]], phases: bytearray) -> set[int]:
+    """``hidden`` (the hideable revisions, pinned ones left out) less every ancestor of a visible
+    mutable revision, in place: what stays hidden."""
     if not hidden:
         return hidden
     stack = [r for r in (found.start() for found in _NOT_PUBLIC.finditer(phases)) if r not in hidden]
@@ -144,6 +156,37 @@ def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[
                 hidden.discard(p)
                 stack.append(p)
     return hidden
+
+
+def hidden_after(hidden: AbstractSet[int], before: AbstractSet[int], after: AbstractSet[int],
+                 parents: Sequence[tuple[int, int]], known: int, children: Callable[[int], Iterable[int]],
+                 limit: int) -> set[int] | None:
+    """``revealed`` brought up to date instead of computed over every mutable revision: ``hidden``
+    is its answer for the first ``known`` revisions of ``parents`` when ``before`` were the hideable
+    ones; ``after`` are those now (every revision's: the first ``known`` may have gained or lost
+    hideability, by new markers, phases or pins); ``children(rev)`` are a revision's children.
+
+    A revision is hidden when it is hideable and every child of it is hidden (a visible mutable
+    descendant reveals its hideable ancestors).  Only the revisions whose answer may differ are
+    looked at again: those whose hideability changed, the new ones, and the hideable ancestors of
+    these reached through hideable ones (a revision neither hideable before nor now is visible both
+    times, and so are its ancestors); descending, so that each child's answer is known when its
+    parent's is asked.  None when more than ``limit`` revisions would be (a caller computes it whole)."""
+    seeds = (before ^ after) | set(range(known, len(parents)))
+    region = set(seeds)
+    stack = list(seeds)
+    while stack:
+        for p in parents[stack.pop()]:
+            if p >= 0 and p in after and p not in region:
+                region.add(p)
+                stack.append(p)
+        if len(region) > limit:
+            return None
+    now = set(hidden) - region
+    for rev in sorted(region, reverse=True):
+        if rev in after and all(c in now for c in children(rev)):
+            now.add(rev)
+    return now
 
 
 BUMPED_FIX = 1
@@ -309,5 +352,5 @@ def dirstate_parents(data: bytes) -> list[bytes]:
     return [data[0:20], data[20:40]]
 
 
-__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "instability_sets", "merge_pins",
-           "successors_sets"]
+__all__ = ["ObsStore", "archived_revs", "dirstate_parents", "hidden_after", "hidden_revs", "instabilities",
+           "instability_sets", "merge_pins", "revealed", "successors_sets"]

@@ -44,18 +44,21 @@ from backends.hg.keys import (
     config_section,
     config_value,
     parse_bookmarks,
-    parse_phaseroots,
     parse_publishing,
 )
 from backends.hg.largefiles import LargefileStore
 from backends.hg.obsstore import (
+    ARCHIVED,
     DRAFT,
     OBSSTORE,
     PUBLIC,
+    SECRET,
     ObsStore,
+    archived_revs,
     dirstate_parents,
-    hidden_revs,
+    hidden_after,
     merge_pins,
+    revealed,
 )
 from backends.hg.push_spool import spooled
 from backends.hg.revlog import (
@@ -112,6 +115,9 @@ _NOT_PUBLIC = re.compile(rb"[^\x00]")
 _STACK_ALIAS = re.compile(rb"[st][0-9]+\Z")
 NULL_HEX = b"0" * 40
 """The null revision's id in hex."""
+EXTEND_LIMIT = 1024
+"""Most revisions whose hiding a push may change for the views to be brought up to date (each may
+cost a search of the parent columns for its children); past it they are computed afresh."""
 
 
 class Locks(Protocol):
@@ -187,6 +193,33 @@ class Views:
     branch heads where they were computed, so that these are brought up to date, not recomputed."""
     _topics: dict[int, bytes] | None = None
     """hg-evolve's topic of each visible non-public revision that has one (``HgRepo._draft_topics``)."""
+    _roots: dict[bytes, int] | None = None
+    """The phaseroots file's roots by node (those it names that the changelog lacks too), each with
+    its phase (``_phaseroot_nodes``): the file after a push is compared with them."""
+    _hiding: Hiding | None = None
+    """What the obsstore hid in these views; None without markers."""
+
+
+@dataclass(frozen=True)
+class Hiding:
+    """The obsolescence state views were computed with (``hidden_revs``' parts), for the views
+    after a push to be brought up to date from it (``HgRepo._extended_views``)."""
+
+    markers: Sequence[Marker]
+    """The obsstore's markers (its list, never changed): a store extended since holds the same
+    objects first, one read afresh (rewritten, or an append that could not be read alone, as in
+    memory) is compared with them."""
+    obsolete: frozenset[int]
+    """Draft and secret revisions a marker rewrote or pruned."""
+    archived: frozenset[int]
+    """Archived and internal revisions."""
+    pinned: frozenset[int]
+    """Revisions nothing hides (``HgRepo._pinned``)."""
+    hidden: frozenset[int]
+    """What ``hidden_revs`` gave: the revisions the markers hide."""
+
+    def hideable(self) -> set[int]:
+        return set(self.obsolete | self.archived) - self.pinned
 
 
 def views_parts(views: Views | None) -> tuple[tuple[object, int], ...]:
@@ -194,8 +227,12 @@ def views_parts(views: Views | None) -> tuple[tuple[object, int], ...]:
     computed from (counted once however many hold it)."""
     if views is None:  # (a store's views forgotten)
         return ()
+    hiding = views._hiding
     own = kept.VIEWS_ENTRY_BYTES * len(views.parents) + kept.HEAD_BYTES * (
-        len(views._heads or ()) + sum(map(len, (views._branch_heads or {}).values())))
+        len(views._heads or ()) + sum(map(len, (views._branch_heads or {}).values()))
+        + (len(hiding.obsolete) + len(hiding.archived) + len(hiding.pinned) + len(hiding.hidden)
+           + len(hiding.markers) // 5 if hiding else 0)
+        + 3 * len(views._roots or ()))
     return (views, own + 300), (views.index, kept.index_bytes(views.index))
 
 
@@ -352,13 +389,23 @@ class HgRepo:
             else:
                 parents = _checked_parents(cl.index, 0)
                 data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
-                phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.lookup()))
+                roots = _phaseroot_nodes(data)
+                nodemap = cl.index.lookup()
+                phases = graph.compute_phases(parents, {rev: phase for node, phase in roots.items()
+                                                        if (rev := nodemap.get(node)) is not None})
                 visible = phases.translate(graph.VISIBLE)
                 markers = self.obsstore()
+                hiding = None
                 if markers is not None:
-                    for rev in hidden_revs(markers, cl.index.lookup(), parents, phases, self._pinned(cl)):
+                    obsolete = markers.obsolete_revs(nodemap, phases)
+                    archived = archived_revs(phases)
+                    pinned = self._pinned(cl)
+                    hidden = revealed((obsolete | archived) - pinned, parents, phases)
+                    for rev in hidden:
                         visible[rev] = 0
-                views = Views(cl.index, parents, phases, visible, stamp)
+                    hiding = Hiding(markers.markers, frozenset(obsolete), frozenset(archived), frozenset(pinned),
+                                    frozenset(hidden))
+                views = Views(cl.index, parents, phases, visible, stamp, _roots=roots, _hiding=hiding)
             self._views = views
             if scope is not None:
                 SHARED_VIEWS.put(scope, views)
@@ -366,35 +413,139 @@ class HgRepo:
             return views
 
     def _extended_views(self, old: Views, cl: Revlog, stamp: tuple[object, object]) -> Views | None:
-        """``old`` grown by the changesets appended since (a push), or None to compute them afresh.
+        """``old`` brought up to date after a push, or None to compute the views afresh.
 
-        Only when the changelog grew by appending (its old last entry is where it
-        was), neither snapshot has an obsstore (markers may hide any revision) and
-        the phaseroots file is the same: its roots then give the old revisions the
-        phases they had, and a root among the new ones (a node it named before
-        the push brought it) is applied to them.  Costs the new revisions, not
-        the history.
+        Only when the changelog grew by appending, or not at all (its old last entry
+        is where it was).  The phaseroots file's roots are compared with those of
+        ``old`` by node: where none of the old revisions' changed, their phases are
+        the old ones and the new revisions inherit theirs (a root among them
+        applied); else the phases are computed again from the first changed root.
+        With an obsstore, what is obsolete, archived and pinned is brought up to
+        date from the markers appended since (``Hiding``), and so is what is hidden
+        (``hidden_after``: the changed revisions and their hideable ancestors);
+        heads and branch heads then grow from the old ones, those whose
+        visibility changed looked at again.  Costs the new revisions and markers
+        and the revisions they touch, not the history: an obsstore that was
+        rewritten (not appended to), or a change touching over ``EXTEND_LIMIT``
+        revisions, is computed afresh.
         """
         index = cl.index
-        known = len(old.parents)
-        if not known or len(index) <= known or index.entry(known - 1) != old.index.entry(known - 1):
+        known, count = len(old.parents), len(index)
+        if not known or count < known or index.entry(known - 1) != old.index.entry(known - 1):
             return None
-        if self.revlogs.scope is not None and not _appended(
+        if index is not old.index and self.revlogs.scope is not None and not _appended(
                 (old.index.stamp, index_lineage(self.store, CHANGELOG, old.index)),
                 (cl.index.stamp, index_lineage(self.store, CHANGELOG, cl.index))):
             return None  # (its old last entry may be back where it was after a strip: not enough)
-        if stamp[1] is not None or old.phase_stamp != (stamp[0], None):
+        old_roots = old._roots
+        if old_roots is None or not isinstance(old.phase_stamp, tuple):
             return None
-        _checked_parents(index, known)
-        parents = ParentColumns(*index.parent_columns())  # (its first ``known`` are the old ones: appended)
-        roots = parse_phaseroots(self.store.read(PHASEROOTS), cl.index.lookup()) if stamp[0] is not None else {}
+        if stamp[0] == old.phase_stamp[0]:
+            roots = old_roots
+        else:
+            roots = _phaseroot_nodes(self.store.read(PHASEROOTS)) if stamp[0] is not None else {}
+        nodemap = index.lookup()
+        first = known  # the first old revision whose phase may differ
+        if roots is not old_roots and roots != old_roots:
+            for node in roots.keys() | old_roots.keys():
+                if roots.get(node, 0) != old_roots.get(node, 0):
+                    rev = nodemap.get(node)
+                    if rev is not None and rev < first:
+                        first = rev
+        if index is old.index:
+            parents = old.parents
+        else:
+            _checked_parents(index, known)
+            parents = ParentColumns(*index.parent_columns())  # (its first ``known`` are the old ones: appended)
+        if first < known:
+            by_rev = {rev: phase for node, phase in roots.items() if (rev := nodemap.get(node)) is not None}
+            root_of: Callable[[int], int] = lambda rev: by_rev.get(rev, 0)
+        else:
+            root_of = lambda rev: roots.get(index.node(rev), 0)
         phases = bytearray(old.phases)
-        for rev in range(known, len(index)):
-            p1, p2 = parents[rev]
-            phases.append(max(roots.get(rev, 0), phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0))
-        visible = old.visible + phases[known:].translate(graph.VISIBLE)
-        return Views(cl.index, parents, phases, visible, stamp,
-                     _grown_from=(known, old._heads, old._branch_heads))
+        phases.extend(bytes(count - known))
+        changed: set[int] = set()  # old revisions whose phase changed
+        p1s, p2s = parents.p1, parents.p2
+        for rev in range(first, count):
+            phase = root_of(rev)
+            p1, p2 = p1s[rev], p2s[rev]
+            if p1 >= 0 and phases[p1] > phase:
+                phase = phases[p1]
+            if p2 >= 0 and phases[p2] > phase:
+                phase = phases[p2]
+            if rev < known and phases[rev] != phase:
+                changed.add(rev)
+            phases[rev] = phase
+        visible = phases.translate(graph.VISIBLE)
+        finder: list[Callable[[int], list[int]]] = []
+
+        def children(rev: int) -> list[int]:
+            if not finder:
+                finder.append(parents.children_finder())
+            return finder[0](rev)
+
+        before = old._hiding
+        hiding = None
+        markers = self.obsstore()
+        if markers is not None:
+            hiding = self._hiding_after(before, markers, cl, parents, phases, known, changed, children)
+            if hiding is None:
+                return None
+            for rev in hiding.hidden:
+                visible[rev] = 0
+        suspects = changed | ((before.hidden if before is not None else frozenset()) ^ (
+            hiding.hidden if hiding is not None else frozenset()))
+        flipped = [rev for rev in suspects if rev < known and visible[rev] != old.visible[rev]]
+        heads, branch_heads = old._heads, old._branch_heads
+        if flipped and heads is not None:
+            heads = sorted(graph.heads_after(heads, flipped, parents, visible, children, known))
+        if flipped and branch_heads is not None:
+            branches = self._branches(cl)
+            grouped: dict[bytes, list[int]] = {}
+            for rev in sorted(graph.heads_after([rev for revs in branch_heads.values() for rev in revs], flipped,
+                                                parents, visible, children, known,
+                                                lambda rev: branches[rev][0])):
+                grouped.setdefault(branches[rev][0], []).append(rev)
+            branch_heads = grouped
+        return Views(cl.index, parents, phases, visible, stamp, _grown_from=(known, heads, branch_heads),
+                     _roots=roots, _hiding=hiding)
+
+    def _hiding_after(self, before: Hiding | None, markers: ObsStore, cl: Revlog, parents: ParentColumns,
+                      phases: bytearray, known: int, changed: set[int],
+                      children: Callable[[int], list[int]]) -> Hiding | None:
+        """``before`` (None: there were no markers) brought up to ``markers`` and ``phases`` (``changed``:
+        the old revisions whose phase changed), pins read again; None where ``markers`` is not the
+        store ``before`` was computed from with markers appended, or the change is too wide."""
+        nodemap = cl.index.lookup()
+        count = len(parents)
+        if before is None:
+            done, obsolete, archived = 0, set(), archived_revs(phases)
+        else:
+            done, seen = len(before.markers), markers.markers
+            if len(seen) < done or (done and seen[done - 1] is not before.markers[-1]
+                                    and seen[:done] != before.markers):
+                return None
+            obsolete, archived = set(before.obsolete), set(before.archived)
+            if changed:
+                obsolete -= changed
+                archived -= changed
+                archived.update(rev for rev in changed if phases[rev] >= ARCHIVED)
+            archived.update(archived_revs(phases, known))
+        for rev in itertools.chain(changed, range(known, count)):
+            if phases[rev] in (DRAFT, SECRET) and cl.node(rev) in markers.successors:
+                obsolete.add(rev)
+        for marker in itertools.islice(markers.markers, done, None):
+            found = nodemap.get(marker.prec)
+            if found is not None and phases[found] in (DRAFT, SECRET):
+                obsolete.add(found)
+        pinned = frozenset(self._pinned(cl))
+        hideable = (obsolete | archived) - pinned
+        hidden = hidden_after(before.hidden if before is not None else frozenset(),
+                              before.hideable() if before is not None else set(), hideable, parents, known,
+                              children, EXTEND_LIMIT)
+        if hidden is None:
+            return None
+        return Hiding(markers.markers, frozenset(obsolete), frozenset(archived), pinned, frozenset(hidden))
 
     def _grew(self) -> None:
         """This open holds more derived data (or other): a kept repository is weighed again."""
@@ -1784,6 +1935,22 @@ MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 
 """A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
+
+
+def _phaseroot_nodes(data: bytes) -> dict[bytes, int]:
+    """The phaseroots file's ``<phase> <hex>`` lines as node -> phase, the highest where a node is
+    there twice (never below 0); a line that is not one is skipped, as ``parse_phaseroots`` skips it.
+    The nodes the changelog lacks are kept: the file after a push is compared with them."""
+    roots: dict[bytes, int] = {}
+    for line in data.splitlines():
+        phase, _, hexnode = line.partition(b" ")
+        try:
+            node = binascii.unhexlify(hexnode.strip())
+            value = int(phase)
+        except ValueError:  # (binascii.Error is one)
+            continue
+        roots[node] = max(roots.get(node, 0), value)
+    return roots
 
 
 def _file_stamp(path: bytes | None) -> tuple[int, int, int] | None:
