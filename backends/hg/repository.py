@@ -116,8 +116,9 @@ _STACK_ALIAS = re.compile(rb"[st][0-9]+\Z")
 NULL_HEX = b"0" * 40
 """The null revision's id in hex."""
 EXTEND_LIMIT = 1024
-"""Most revisions whose hiding a push may change for the views to be brought up to date (each may
-cost a search of the parent columns for its children); past it they are computed afresh."""
+"""Most revisions whose hiding, or visibility, a push may change for the views to be brought up to
+date (each may cost a search of the parent columns for its children); past it they are computed
+afresh."""
 
 
 class Locks(Protocol):
@@ -496,6 +497,8 @@ class HgRepo:
         suspects = changed | ((before.hidden if before is not None else frozenset()) ^ (
             hiding.hidden if hiding is not None else frozenset()))
         flipped = [rev for rev in suspects if rev < known and visible[rev] != old.visible[rev]]
+        if len(flipped) > EXTEND_LIMIT:  # (each costs a search for its children and its parents')
+            return None
         heads, branch_heads = old._heads, old._branch_heads
         if flipped and heads is not None:
             heads = sorted(graph.heads_after(heads, flipped, parents, visible, children, known))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.hg import create_repository
+from backends.hg import create_repository, repository
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.obsstore import ARCHIVED, DRAFT, PUBLIC, SECRET
 from backends.hg.repository import HgRepo, ThreadLocks, Views
@@ -166,3 +166,12 @@ def test_views_after_pushes_with_markers_on_disk_are_those_computed_afresh(
     path = os.path.join(str(tmp_path), "t")
     extended, asked = _run(seed, create_repository(path, "t"), monkeypatch)
     assert asked and extended == asked
+
+
+@pytest.mark.parametrize("seed", range(200, 206))
+def test_views_past_the_limit_are_computed_afresh_and_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push changing what more than ``EXTEND_LIMIT`` revisions hide (here 1) falls back to views
+    computed whole; those that do not are still extended."""
+    monkeypatch.setattr(repository, "EXTEND_LIMIT", 1)
+    extended, asked = _run(seed, MemoryHgRepository("t"), monkeypatch)
+    assert 0 < extended < asked
