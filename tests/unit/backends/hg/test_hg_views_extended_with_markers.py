@@ -82,14 +82,15 @@ def _compare(target: HgRepo) -> None:
     assert mine.parents == theirs.parents
     assert target.head_revs(mine) == fresh.head_revs(theirs)
     assert list(target._branch_head_revs(cl, mine).items()) == list(fresh._branch_head_revs(fcl, theirs).items())
-    assert (mine._hiding is None) == (theirs._hiding is None)
-    if mine._hiding is not None and theirs._hiding is not None:
-        assert list(mine._hiding.markers) == list(theirs._hiding.markers)
+    hidden = {r for r in range(len(cl)) if mine.phases[r] < 2 and not mine.visible[r]}
+    assert hidden == {r for r in _plain_hidden(fresh, theirs) if mine.phases[r] < 2}
+    mine_hiding, their_hiding = getattr(mine, "_hiding", None), getattr(theirs, "_hiding", None)
+    assert (mine_hiding is None) == (their_hiding is None)
+    if mine_hiding is not None and their_hiding is not None:
+        assert list(mine_hiding.markers) == list(their_hiding.markers)
         for field in ("obsolete", "archived", "pinned", "hidden"):
-            assert getattr(mine._hiding, field) == getattr(theirs._hiding, field), field
-        assert set(mine._hiding.hidden) == _plain_hidden(fresh, theirs)
-        assert {r for r in range(len(cl)) if mine.phases[r] < 2 and not mine.visible[r]} == {
-            r for r in mine._hiding.hidden if mine.phases[r] < 2}
+            assert getattr(mine_hiding, field) == getattr(their_hiding, field), field
+        assert set(mine_hiding.hidden) == _plain_hidden(fresh, theirs)
 
 
 def _steps(rng: random.Random, target: HgRepo, source: HgRepo, nodes: list[Node], count: int) -> Iterator[None]:
