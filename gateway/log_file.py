@@ -28,9 +28,9 @@ import fcntl
 import os
 import signal
 import stat
-from typing import Any
+from typing import Any, cast
 
-from twisted.python import logfile
+from twisted.python import logfile, threadable
 
 from gateway.logs import SafeLogger
 
@@ -72,7 +72,7 @@ def rotate_or_reopen(log_file: RotatingFile) -> None:
     path = log_file.path
     if _same_file(log_file):
         log_file.rotate()
-        if _same_file(log_file):  # twistd's rotate gives up without a word
+        if _same_file(log_file) and getattr(log_file, "refused_at", None) is None:  # twistd's gives up without a word
             log.warn("SIGUSR1: the log file {path} could not be rotated: the service's user may not "  # noqa: G010
                      "write it or its directory {directory}; make them that user's, or let logrotate "
                      "move the file and send SIGUSR1", path=path, directory=log_file.directory)
@@ -108,6 +108,80 @@ def _reopen(log_file: RotatingFile, signal_name: str) -> None:
              signal=signal_name, path=path)
 
 
+def own_rotations(path: str) -> tuple[int, str | None]:
+    """How many of twistd's own rotations of ``path`` there are: ``FILE.1``, ``FILE.2``… up to the
+    first number missing (each rotation renames N to N+1, so they run unbroken from 1), and the
+    first name of that run that is no regular file (a directory, a symlink), which is not one of
+    them, or None.  Whatever lies beyond (logrotate's ``FILE.20261201`` of ``dateext``, a
+    ``FILE.7`` after a gap) and any other name (``FILE.1.gz``, ``FILE.bak``) is none of them.
+    (twistd counted every ``FILE.*`` ending in a number: ``--log-keep`` deleted such a file, and a
+    directory made the rotation raise at every line, each line lost.)"""
+    count = 0
+    while True:
+        name = f"{path}.{count + 1}"
+        try:
+            found = os.lstat(name)
+        except FileNotFoundError:
+            return count, None
+        except OSError:
+            return count, name
+        if not stat.S_ISREG(found.st_mode):
+            return count, name
+        count += 1
+
+
+class KeepingLogFile(logfile.LogFile):
+    """twistd's ``LogFile`` whose rotation renames and deletes its own rotations alone
+    (``own_rotations``), keeps ``maxRotatedFiles`` of them, and says in the log why it could not
+    rotate (then writing on to FILE, as twistd does when it may not write there)."""
+
+    synchronized = ["rotate"]  # noqa: RUF012 - under ``write``'s lock (a worker's line, SIGUSR1's rotation)
+    reactor: Any = None
+    refused_at: int | None = None
+    """FILE's size when a rotation could not be done: the next try waits until it has grown by
+    ``rotateLength`` again."""
+
+    def rotate(self) -> None:
+        self.refused_at = None
+        if not (os.access(self.directory, os.W_OK) and os.access(self.path, os.W_OK)):
+            return  # (twistd's test; a SIGUSR1 says so: ``rotate_or_reopen``)
+        problem = self._rotate_own()
+        if problem is None:
+            return
+        self.refused_at = os.fstat(self._file.fileno()).st_size
+        if self.reactor is not None:  # (not now: this is the log's own write)
+            self.reactor.callFromThread(
+                log.warn, "the log file {path} was not rotated: {problem}; hgwire goes on writing it",
+                path=self.path, problem=problem)
+
+    def _rotate_own(self) -> str | None:
+        """Rotate, or say why it could not be done (nothing renamed then)."""
+        path, keep = self.path, self.maxRotatedFiles or 0
+        count, stranger = own_rotations(path)
+        if stranger is not None and (not keep or count < keep):  # FILE.{count} would be renamed onto it
+            return (f"{stranger} is not a file (a directory or a link) and not one of its rotations; "
+                    "move it out of the way")
+        try:
+            for number in range(count, 0, -1):
+                if keep and number >= keep:
+                    os.remove(f"{path}.{number}")
+                else:
+                    os.rename(f"{path}.{number}", f"{path}.{number + 1}")
+        except OSError as exc:
+            return f"{exc.filename}: {exc.strerror}"
+        self._file.close()
+        try:
+            os.rename(path, f"{path}.1")
+        except OSError as exc:
+            return f"{path}: {exc.strerror}"
+        finally:
+            self._openFile()
+        return None
+
+
+threadable.synchronize(KeepingLogFile)
+
+
 def _no_log_file() -> None:
     log.info("SIGUSR1: hgwire writes no --logfile (its log goes to standard output or syslog), so there "
              "is nothing to rotate or reopen; hgwire goes on serving")
@@ -132,13 +206,19 @@ def manage_log_file(reactor: Any, size: int = 1_000_000, keep: int = 0) -> Rotat
     log_file._openFile = open_appending  # type: ignore[method-assign]
     _append(log_file)
     if isinstance(log_file, logfile.LogFile):
-        sized = log_file
+        log_file.__class__ = KeepingLogFile  # (its rotation: see the class)
+        sized = cast(KeepingLogFile, log_file)
         sized.rotateLength = size
         sized.maxRotatedFiles = keep or None
+        sized.reactor = reactor
 
         def should_rotate() -> bool:
-            # the file's own size: a truncation by copytruncate starts it again at 0
-            return bool(sized.rotateLength) and os.fstat(sized._file.fileno()).st_size >= sized.rotateLength
+            # the file's own size: a truncation by copytruncate starts it again at 0; after a rotation
+            # that could not be done, once it has grown by as much again (not at every line)
+            if not sized.rotateLength:
+                return False
+            written = os.fstat(sized._file.fileno()).st_size
+            return bool(written >= sized.rotateLength + (sized.refused_at or 0))
 
         sized.shouldRotate = should_rotate  # type: ignore[method-assign]
 

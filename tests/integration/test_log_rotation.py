@@ -54,7 +54,7 @@ def _started(tmp_path: Path, existing_mode: int | None = None, *options: str) ->
     """The service logging to ``logs/hgwire.log`` (made first with ``existing_mode``, when given),
     with hgwire's ``options`` besides."""
     log = tmp_path / "logs" / "hgwire.log"
-    log.parent.mkdir()
+    log.parent.mkdir(exist_ok=True)
     if existing_mode is not None:
         log.touch()
         log.chmod(existing_mode)
@@ -214,3 +214,43 @@ def test_log_size_0_never_rotates_by_size(tmp_path: Path) -> None:
         assert logging.logged(logging.log, "GET /?request399-")
         assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log"]
         assert logging.log.stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("keep", ["0", "2"])
+def test_rotation_leaves_names_that_are_not_its_own(tmp_path: Path, keep: str) -> None:
+    """twistd counted every ``FILE.*`` ending in a number as its own: with ``--log-keep 2``
+    logrotate's ``FILE.20261201`` (``dateext`` with ``dateformat .%Y%m%d``) was deleted at the first
+    rotation, and without it renamed ``FILE.20261202`` at each; a ``FILE.9`` after a gap the same.
+    Only ``FILE.1``, ``FILE.2``… unbroken from 1 are its rotations."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    strangers = {"hgwire.log.20261201": "logrotate's", "hgwire.log.9": "after a gap", "hgwire.log.1.gz": "gz",
+                 "hgwire.log.bak": "a copy", "hgwire.log.old.3": "an old one"}
+    for name, text in strangers.items():
+        (logs / name).write_text(text)
+    with _started(tmp_path, None, "--log-size", "3000", "--log-keep", keep) as logging:
+        for n in range(60):  # about 250 bytes a request: a rotation every dozen, five in all
+            logging.request(f"?request{n}")
+        assert logging.logged(logging.log, "GET /?request59")
+        rotated = sorted(p.name for p in logs.iterdir() if p.name not in strangers)
+        assert rotated[:3] == ["hgwire.log", "hgwire.log.1", "hgwire.log.2"], rotated
+        assert len(rotated) == 3 if keep == "2" else len(rotated) >= 4, rotated
+        assert {name: (logs / name).read_text() for name in strangers if (logs / name).exists()} == strangers
+
+
+def test_a_directory_among_the_rotations_loses_no_line(tmp_path: Path) -> None:
+    """A directory ``FILE.1`` (or ``FILE.N`` where a rotation was to go): twistd's rotation raised at
+    every line once FILE reached its size, before writing it, so every later line was lost without a
+    word.  FILE now goes on growing, with one line saying what is in the way."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "hgwire.log.1").mkdir()
+    with _started(tmp_path, None, "--log-size", "3000", "--log-keep", "2") as logging:
+        for n in range(30):
+            logging.request(f"?request{n}")
+        assert logging.logged(logging.log, "GET /?request29"), "lines were lost"
+        assert logging.logged(logging.log, "hgwire.log.1 is not a file (a directory or a link) and not one of its")
+        assert (logs / "hgwire.log.1").is_dir()
+        assert sorted(p.name for p in logs.iterdir()) == ["hgwire.log", "hgwire.log.1"]
+        text = logging.log.read_text()
+        assert text.count("was not rotated") < 5, text
