@@ -71,6 +71,7 @@ from gateway.http import (
     retry_after,
     site_url,
 )
+from gateway.limits import CUT_AT_SHUTDOWN, gone_outcome
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, read_base_git_config
@@ -429,7 +430,11 @@ def _send_object(request: server.Request, route: Route, oid: str, size: int, chu
         corrupt = failure.check(LfsObjectCorrupt)
         if corrupt:  # changed on disk since it was found intact: cut short, its last bytes never sent
             _log_corrupt(route.repo, failure.value, "its download was cut short before its end")  # type: ignore[arg-type]
-        elif not failure.check(defer.CancelledError):
+        elif failure.check(defer.CancelledError):  # its client gone (said by nothing), or cut by the stop
+            if gone_outcome("client gone", request.transport) == CUT_AT_SHUTDOWN:
+                log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
+                         outcome=f"{CUT_AT_SHUTDOWN} during {what}")
+        else:
             log.failure("{proto} sending {oid} of {repo}", failure, proto=PROTO, oid=oid, repo=route.repo)
         if not request.finished and not request._disconnected:
             request.loseConnection()

@@ -35,7 +35,7 @@ from gateway.git_http import fail_request
 from gateway.git_session import PackStream
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
-from gateway.limits import annotate_max_revisions
+from gateway.limits import CUT_AT_SHUTDOWN, annotate_max_revisions, gone_outcome
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
@@ -210,9 +210,10 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
         log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=f"ok: sent {what}")
 
     def broke(failure: Failure) -> None:  # the client sees a cut download
-        if failure.check(defer.CancelledError):
+        if failure.check(defer.CancelledError):  # its client gone, or the stop's grace over (cut)
+            cut = gone_outcome("client gone", request.transport) == CUT_AT_SHUTDOWN
             log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo,
-                     outcome=f"the client went away during {what}")
+                     outcome=f"{CUT_AT_SHUTDOWN} during {what}" if cut else f"the client went away during {what}")
             return
         if failure.check(StorageError):  # a file gone from its store, an LFS blob corrupt on disk (its path)
             where = getattr(failure.value, "path", None)

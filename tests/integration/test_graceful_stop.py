@@ -452,3 +452,59 @@ def test_connections_cut_at_the_grace_s_end_are_logged_as_cut(make: Callable[[fl
         client.communicate()
     git.close()
     http.close()
+
+
+def test_hg_streams_cut_at_the_grace_s_end_are_logged_as_cut(make: Callable[[float], StoppingServer],
+                                                               tmp_path: Path) -> None:
+    """A file of an hg repository downloaded over HTTP (``raw-file``, an archive) when the grace
+    ended was logged "the client went away during …", and a Git LFS download not at all: each now
+    says cut (an hg pull over SSH in mid-stream was, and is)."""
+    import base64
+    import hashlib
+    import os
+    import socket
+
+    server: StoppingServer = make(1.5)
+    env = _env(tmp_path, server)
+    repo = server.root / "r"
+    _run([HG, "init", str(repo)], env)
+    (repo / "big").write_bytes(os.urandom(30_000_000))  # more than the sockets and SSH's window hold
+    _run([HG, "-R", str(repo), "add", "-q", str(repo / "big")], env)
+    _run([HG, "-R", str(repo), "commit", "-qm", "big", "-u", "t"], env)
+    head = _run([HG, "-R", str(repo), "log", "-r", "tip", "-T", "{node}"], env).stdout
+    ssh = [*server.ssh_command().split(), "-p", str(server.ports["ssh"]), f"{USER}@{LOOPBACK}"]
+    hg_ssh = subprocess.Popen([*ssh, "hg -R r serve --stdio"], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert hg_ssh.stdin is not None and hg_ssh.stdout is not None
+    # hg's SSH protocol: the command, then its arguments ("*": how many, then each with its length)
+    zero = "0" * 40
+    hg_ssh.stdin.write(f"getbundle\n* 2\nheads {len(head)}\n{head}common 40\n{zero}".encode())
+    hg_ssh.stdin.flush()
+    http = socket.create_connection((LOOPBACK, server.ports["http"]), timeout=30)
+    http.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    http.sendall(b"GET /r/raw-file/tip/big HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = os.urandom(30_000_000)
+    oid = hashlib.sha256(data).hexdigest()
+    _run(["git", "init", "-q", "--bare", str(server.root / "media.git")], env)
+    stored = server.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(data)
+    lfs = socket.create_connection((LOOPBACK, server.ports["http"]), timeout=30)
+    lfs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    lfs.sendall(f"GET /media.git/info/lfs/objects/{oid} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                "Accept: application/octet-stream\r\n\r\n".encode())
+    # each has begun answering, and no client reads on
+    assert hg_ssh.stdout.read(4) and http.recv(100)
+    assert lfs.recv(100).startswith(b"HTTP/1.1 200")
+    status, _took, log = server.terminate_and_wait(60)
+    assert status in STOPPED, log
+    assert "3 connections still open after the 1.5 s shutdown grace; closing them" in log, log
+    for said in ("hg-ssh hg-serve r", "hg-raw-file r", "git-lfs media"):
+        assert any(said in line and ": cut at shutdown after the grace" in line for line in log.splitlines()), (
+            said, log)
+    assert "client gone" not in log and "went away" not in log, log
+    hg_ssh.kill()
+    hg_ssh.communicate()
+    http.close()
+    lfs.close()
