@@ -127,8 +127,9 @@ def check_pid_file(options: MutableMapping[str, Any]) -> None:
         return  # twistd removes it ("Removing stale pidfile")
     except PermissionError:
         pass  # another user's: alive
-    command = _command_line(pid)
-    if command is not None and "hgwire" in command and "twistd" in command:
+    words = _command_words(pid)
+    command = " ".join(words)[:200] if words else None
+    if _runs_hgwire(words):
         raise ValueError(f"hgwire already runs as process {pid} with --pidfile {path}: stop it first "
                          f"(kill {pid}), or give this one a --pidfile of its own")
     raise ValueError(f"--pidfile {path} names process {pid} ({command or 'a program this user may not see'}), "
@@ -136,15 +137,22 @@ def check_pid_file(options: MutableMapping[str, Any]) -> None:
                      f"is another program's now; remove {path} and start again")
 
 
-def _command_line(pid: int) -> str | None:
-    """The command line of process ``pid`` (Linux's ``/proc``), None when it cannot be read."""
+def _runs_hgwire(words: list[str]) -> bool:
+    """Whether a command line's words are twistd's running hgwire: ``hgwire`` a word of its own (the
+    subcommand), not a part of a path (``/opt/hgwire/venv/bin/twistd web`` is another twistd)."""
+    return "hgwire" in words and any("twistd" in os.path.basename(word) for word in words)
+
+
+def _command_words(pid: int) -> list[str]:
+    """The command line of process ``pid`` (Linux's ``/proc``), none when it cannot be read.  (Its
+    first 200 characters alone were looked at: a twistd with long --logfile and --pidfile paths
+    before ``hgwire`` was not hgwire, and the operator told to remove the file of a running one.)"""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read(4096)
+            raw = f.read(65536)
     except OSError:
-        return None
-    words = [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
-    return " ".join(words)[:200] if words else None
+        return []
+    return [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
 
 
 def file_owner(options: MutableMapping[str, Any]) -> tuple[int, int] | None:

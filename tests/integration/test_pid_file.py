@@ -91,3 +91,43 @@ def test_a_pid_file_naming_this_very_process_is_removed(tmp_path: Path) -> None:
         assert "worker threads" in said, said
     finally:
         stop_twistd(proc)
+
+
+def test_another_twistd_in_a_path_named_hgwire_is_not_hgwire(tmp_path: Path) -> None:
+    """A twistd of another plugin run from a directory named hgwire (``/opt/hgwire/venv/bin/twistd
+    web``) was taken for hgwire, and the operator told to kill it; hgwire is its own word."""
+    venv = tmp_path / "hgwire" / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "twistd").write_text("import time\ntime.sleep(120)\n")
+    other = subprocess.Popen([sys.executable, str(venv / "twistd"), "web", "--path", str(tmp_path)])
+    try:
+        pid_file = tmp_path / "hgwire.pid"
+        pid_file.write_text(f"{other.pid}\n")
+        done = _run(tmp_path, pid_file)
+    finally:
+        other.kill()
+        other.wait()
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, said
+    assert f"names process {other.pid} ({sys.executable} {venv}/twistd web" in said, said
+    assert "which is not hgwire: the file is left from a run that did not stop cleanly" in said, said
+
+
+def test_a_long_command_line_of_a_running_one_is_known(tmp_path: Path) -> None:
+    """Only the first 200 characters of the running process's command line were read: a twistd with
+    long paths before ``hgwire`` (--logfile, --pidfile under a deep directory) was "not hgwire", and
+    the operator told to remove the file of the hgwire running there."""
+    deep = tmp_path / ("d" * 100) / ("e" * 100)
+    deep.mkdir(parents=True)
+    pid_file = deep / "run.pid"
+    first = subprocess.Popen([TWISTD, "-n", "--pidfile", str(pid_file), "hgwire", "--root", str(tmp_path / "repos"),
+                              "--git", f"tcp:{_free_port()}:interface=127.0.0.1"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        read_log(first, "worker threads")
+        done = _run(tmp_path, pid_file)
+    finally:
+        stop_twistd(first)
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, said
+    assert said.startswith(f"twistd hgwire: hgwire already runs as process {first.pid} with --pidfile"), said
