@@ -1011,6 +1011,12 @@ class PolicyFile:
             except PolicyError as exc:
                 read = str(exc)
             if read == self._last_read:  # already in force, or already refused and logged
+                if force:  # the operator's SIGHUP is told what it found (it said nothing at all)
+                    if self.refused is not None:
+                        log.error("SIGHUP: {path} is as it was, still refused, and the last good rules stay in "
+                                  "force: {reason}", path=source, reason=self.refused)
+                    else:
+                        log.info("SIGHUP: {path} is as it was last read; its rules stay in force", path=source)
                 return False
             self._last_read = read
             try:

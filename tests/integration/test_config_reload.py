@@ -78,3 +78,27 @@ def test_a_refused_reload_says_so_to_systemd(notify: Listener, tmp_path: Path) -
         stop_twistd(proc)
     said = proc.stdout.read() if proc.stdout else ""
     assert said.count("keeping the last good rules") == 1, said
+
+
+def test_a_sighup_that_finds_nothing_new_says_so(notify: Listener, tmp_path: Path) -> None:  # noqa: F811
+    """Once the look at the stamp had read an edit, the operator's SIGHUP (``systemctl reload``)
+    logged nothing at all of the file, refused or in force: the log after the reload said neither
+    that the rules were in force nor that the file was still refused."""
+    config = tmp_path / "hgwire.toml"
+    config.write_text(FIRST)
+    proc = _start(tmp_path, config, notify.address)
+    try:
+        notify.wait_for("READY")
+        _reload(proc, notify)  # (its line is logged before its READY=1)
+        _rewrite(config, "[[repo]\nbroken")
+        said = read_log(proc, "keeping the last good rules")  # the look at the stamp read it
+        _reload(proc, notify)
+    finally:
+        stop_twistd(proc)
+    said += proc.stdout.readlines() if proc.stdout else []
+    first = [line for line in said if "SIGHUP: " in line and "is as it was last read" in line]
+    assert first and f"SIGHUP: {config} is as it was last read; its rules stay in force" in first[0], said
+    after = said[next(n for n, line in enumerate(said) if "keeping the last good rules" in line):]
+    again = [line for line in after if "SIGHUP: " in line]
+    assert again and (f"SIGHUP: {config} is as it was, still refused, and the last good rules stay in force: "
+                      f"{config}: ") in again[0], said
