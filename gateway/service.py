@@ -441,6 +441,10 @@ class HgwireService(service.MultiService):
 
             with contextlib.suppress(ValueError):  # (not the main thread: embedded)
                 self._log_file = manage_log_file(reactor, self.config.log_size, self.config.log_keep)
+                if self._log_file is None and (self.config.log_keep or self.config.log_size != ServiceConfig.log_size):
+                    log.warn("--log-size and --log-keep bound twistd's --logfile alone, and there is none (the log "  # noqa: G010
+                             "goes to standard output or syslog): they change nothing; give twistd --logfile FILE, "
+                             "or leave them out and bound the journal's size instead")
         warn_unusable_root(self.config)
         warn_unreadable_files(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",

@@ -254,3 +254,22 @@ def test_a_directory_among_the_rotations_loses_no_line(tmp_path: Path) -> None:
         assert sorted(p.name for p in logs.iterdir()) == ["hgwire.log", "hgwire.log.1"]
         text = logging.log.read_text()
         assert text.count("was not rotated") < 5, text
+
+
+def test_log_keep_without_a_log_file_says_it_changes_nothing(tmp_path: Path) -> None:
+    """``-n`` to the journal with ``--log-keep 5``: nothing was rotated nor kept, and nothing said so
+    (an operator believed the log bounded)."""
+    log = tmp_path / "out.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"),
+                                 "--http", "tcp:0:interface=127.0.0.1", "--log-keep", "5"], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while "serves repositories" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert "--log-size and --log-keep bound twistd's --logfile alone, and there is none" in log.read_text()
