@@ -492,7 +492,7 @@ class HttpChannel:
             run_blocking(body.close)
 
     def _log(self, outcome: str) -> None:
-        outcome = gone_outcome(outcome, self._request.transport)
+        outcome = gone_outcome(outcome, getattr(self._request, "transport", None))
         metrics.count_http_outcome(self._request.code, outcome)  # (a 200 carrying a refused push's report)
         log.info(
             "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",

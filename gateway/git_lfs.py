@@ -431,7 +431,7 @@ def _send_object(request: server.Request, route: Route, oid: str, size: int, chu
         if corrupt:  # changed on disk since it was found intact: cut short, its last bytes never sent
             _log_corrupt(route.repo, failure.value, "its download was cut short before its end")  # type: ignore[arg-type]
         elif failure.check(defer.CancelledError):  # its client gone (said by nothing), or cut by the stop
-            if gone_outcome("client gone", request.transport) == CUT_AT_SHUTDOWN:
+            if gone_outcome("client gone", getattr(request, "transport", None)) == CUT_AT_SHUTDOWN:
                 log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
                          outcome=f"{CUT_AT_SHUTDOWN} during {what}")
         else:

@@ -211,7 +211,7 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
 
     def broke(failure: Failure) -> None:  # the client sees a cut download
         if failure.check(defer.CancelledError):  # its client gone, or the stop's grace over (cut)
-            cut = gone_outcome("client gone", request.transport) == CUT_AT_SHUTDOWN
+            cut = gone_outcome("client gone", getattr(request, "transport", None)) == CUT_AT_SHUTDOWN
             log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo,
                      outcome=f"{CUT_AT_SHUTDOWN} during {what}" if cut else f"the client went away during {what}")
             return

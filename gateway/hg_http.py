@@ -540,7 +540,7 @@ class HgHttpCommand:
             self._producer.stopProducing()  # its errback logs
 
     def _log(self, outcome: str) -> None:
-        outcome = gone_outcome(outcome, self.request.transport)
+        outcome = gone_outcome(outcome, getattr(self.request, "transport", None))
         metrics.count_http_outcome(self.request.code, outcome)  # (a 200 carrying a refused push)
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,
                  repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,
