@@ -407,7 +407,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
             # (a have outside the packs is looked for in the store: dulwich's ``in store`` for each,
             # which searches every pack's index and stats the multi-pack index, cost 0.1 s for 10,000)
             outside = set(_not_in_packs(views, haves))
-            have = walker.closure(h for h in haves if h not in outside or ObjectID(h) in store)
+            have = walker.closure_of_haves(h for h in haves if h not in outside or ObjectID(h) in store)
             # (without haves the wants' walk stops at nothing and is kept for the next request of the
             # same tips and boundary: a shallow clone's, which its first --deepen=1 walks as its haves)
             want = walker.closure((w for w in wants if w not in blobs), stop=have if haves else None)

@@ -1110,7 +1110,7 @@ class _WithoutBitmaps:
 
     def get_reachability_provider(self, prefer_bitmaps: bool = True) -> Any:
         # (what dulwich's stores give without bitmaps, over the watched reads)
-        return GraphTraversalReachability(self.watched)  # type: ignore[arg-type]
+        return _HavesInPart(self.watched)  # type: ignore[arg-type]
 
     def get_commit_graph(self) -> Any:
         return self.watched.get_commit_graph()
@@ -1126,6 +1126,36 @@ class _WithoutBitmaps:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class _HavesInPart(GraphTraversalReachability):
+    """dulwich's graph walk, whose walk of the client's haves (``get_reachable_commits``: what
+    ``MissingObjectFinder`` asks of the haves alone) passes over a parent the store lacks, as git's
+    walk of what a client has does: a branch reset and ``git repack -adb`` leave the old tip's loose
+    commits above a packed one that is gone, and a client holding them names them as haves."""
+
+    def get_reachable_commits(self, heads: Iterable[ObjectID], exclude: Iterable[ObjectID] | None = None,
+                              shallow: Iterable[ObjectID] | None = None) -> set[ObjectID]:
+        excluded = frozenset(exclude or ())
+        boundary = frozenset(shallow or ())
+        graph = self.store.get_commit_graph()
+        reached: set[ObjectID] = set()
+        todo = [sha for sha in heads if sha not in excluded]
+        while todo:
+            sha = todo.pop()
+            if sha in reached:
+                continue
+            parents = graph.get_parents(sha) if graph is not None else None
+            if parents is None:
+                try:
+                    commit = self.store[sha]
+                except KeyError:
+                    continue  # (not reached: no want's walk may stop at a commit that is not there)
+                parents = commit.parents if isinstance(commit, Commit) else []
+            reached.add(sha)
+            if sha not in boundary:
+                todo.extend(parent for parent in parents if parent not in excluded and parent not in reached)
+        return reached
 
 
 class _Watched:

@@ -354,6 +354,10 @@ class Walker:
         self._raw_len = object_format_of(store).raw_len
         self._hex_len = 2 * self._raw_len
         self._boundary_bits = 0
+        self._partial = False
+        """Whether the walk is ``closure_of_haves``'s."""
+        self._skipped = 0
+        """Objects the last walk of haves passed over (missing from the store)."""
         if self._view is not None:
             for commit in boundary:
                 pos = self._view.position(binascii.unhexlify(commit))
@@ -363,6 +367,17 @@ class Walker:
     @property
     def view(self) -> PackIndexView | None:
         return self._view
+
+    def closure_of_haves(self, tips: Iterable[bytes]) -> Reached:
+        """``closure`` of a client's haves, which the repository may hold only in part (a branch
+        reset and ``git repack -adb``: the old tip's loose commits stay, the packed commits and
+        trees below them went): a parent or tree the store lacks is passed over, as git's walk of
+        what the client has passes over what it cannot read, not a missing object."""
+        self._partial = True
+        try:
+            return self.closure(tips)
+        finally:
+            self._partial = False
 
     def closure(self, tips: Iterable[bytes], stop: Reached | None = None) -> Reached:
         """Everything reachable from the hex names ``tips`` (which must exist).
@@ -384,6 +399,7 @@ class Walker:
             if kept is not None:
                 return Reached(kept[0], set(kept[1]))
         reached = _Marking(len(self._view) if self._view is not None else 0, stop)
+        self._skipped = 0
         trees: list[bytes] = []
         commits: list[bytes] = []
         steps = 0
@@ -402,8 +418,13 @@ class Walker:
             steps += 1
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
-            if self._expand(reached, sha, commits, trees) == TAG:
-                tags.add(sha)
+            try:
+                if self._expand(reached, sha, commits, trees) == TAG:
+                    tags.add(sha)
+            except MissingObject:
+                if not self._partial:
+                    raise
+                self._skipped += 1
         # whether every tip and commit the walk met is a boundary commit or a tag: a shallow clone's
         # wants, its branches and tags (then its closure is also that of its commits alone, less the
         # tags: the haves of its first --deepen, ``_keep_without_tags``), and the commits met
@@ -414,7 +435,13 @@ class Walker:
             steps += 1
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
-            kind = self._expand(reached, sha, commits, trees) if self._mark(reached, sha, use_bitmap=True) else None
+            try:
+                kind = self._expand(reached, sha, commits, trees) if self._mark(reached, sha, use_bitmap=True) else None
+            except MissingObject:  # (a have's parent or tree the repository lacks: passed over)
+                if not self._partial:
+                    raise
+                self._skipped += 1
+                kind = None
             if kind == TAG:
                 tags.add(sha)
             elif shallow_only and sha not in tags:  # (a tag of a tag both wanted: read once)
@@ -426,9 +453,15 @@ class Walker:
             steps += 1
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
-            self._walk_tree(reached, trees.pop(), trees)
+            try:
+                self._walk_tree(reached, trees.pop(), trees)
+            except MissingObject:
+                if not self._partial:
+                    raise
+                self._skipped += 1
         bits = int.from_bytes(reached.marks, "little")
-        if key is not None and steps >= KEEP_CLOSURE_STEPS and not reached.listings:
+        if key is not None and steps >= KEEP_CLOSURE_STEPS and not reached.listings and not self._skipped:
+            # (nor one that passed over missing objects: the same tips as wants must fail on them)
             # (a walk that kept large trees to compare with is not kept: the walk that stops at it
             # compares with them, which a kept closure could not give)
             assert self._bitmap is not None
