@@ -188,7 +188,9 @@ def unreadable_object(exc: BaseException) -> str | None:
 
 def damaged_repository(exc: BaseException) -> str | None:
     """What a user is told when the repository itself is damaged where a request reads it: an
-    object its refs lead to is missing (a ``KeyError`` of an object id, as dulwich raises it), or
+    object its refs lead to is missing (a ``KeyError`` of an object id, as dulwich raises it; or
+    one below a commit the client named, its shallow line's that ``--unshallow`` walks down from,
+    which the repository holds without its parent: git's "bad object"), or
     its ``packed-refs`` cannot be read; git refuses those too ("not our ref", "unexpected line in
     packed-refs").  One sentence for the client and one line for the log, not "internal error"
     and a traceback per clone; None for any other error."""
@@ -200,8 +202,8 @@ def damaged_repository(exc: BaseException) -> str | None:
         if isinstance(found, bytes) and len(found) in _RAW_ID_LENGTHS:
             found = found.hex().encode()
         if isinstance(found, bytes) and len(found) in _HEX_ID_LENGTHS and all(c in _HEX for c in found):
-            return (f"the repository lacks object {found.decode()}, which its refs lead to; tell the "
-                    "server's operator ('git fsck' in the repository names what is damaged)")
+            return (f"the repository lacks object {found.decode()}, which a ref or a commit the client named "
+                    "leads to; tell the server's operator ('git fsck' in the repository names what is damaged)")
     return None
 
 

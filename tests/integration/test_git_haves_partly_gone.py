@@ -77,3 +77,42 @@ def test_a_fetch_whose_haves_the_repository_holds_in_part(make_server: object, c
         assert fetched.returncode == 0, (name, fetched.stderr)
     assert results["git"] == results["file"]
     assert results["http"] == results["file"]
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_an_unshallow_down_from_a_commit_whose_parent_is_gone(make_server: object, client: Client,
+                                                              version: str) -> None:
+    """``--unshallow`` from a shallow line whose commit the repository holds without its parent:
+    git's upload-pack refuses it ("bad object"), and so does hgwire, naming the object as reached
+    from a commit the client named, not as one the repository's refs lead to (they do not)."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])  # type: ignore[operator]
+    bare = server.root / "s.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    work = client.cwd / "src"
+    client.git("init", "-q", "-b", "main", str(work))
+    _commit(client, work, "f.txt", "root\n")
+    root = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    _commit(client, work, "f.txt", "packed, then dropped\n")
+    gone = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    client.git("push", "-q", str(bare), "main", cwd=work)
+    client.git("-C", bare, "repack", "-adq")
+    _commit(client, work, "f.txt", "loose 1\n")
+    _commit(client, work, "f.txt", "loose 2\n")
+    client.git("push", "-q", str(bare), "main", cwd=work)
+    shallow = client.cwd / "shallow"
+    client.git("clone", "-q", "-n", "--depth=2", f"file://{bare}", str(shallow))
+    client.git("-C", bare, "update-ref", "refs/heads/main", root)
+    client.git("-C", bare, "repack", "-adq")
+    client.git("reset", "-q", "--hard", root, cwd=work)
+    _commit(client, work, "g.txt", "new\n")
+    client.git("push", "-q", "-f", str(bare), "main", cwd=work)
+    said = {}
+    for name, address in (("file", f"file://{bare}"), ("ours", server.git_url("s"))):
+        clone = client.cwd / f"u-{name}"
+        shutil.copytree(shallow, clone, symlinks=True)
+        fetched = client.git("-c", f"protocol.version={version}", "fetch", "-q", "--unshallow", address,
+                             cwd=clone, check=False)
+        assert fetched.returncode != 0, (name, fetched.stderr)
+        said[name] = fetched.stderr
+    assert f"bad object {gone}" in said["file"]
+    assert f"remote: the repository lacks object {gone}, which a ref or a commit the client named leads to" in said["ours"]
