@@ -1424,7 +1424,8 @@ class HgRepo:
         views = self.views(cl)
         by_phase: dict[int, set[Node]] = {PUBLIC: set(), DRAFT: set()}
         for h in heads:
-            by_phase[min(views.phases[cl.rev(h)], DRAFT)].add(h)
+            rev = cl.rev(h)  # (the null revision, an empty repository's head, is public)
+            by_phase[min(views.phases[rev], DRAFT) if rev >= 0 else PUBLIC].add(h)
         if by_phase[DRAFT]:
             draft_revs = [cl.rev(h) for h in by_phase[DRAFT]]
             public_revs = [cl.rev(h) for h in by_phase[PUBLIC]]

@@ -142,6 +142,13 @@ def test_phases_non_publishing(new_repo: HgRepo) -> None:
     assert new_repo.phase_heads([n["m"]]) == [(0, n["b"]), (1, n["m"])]
 
 
+def test_phase_heads_of_an_empty_non_publishing_repository_name_the_null_revision_public(new_repo: HgRepo) -> None:
+    """A pull from an empty non-publishing repository by a client with changesets of its own asks
+    getbundle for the null revision, its only head: it is public, as in hg (an HTTP 500 before)."""
+    new_repo.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    assert new_repo.phase_heads([NULL_NODE]) == [(0, NULL_NODE)]
+
+
 def test_publishing_repo_makes_pushed_changesets_public(new_repo: HgRepo) -> None:
     h, _ = sample_history()
     ingest(new_repo, h.groups())
