@@ -45,36 +45,50 @@ def _served(client: Client, source: str, into: Path, *config: str) -> tuple[list
     return sorted(line.split(":", 1)[1] for line in log), heads, markers
 
 
-def test_a_series_of_evolve_pushes_into_one_server_life_matches_hg_serve(
-        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-        htpasswd: Path, tmp_path: Path) -> None:
-    peer, url, repo, reference = _with_reference("http", make_server, client, ssh_keys, htpasswd, tmp_path,
-                                                  SERVER_HGRC)
-    work = tmp_path / "work"
-    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
-    fake = tmp_path / "fake-ssh"
-    fake.write_text(FAKE_SSH)
-    fake.chmod(0o755)
-    clones = iter(range(100))
+class SideBySide:
+    """One hgwire server (over HTTP) and ``hg serve --stdio`` (hg-evolve loaded) given the same pushes
+    from one work clone: ``push`` to both, ``same`` compares their repositories and fresh clones."""
 
-    def push(*args: str) -> None:
-        mine = peer.hg(*EXTENSIONS, "push", *args, "-R", str(work), url("team"), check=False)
-        theirs = _push_to_reference(client, tmp_path, work, reference, *args)
+    def __init__(self, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                 htpasswd: Path, tmp_path: Path) -> None:
+        self.client, self.tmp_path = client, tmp_path
+        self.peer, self.url, self.repo, self.reference = _with_reference(
+            "http", make_server, client, ssh_keys, htpasswd, tmp_path, SERVER_HGRC)
+        self.work = tmp_path / "work"
+        self.peer.hg(*EXTENSIONS, "clone", "-q", self.url("team"), str(self.work))
+        self.fake = tmp_path / "fake-ssh"
+        self.fake.write_text(FAKE_SSH)
+        self.fake.chmod(0o755)
+        self._clones = iter(range(100))
+
+    def push(self, *args: str) -> None:
+        mine = self.peer.hg(*EXTENSIONS, "push", *args, "-R", str(self.work), self.url("team"), check=False)
+        theirs = _push_to_reference(self.client, self.tmp_path, self.work, self.reference, *args)
         assert mine.returncode == theirs.returncode, mine.stdout + mine.stderr + theirs.stdout + theirs.stderr
         assert mine.returncode in (0, 1), mine.stdout + mine.stderr
 
-    def same(step: str) -> None:
-        assert _state(client, repo) == _state(client, reference), step
-        n = next(clones)
-        mine = _served(peer, url("team"), tmp_path / f"mine{n}")
-        theirs = _served(client, f"ssh://ref/{reference}", tmp_path / f"theirs{n}", "--config", f"ui.ssh={fake}")
+    def same(self, step: str) -> None:
+        assert _state(self.client, self.repo) == _state(self.client, self.reference), step
+        n = next(self._clones)
+        mine = _served(self.peer, self.url("team"), self.tmp_path / f"mine{n}")
+        theirs = _served(self.client, f"ssh://ref/{self.reference}", self.tmp_path / f"theirs{n}",
+                         "--config", f"ui.ssh={self.fake}")
         assert mine == theirs, step
 
-    def hg(*args: str) -> str:
-        return str(client.hg(*EXTENSIONS, *args, "-R", str(work)).stdout)
+    def hg(self, *args: str) -> str:
+        return str(self.client.hg(*EXTENSIONS, *args, "-R", str(self.work)).stdout)
 
-    def d(name: str) -> str:
-        return f"desc('re:^{name}$') - obsolete()"
+
+def _d(name: str) -> str:
+    """The visible changeset described ``name``."""
+    return f"desc('re:^{name}$') - obsolete()"
+
+
+def test_a_series_of_evolve_pushes_into_one_server_life_matches_hg_serve(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    both = SideBySide(make_server, client, ssh_keys, htpasswd, tmp_path)
+    work, repo, reference, push, same, hg, d = both.work, both.repo, both.reference, both.push, both.same, both.hg, _d
 
     base = _commit(client, work, "base")
     push("--publish")

@@ -16,14 +16,10 @@ import pytest
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_topics import (
     EXTENSIONS,
-    FAKE_SSH,
     HG_EVOLVE,
-    SERVER_HGRC,
     _commit,
-    _push_to_reference,
-    _with_reference,
 )
-from tests.integration.test_hg_evolve_views_after_pushes import _served, _state
+from tests.integration.test_hg_evolve_views_after_pushes import SideBySide, _d
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.skipif(HG_EVOLVE is None, reason="hg-evolve is not installed where hg runs "
@@ -33,37 +29,12 @@ pytestmark = pytest.mark.skipif(HG_EVOLVE is None, reason="hg-evolve is not inst
 def test_server_side_hg_between_evolve_pushes_matches_hg_serve(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
         htpasswd: Path, tmp_path: Path) -> None:
-    peer, url, repo, reference = _with_reference("http", make_server, client, ssh_keys, htpasswd, tmp_path,
-                                                  SERVER_HGRC)
-    work = tmp_path / "work"
-    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
-    fake = tmp_path / "fake-ssh"
-    fake.write_text(FAKE_SSH)
-    fake.chmod(0o755)
-    clones = iter(range(100))
-
-    def push(*args: str) -> None:
-        mine = peer.hg(*EXTENSIONS, "push", *args, "-R", str(work), url("team"), check=False)
-        theirs = _push_to_reference(client, tmp_path, work, reference, *args)
-        assert mine.returncode == theirs.returncode, mine.stdout + mine.stderr + theirs.stdout + theirs.stderr
-        assert mine.returncode in (0, 1), mine.stdout + mine.stderr
-
-    def same(step: str) -> None:
-        assert _state(client, repo) == _state(client, reference), step
-        n = next(clones)
-        mine = _served(peer, url("team"), tmp_path / f"mine{n}")
-        theirs = _served(client, f"ssh://ref/{reference}", tmp_path / f"theirs{n}", "--config", f"ui.ssh={fake}")
-        assert mine == theirs, step
-
-    def hg(*args: str) -> str:
-        return str(client.hg(*EXTENSIONS, *args, "-R", str(work)).stdout)
+    both = SideBySide(make_server, client, ssh_keys, htpasswd, tmp_path)
+    work, repo, reference, push, same, hg, d = both.work, both.repo, both.reference, both.push, both.same, both.hg, _d
 
     def on_servers(*args: str) -> None:
         for target in (repo, reference):
             client.hg(*EXTENSIONS, *args, "-R", str(target))
-
-    def d(name: str) -> str:
-        return f"desc('re:^{name}$') - obsolete()"
 
     _commit(client, work, "base")
     push("--publish")
