@@ -22,6 +22,7 @@ from backends import git_pack
 from gateway import git_session
 from protocols import pktline
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_v2_idle_packed_refs import _Reader
 
 TAGS = 50
 MARK = b"refs/tags/kept-idle-000"
@@ -34,29 +35,6 @@ def _stream() -> str:
            "commit refs/heads/next\nmark :3\ncommitter a <a@b> 1700000001 +0000\ndata 2\nd\nfrom :2\nM 644 :1 g\n"]
     out += [f"tag kept-idle-{n:03d}\nfrom :2\ntagger a <a@b> 1700000000 +0000\ndata 2\nt\n" for n in range(TAGS)]
     return "".join(out)
-
-
-class _Reader:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def _take(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            data = self.sock.recv(65536)
-            assert data, "the server closed the connection"
-            self.buffer += data
-        taken, self.buffer = self.buffer[:size], self.buffer[size:]
-        return taken
-
-    def packets(self) -> list[bytes]:
-        """Packets up to the next flush."""
-        found: list[bytes] = []
-        while True:
-            size = int(self._take(4), 16)
-            if size == 0:
-                return found
-            found.append(self._take(size - 4))
 
 
 def _kept_alive() -> tuple[int, int]:
