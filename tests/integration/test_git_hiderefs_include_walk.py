@@ -16,7 +16,10 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.integration.test_git_hiderefs_repeated_sections import (
+    pull_refs_repository,
+    pushes_to_pull_7_are_denied,
+)
 
 CASES = {
     "twice": (
@@ -45,13 +48,7 @@ REFUSED = {"cycle": ("include depth", "includes files more than 10 deep"),
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hiderefs_of_included_files_as_git_reads_them(
         make_server: Callable[..., RunningServer], client: Client, version: str, case: str) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    bare = server.root / "hide.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    client.git("push", "-q", str(bare), "main", "main:refs/pull/7/head", "main:refs/pull/8/head", cwd=work)
+    server, bare, work = pull_refs_repository(make_server, client, "hide")
     config, included = CASES[case]
     (bare / "hide.inc").write_text(included)
     with open(bare / "config", "a") as f:
@@ -66,10 +63,7 @@ def test_hiderefs_of_included_files_as_git_reads_them(
         return
     assert "refs/pull/7" not in gits.stdout and "refs/heads/main" in gits.stdout
     assert ours.stdout == gits.stdout
-    commit(client, work, "b.txt", "b\n", "second")
-    for url in (f"file://{bare}", server.git_url("hide")):
-        pushed = client.git("push", url, "main:refs/pull/7/head", cwd=work, check=False)
-        assert pushed.returncode != 0 and "deny updating a hidden ref" in pushed.stderr, (url, pushed.stderr)
+    pushes_to_pull_7_are_denied(client, server, bare, work)
 
 
 @pytest.mark.parametrize("after", [
@@ -82,13 +76,7 @@ def test_hiderefs_of_a_config_that_starts_with_a_byte_order_mark(
     seen, so a ``[transfer]`` written again below was not read in file order (``refs/pull/7/head``
     shown), and with an include the values above the first header seen were dropped (all of
     ``refs/pull`` shown)."""
-    server = make_server("fs", git=[LOOPBACK])
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    bare = server.root / "bom.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    client.git("push", "-q", str(bare), "main", "main:refs/pull/7/head", "main:refs/pull/8/head", cwd=work)
+    server, bare, _ = pull_refs_repository(make_server, client, "bom")
     own = (bare / "config").read_bytes()
     (bare / "config").write_bytes(b"\xef\xbb\xbf[transfer]\n\thideRefs = refs/pull\n" + own + after.encode())
     gits = client.git("ls-remote", f"file://{bare}").stdout

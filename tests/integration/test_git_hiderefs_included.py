@@ -6,13 +6,15 @@ file came before the ``[uploadpack]`` written above the include, and hgwire show
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.integration.test_git_hiderefs_repeated_sections import (
+    pull_refs_repository,
+    pushes_to_pull_7_are_denied,
+)
 
 INCLUDED = """
 [transfer]
@@ -35,13 +37,7 @@ CONFIG = """
 @pytest.mark.parametrize("include", ["include", 'includeIf "gitdir:/"'])
 def test_hiderefs_of_an_included_file_count_where_it_is_included(
         make_server: Callable[..., RunningServer], client: Client, version: str, include: str) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    bare = server.root / "hide.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    client.git("push", "-q", str(bare), "main", "main:refs/pull/7/head", "main:refs/pull/8/head", cwd=work)
+    server, bare, work = pull_refs_repository(make_server, client, "hide")
     (bare / "hide.inc").write_text(INCLUDED)
     with open(bare / "config", "a") as f:
         f.write(CONFIG.format(include=include))
@@ -49,7 +45,4 @@ def test_hiderefs_of_an_included_file_count_where_it_is_included(
     ours = client.git("-c", f"protocol.version={version}", "ls-remote", server.git_url("hide")).stdout
     assert "refs/pull" not in gits and "refs/heads/main" in gits
     assert ours == gits
-    commit(client, work, "b.txt", "b\n", "second")
-    for url in (f"file://{bare}", server.git_url("hide")):
-        pushed = client.git("push", url, "main:refs/pull/7/head", cwd=work, check=False)
-        assert pushed.returncode != 0 and "deny updating a hidden ref" in pushed.stderr, (url, pushed.stderr)
+    pushes_to_pull_7_are_denied(client, server, bare, work)
