@@ -476,7 +476,7 @@ def _peel(reader: PackObjectReader, sha: bytes, hex_len: int) -> tuple[int, byte
         if kind != TAG:
             return kind, target, chain
         chain.append(target)
-        target = reader.read(target)[1][7:tag_end]
+        target = reader.read(target)[1][7:tag_end].lower()  # (git reads capital hex too)
     return None
 
 

@@ -1128,6 +1128,26 @@ class _WithoutBitmaps:
         return getattr(self._store, name)
 
 
+class _TagAsGitReadsIt(Tag):
+    """A tag whose ``object`` line names its object in capital hex (another tool's; ``git fsck``
+    passes it), naming it in lower case as git reads it: dulwich's walk and the filters' passes
+    (``_Watched``'s reads) looked the capital id up, a missing object or a checksum mismatch, and
+    the fetch failed "internal error".  Its id and raw text are the tag's own."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, tag: Tag) -> ShaFile:
+        lowered = tag.copy()
+        lowered.__class__ = cls
+        return lowered
+
+    @property  # type: ignore[misc]  # (read only)
+    def object(self) -> tuple[type[ShaFile], ObjectID]:
+        kind, target = Tag.object.fget(self)  # type: ignore[attr-defined]
+        return kind, ObjectID(target.lower())
+
+
 class _HavesInPart(GraphTraversalReachability):
     """dulwich's graph walk, whose walk of the client's haves (``get_reachable_commits``: what
     ``MissingObjectFinder`` asks of the haves alone) passes over a parent the store lacks, as git's
@@ -1174,7 +1194,10 @@ class _Watched:
 
     def __getitem__(self, sha: bytes) -> Any:
         self.step()
-        return self._store[sha]  # type: ignore[index]
+        obj = self._store[sha]  # type: ignore[index]
+        if type(obj) is Tag and not LOWER_HEX.fullmatch(obj.object[1]):
+            return _TagAsGitReadsIt.of(obj)
+        return obj
 
     def __contains__(self, sha: bytes) -> bool:
         return sha in self._store  # type: ignore[operator]

@@ -741,15 +741,20 @@ def _commit_links(raw: bytes, hex_len: int = 40) -> tuple[bytes, list[bytes]]:
 
 
 def tag_object(raw: bytes, hex_len: int = 40) -> bytes | None:
-    """The id on a tag's first line as git writes it (``object <hex>``), None if that line is not so."""
+    """The id on a tag's first line (``object <hex>``), in lower case; None if that line is not so.
+    git reads the id in either case (another tool may write capitals; ``git fsck`` passes them)."""
     end = 7 + hex_len
     if raw[:7] != b"object " or raw[end:end + 1] != b"\n":
         return None
     target = raw[7:end]
+    if LOWER_HEX.fullmatch(target):
+        return target
+    target = target.lower()
     return target if LOWER_HEX.fullmatch(target) else None
 
 
 def _tag_target(raw: bytes, hex_len: int = 40) -> bytes:
+    """The id a tag's first line names, in lower case as git reads it (``tag_object``)."""
     if not raw.startswith(b"object "):
         raise MissingObject("a tag without an object line")
-    return raw[7:7 + hex_len]
+    return raw[7:7 + hex_len].lower()
