@@ -60,6 +60,7 @@ CHUNK_SIZE = 1 << 16
 MAX_ANCESTRY_WALK = 1_000_000
 """Commits a fast-forward check may visit before it calls the update non-fast-forward."""
 MAX_PEEL = 32
+"""The tags a chain of tags of tags may hold for ``peel`` and ``peel_many``."""
 PEELED_CACHE_SIZE = 1 << 16
 """How many ref tips' peeled ids are remembered (under 12 MiB when full)."""
 
@@ -272,16 +273,18 @@ def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None
     return oid if target is None else target
 
 
-def _peel_readable(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None) -> ObjectId | None:
+def _peel_readable(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None,
+                   tags: int = MAX_PEEL) -> ObjectId | None:
     """``peel``'s answer, or None when an object on the way is one neither dulwich nor git reads (a
     tag whose first line is not ``object <id>``, written by another tool): git advertises such a
     ref, and a tag of it, with no peeled value, where every advertisement of the repository was
-    refused ("the repository holds an object the server cannot read")."""
+    refused ("the repository holds an object the server cannot read").  ``tags``: how many tags
+    the chain from ``oid`` may hold (``peel_many`` passed over one already)."""
     known = _peeled.get(oid)
     if known is not None:
         return known
     start = oid
-    for _ in range(MAX_PEEL):
+    for _ in range(tags + 1):  # (the tags and what the last one names)
         stored = types.type_of(_binary(oid)) if types is not None else None
         if stored is None or stored >= Tag.type_num:  # not known from its entry (a tag, a delta): read it
             try:
@@ -334,7 +337,7 @@ def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTyp
             result[oid] = oid
         else:
             if entry not in ends:
-                ends[entry] = _peel_readable(store, ObjectId(entry), types)
+                ends[entry] = _peel_readable(store, ObjectId(entry), types, MAX_PEEL - 1)
             end = ends[entry]
             result[oid] = oid if end is None else end  # (a tag of a tag git cannot read: unpeeled)
     return result
