@@ -236,7 +236,7 @@ def _to_tree(store: BaseObjectStore, oid: bytes) -> ArchiveSource:
     for _ in range(MAX_PEEL):
         obj = _get(store, oid)
         if isinstance(obj, Tag):
-            oid = obj.object[1]
+            oid = obj.object[1].lower()  # (git reads a tag's capital hex too)
         elif isinstance(obj, Commit):
             return ArchiveSource(obj.tree, obj.commit_time, commit=oid)
         elif isinstance(obj, Tree):

@@ -3,10 +3,14 @@
 either case (its ``get_oid_hex``) and serves the repository.  hgwire advertised the ``^{}`` line in
 capitals, and every v0 clone, and a fetch of main that follows the tag, failed "remote: internal
 error" (dulwich's walk of the tag looked the capital id up and found a checksum mismatch).  Clones
-and fetches over git:// and HTTP, v0 and v2, now give what ``git-upload-pack`` over file:// gives."""
+and fetches over git:// and HTTP, v0 and v2, now give what ``git-upload-pack`` over file:// gives.  ``git archive --remote``
+of the tag was refused "not a tree object", where git daemon sends it."""
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +85,21 @@ def test_a_tag_naming_its_object_in_capitals_is_cloned_and_fetched_as_git_serves
     client.git(*proto, "clone", "-q", "--bare", "--filter=tree:1", url, str(partial))
     assert client.git("show-ref", cwd=partial).stdout == client.git("show-ref", cwd=theirs).stdout
     client.git("fsck", "--full", cwd=partial)
+
+
+def _tar_files(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_an_archive_of_a_tag_naming_its_object_in_capitals_is_sent_as_git_sends_it(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    repo = server.root / "caps.git"
+    _capital_tag_repo(client, repo, "loose")
+    client.git("config", "daemon.uploadarch", "true", cwd=repo)
+    served = subprocess.run(["git", "archive", f"--remote={server.git_url('caps.git')}", "caps"], env=client.env,
+                            cwd=client.cwd, capture_output=True, timeout=60, check=False)
+    assert served.returncode == 0, served.stderr
+    local = subprocess.run(["git", "archive", "caps"], env=client.env, cwd=repo, capture_output=True, check=True)
+    assert _tar_files(served.stdout) == _tar_files(local.stdout) == {"f": b"b\n"}
