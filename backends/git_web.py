@@ -164,7 +164,7 @@ class GitPages:
         for _ in range(16):  # an annotated tag's chain, bounded
             if not isinstance(commit, Tag):
                 break
-            oid = bytes(commit.object[1])
+            oid = bytes(commit.object[1]).lower()  # (git reads a tag's capital hex too)
             commit = self._object(oid)
         if not isinstance(commit, Commit):
             raise ProtocolError(f"{shown_revision(key)} does not name a commit", 404)

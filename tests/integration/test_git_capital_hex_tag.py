@@ -4,7 +4,7 @@ either case (its ``get_oid_hex``) and serves the repository.  hgwire advertised 
 capitals, and every v0 clone, and a fetch of main that follows the tag, failed "remote: internal
 error" (dulwich's walk of the tag looked the capital id up and found a checksum mismatch).  Clones
 and fetches over git:// and HTTP, v0 and v2, now give what ``git-upload-pack`` over file:// gives.  ``git archive --remote``
-of the tag was refused "not a tree object", where git daemon sends it."""
+of the tag was refused "not a tree object", where git daemon sends it, and its web page was not found."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_hg_http import raw
 
 
 def _capital_tag_repo(client: Client, repo: Path, stored: str) -> tuple[str, str]:
@@ -103,3 +104,11 @@ def test_an_archive_of_a_tag_naming_its_object_in_capitals_is_sent_as_git_sends_
     assert served.returncode == 0, served.stderr
     local = subprocess.run(["git", "archive", "caps"], env=client.env, cwd=repo, capture_output=True, check=True)
     assert _tar_files(served.stdout) == _tar_files(local.stdout) == {"f": b"b\n"}
+
+
+def test_the_web_page_of_a_tag_naming_its_object_in_capitals_shows_its_commit(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    main, _caps = _capital_tag_repo(client, server.root / "caps.git", "loose")
+    page = raw(server.port("http"), "GET", "/caps.git/rev/caps", {"Accept": "text/html"})
+    assert page.status == 200 and main in page.body.decode()
