@@ -105,34 +105,14 @@ class ParentColumns(Sequence[tuple[int, int]]):
     def children(self, rev: int) -> list[int]:
         """The revisions that have ``rev`` as a parent, ascending: a C-level search of each column
         (``bytes.find``) where a look at every later revision's pair made a tuple of each."""
-        found: set[int] = set()
-        needle = array("i", (rev,)).tobytes()
-        for column in (self.p1, self.p2):
-            data = column.tobytes()
-            at = data.find(needle, 4 * (rev + 1))
-            while at >= 0:
-                if not at % 4:
-                    found.add(at // 4)
-                at = data.find(needle, at + 1)
-        return sorted(found)
+        return _children_in([self.p1.tobytes(), self.p2.tobytes()], rev)
 
     def children_finder(self) -> Callable[[int], list[int]]:
         """``children`` for many revisions of these columns as they are now: their bytes made once."""
         columns = [self.p1.tobytes()]
         if self.p2.count(NULL_REV) != len(self.p2):
             columns.append(self.p2.tobytes())
-
-        def children(rev: int) -> list[int]:
-            found: set[int] = set()
-            needle = array("i", (rev,)).tobytes()
-            for data in columns:
-                at = data.find(needle, 4 * (rev + 1))
-                while at >= 0:
-                    if not at % 4:
-                        found.add(at // 4)
-                    at = data.find(needle, at + 1)
-            return sorted(found)
-        return children
+        return lambda rev: _children_in(columns, rev)
 
     def child_marks(self, visible: bytearray | None = None) -> bytearray:
         """A byte per revision (and one past them), 1 for each revision a visible one (every one,
@@ -367,3 +347,16 @@ def descendants_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) ->
         if (p1 >= 0 and mask[p1]) or (p2 >= 0 and mask[p2]):
             mask[rev] = 1
     return mask
+
+
+def _children_in(columns: list[bytes], rev: int) -> list[int]:
+    """The revisions whose parent columns' bytes (``columns``, 4-byte ints) name ``rev``, ascending."""
+    found: set[int] = set()
+    needle = array("i", (rev,)).tobytes()
+    for data in columns:
+        at = data.find(needle, 4 * (rev + 1))
+        while at >= 0:
+            if not at % 4:
+                found.add(at // 4)
+            at = data.find(needle, at + 1)
+    return sorted(found)
