@@ -38,15 +38,15 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
                          f"not {options.get('shutdown-grace')!r}")
     options["shutdown-grace"] = grace
-    for name in ("log-size", "log-keep"):
-        given = options.get(name) or 0
-        try:
-            number = int(given)
-        except (TypeError, ValueError):
-            number = -1
-        if number < 0:
-            raise ValueError(f"--{name} must be a whole number, 0 or more, not {given!r}")
-        options[name] = number
+    options["log-size"] = byte_count(options.get("log-size") or 0, "--log-size")
+    given = options.get("log-keep") or 0
+    try:
+        number = int(given)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise ValueError(f"--log-keep must be a whole number, 0 or more, not {given!r}")
+    options["log-keep"] = number
     shared = shared_port({row.option: options[kind] for kind, row in LISTENERS.items()})
     if shared:  # told before either binds: the second's "Address already in use" named no culprit
         raise ValueError(shared)
@@ -75,6 +75,27 @@ def check_options(options: MutableMapping[str, Any]) -> None:
                 factory_maker(kind)
             except NotImplementedYet as exc:
                 raise ValueError(str(exc)) from None
+
+
+SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+"""A size's suffix → bytes (logrotate's ``size 10M``, in its powers of 1,024; a trailing ``B`` or
+``iB`` is read too, as in ``10MB`` or ``10MiB``)."""
+
+
+def byte_count(given: object, option: str) -> int:
+    """``given`` (``10000000``, ``10M``, ``512k``, ``1GiB``) as a number of bytes; ValueError naming
+    ``option`` if it is none."""
+    text = str(given).strip().upper().replace("_", "")
+    for tail in ("IB", "B"):
+        if text.endswith(tail) and text[:-len(tail)][-1:] in ("K", "M", "G"):
+            text = text[:-len(tail)]
+            break
+    suffix = text[-1:] if text[-1:] in ("K", "M", "G") else ""
+    digits = text[:len(text) - len(suffix)].strip()
+    if not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"{option} must be a whole number of bytes, 0 or more, optionally with K, M or G "
+                         f"(10M), not {given!r}")
+    return int(digits) * SIZE_SUFFIXES[suffix]
 
 
 LISTENER_FILES = {"htpasswd": "http", "authorized-keys": "ssh", "host-key": "ssh"}

@@ -599,3 +599,13 @@ def test_a_listener_on_every_address_says_so_and_names_the_host_not_localhost(tm
     assert f"hgwire serves git at git://{host}:{other}/NAME.git (listening on every IPv4 address, port {other})" \
         in seen, seen
     assert "localhost" not in seen, seen
+
+
+def test_log_size_must_be_a_size(tmp_path: Path) -> None:
+    for bad in ("-1", "10T", "1.5M"):
+        result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--log-size", bad,
+                                 "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode != 0
+        assert ("--log-size must be a whole number of bytes, 0 or more, optionally with K, M or G (10M), "
+                f"not {bad!r}") in result.stdout + result.stderr

@@ -192,15 +192,17 @@ def test_logrotate_create_keeps_its_mode(tmp_path: Path, signal_sent: signal.Sig
 def test_log_keep_bounds_the_rotated_files_and_log_size_sets_when(tmp_path: Path) -> None:
     """twistd rotates FILE at 1,000,000 bytes and deletes none of FILE.1, FILE.2…: the log's
     directory grew for ever unless logrotate was set up as well.  ``--log-keep 2`` keeps FILE.1 and
-    FILE.2 (the older deleted at each rotation), ``--log-size`` sets the size that rotates."""
-    with _started(tmp_path, None, "--log-size", "3000", "--log-keep", "2") as logging:
+    FILE.2 (the older deleted at each rotation), ``--log-size`` sets the size that rotates (``3K``:
+    3,072 bytes, as logrotate reads ``size 3K``)."""
+    with _started(tmp_path, None, "--log-size", "3K", "--log-keep", "2") as logging:
         for n in range(60):  # about 250 bytes a request: a rotation every dozen, five in all
             logging.request(f"?request{n}")
         assert logging.logged(logging.log, "GET /?request59")
         names = sorted(p.name for p in logging.log.parent.iterdir())
         assert names == ["hgwire.log", "hgwire.log.1", "hgwire.log.2"], names
         assert "GET /?request0 " not in "".join(p.read_text() for p in logging.log.parent.iterdir())
-        assert logging.log.stat().st_size < 3000 + 1000
+        assert logging.log.stat().st_size < 3072 + 1000
+        assert 3072 - 1000 < logging.log.with_name("hgwire.log.1").stat().st_size < 3072 + 1000
 
 
 def test_log_size_0_never_rotates_by_size(tmp_path: Path) -> None:

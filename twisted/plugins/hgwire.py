@@ -35,7 +35,7 @@ class Options(usage.Options):
         ["shutdown-grace", None, "30", "Seconds open connections get to finish when the service stops "
                                        "(SIGTERM, SIGINT); 0 closes them at once."],
         ["log-size", None, "1000000", ("Bytes at which twistd's --logfile FILE is rotated to FILE.1 (FILE.1 to "
-                                       "FILE.2...); 0 never by size (logrotate's job).")],
+                                       "FILE.2...), or K, M, G of them (10M); 0 never by size (logrotate's job).")],
         ["log-keep", None, "0", ("Rotated --logfile files kept (FILE.1 to FILE.N), older ones deleted at each "
                                  "rotation; 0 keeps every one, as twistd does.")],
     ]
