@@ -28,7 +28,15 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
 from backends.blobs import made_whole
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs, symlink_ref
+from backends.git import (
+    DEFAULT_BRANCH,
+    HEAD,
+    DulwichGitRepository,
+    RefLock,
+    adopt_refs,
+    read_config,
+    symlink_ref,
+)
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, ObjectFormat, Repository
 from backends.names import strip_git_suffix, validate_name
@@ -632,8 +640,13 @@ class _ServedRepo(Repo):
         return super().get_named_file(path, basedir)
 
     def get_config(self) -> ConfigFile:
+        """dulwich's, its files read as ``ConfigReads`` reads them (regular files, a bounded size)."""
+        path = os.path.join(self.commondir(), "config")
         try:
-            config = super().get_config()
+            config = read_config(path, condition_matchers=self._get_config_condition_matchers())
+        except FileNotFoundError:
+            config = ConfigFile()
+            config.path = path
         except ValueError as exc:  # dulwich's parse of it, or of a file it includes, failed: git refuses it too
             why = " ".join(str(exc).split())[:120]
             raise StorageError(f"the repository's git config cannot be read ({why}); "

@@ -2764,9 +2764,9 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     path = getattr(config, "path", None)
     if not path:
         return gathered
+    reads = ConfigReads()
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = reads.read(path)
     except OSError:
         return gathered
     data = data.removeprefix(_BOM)  # (git skips it, and so its header counts)
@@ -2775,7 +2775,8 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
         return gathered  # (dulwich's order is the file's)
     conditions = matchers() if matchers is not None else None
     try:
-        return _in_file_order(data, os.fsdecode(path), wanted, conditions, whole if whole is not None else config)
+        return _in_file_order(data, os.fsdecode(path), wanted, conditions, whole if whole is not None else config,
+                              reads=reads)
     except ValueError:  # (a part that cannot be read on its own)
         return gathered
 
@@ -2796,7 +2797,7 @@ _BOM = b"\xef\xbb\xbf"
 
 def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile,
-                   depth: int = 0) -> list[bytes]:
+                   depth: int = 0, reads: ConfigReads | None = None) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in the config file ``path`` (``data``) in the
     order git reads them: read again a section header at a time, each part on its own (dulwich
     gathers the values of a section written twice, ``[transfer]``, ``[uploadpack]``, ``[transfer]``
@@ -2805,7 +2806,9 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     under the including file's header of the same name, reads a file included twice once, and stops
     quietly at a file that includes itself, which git refuses).  A ``hasconfig:remote.*.url:``
     condition asks every remote URL of ``whole``, as git's does, wherever in the files it is.
-    ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses."""
+    ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses, and
+    for what ``reads`` (one for the whole walk) refuses."""
+    reads = reads if reads is not None else ConfigReads()
     found: list[bytes] = []
     config_dir = os.path.dirname(path)
     data = data.removeprefix(_BOM)
@@ -2822,7 +2825,8 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                     continue
                 for name, value in part.items(section):
                     if name.lower() == b"path" and value:
-                        found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1)
+                        found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1,
+                                                 reads)
     return found
 
 
@@ -2838,7 +2842,8 @@ def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
 
 
 def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
-                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int) -> list[bytes]:
+                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int,
+                    reads: ConfigReads) -> list[bytes]:
     """``_in_file_order`` of the file ``including`` includes as ``target`` (``~/`` its user's home,
     a relative path from ``including``'s directory); none for a file that does not exist, as git
     takes it."""
@@ -2847,14 +2852,95 @@ def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
                            "deep (does one include itself?), which git refuses; tell the server's operator")
     path = os.path.join(os.path.dirname(including), os.path.expanduser(target))
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = reads.read(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
         raise StorageError(f"the repository's git config includes a file that cannot be read ({exc.strerror}), "
                            "which git refuses; tell the server's operator") from None
-    return _in_file_order(data, path, wanted, conditions, whole, depth)
+    return _in_file_order(data, path, wanted, conditions, whole, depth, reads)
+
+
+MAX_CONFIG_BYTES = 8 << 20
+"""Bytes of a git config file and the files it includes read in all (a config of about 200,000
+lines): git reads any size, a byte at a time; dulwich reads a file whole, so an include of
+``/dev/zero`` grew the process for ever."""
+
+
+class ConfigReads:
+    """Reads of one git config and the files it includes: regular files only (``/dev/null`` reads
+    as empty), ``MAX_CONFIG_BYTES`` in all; ``StorageError`` past that, or for a FIFO, a device or
+    a socket (git waits for ever on a FIFO, reads a device until it fails: ``/dev/zero`` is "bad
+    config line 1"; dulwich's whole read of either never ended).  A directory raises
+    ``IsADirectoryError``, as an open of one for reading does."""
+
+    def __init__(self, whose: str = "the repository's git config", limit: int = MAX_CONFIG_BYTES) -> None:
+        self.whose = whose
+        """Which config, for the messages (the repository's, or the server's ``[git] config``)."""
+        self.left = limit
+        self.limit = limit
+        self._first = True
+
+    def read(self, path: str | os.PathLike[str]) -> bytes:
+        name = os.fsdecode(path)
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (a FIFO's open waits for a writer)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == _null_device():
+                    return b""
+                where = f"{self.whose} {name} is" if self._first else f"{self.whose} includes {name},"
+                raise StorageError(f"{where} {_file_kind(st.st_mode)}, where hgwire reads only regular files, so it "
+                                   "does not serve the repository; tell the server's operator")
+            chunks: list[bytes] = []
+            got = 0
+            while got <= self.left:
+                chunk = os.read(fd, min(1 << 20, self.left + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            os.close(fd)
+            self._first = False
+        if got > self.left:
+            raise StorageError(f"{self.whose} and the files it includes hold more than {self.limit >> 20} MiB "
+                               f"({name} passes that), more than hgwire reads, so it does not serve the "
+                               "repository; tell the server's operator")
+        self.left -= got
+        return b"".join(chunks)
+
+    def open(self, path: str | os.PathLike[str]) -> BinaryIO:
+        """``read`` as a file, for dulwich's ``file_opener``."""
+        return io.BytesIO(self.read(path))
+
+
+def _null_device() -> int:
+    try:
+        return os.stat(os.devnull).st_rdev
+    except OSError:
+        return -1
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    return "not a file"
+
+
+def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | None = None,
+                whose: str = "the repository's git config") -> ConfigFile:
+    """dulwich's ``ConfigFile.from_path`` of the git config ``path`` and its includes, each read
+    through one ``ConfigReads`` (``FileNotFoundError`` for a missing ``path``)."""
+    return ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=ConfigReads(whose).open)
 
 
 def read_base_config(path: str) -> ConfigFile:
@@ -2862,7 +2948,7 @@ def read_base_config(path: str) -> ConfigFile:
     changed file, or a changed included one, counts at the next request); empty when it does not
     exist, as git takes a missing ``/etc/gitconfig``; ``StorageError`` when git could not read it."""
     try:
-        return ConfigFile.from_path(path)
+        return read_config(path, whose="the server's git config")
     except FileNotFoundError:
         return ConfigFile()
     except (OSError, ValueError) as exc:  # dulwich's parse errors are ValueErrors
