@@ -2771,7 +2771,8 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
         return gathered
     data = data.removeprefix(_BOM)  # (git skips it, and so its header counts)
     headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
-    if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers):
+    if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers) \
+            and b"true" not in gathered:  # (dulwich reads a valueless line as true: git refuses it)
         return gathered  # (dulwich's order is the file's)
     conditions = matchers() if matchers is not None else None
     try:
@@ -2818,7 +2819,10 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
         for section in part.sections():
             kind = section[0].lower()
             if len(section) == 1 and kind in wanted:
-                found += [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
+                values = [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
+                if b"true" in values:
+                    _refuse_valueless(data, start, end, kind, path)
+                found += values
             elif (kind == b"include" and len(section) == 1) or (kind == b"includeif" and len(section) == 2):
                 condition = section[-1] if kind == b"includeif" else None
                 if condition is not None and not _include_holds(part, condition, config_dir, conditions, whole):
@@ -2828,6 +2832,23 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                         found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1,
                                                  reads)
     return found
+
+
+_VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*hiderefs[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: str) -> None:
+    """``StorageError`` when the part ``data[start:end]`` of the config file ``path`` writes
+    ``hideRefs`` without ``=`` (dulwich reads it as ``true``; git's upload-pack and receive-pack
+    refuse the config: "missing value for 'transfer.hiderefs'")."""
+    found = _VALUELESS_HIDEREFS.search(data, start, end)
+    if found is None:
+        return
+    key = f"{section.decode('ascii', 'replace')}.hiderefs"
+    line = data.count(b"\n", 0, found.start()) + 1
+    raise StorageError(f"the repository's git config sets '{key}' without a value (line {line} of "
+                       f"{os.path.basename(path)}), which git refuses as a bad config variable; "
+                       "tell the server's operator")
 
 
 def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
