@@ -777,6 +777,31 @@ def _packed_text(traits: list[bytes], lines: PackedLines) -> bytes:
     return b"".join(out)
 
 
+def _fully_peeled(store: BaseObjectStore, traits: list[bytes], lines: PackedLines) -> tuple[list[bytes], PackedLines]:
+    """``traits`` and ``lines`` of a ``packed-refs`` file hgwire rewrites, made ``peeled
+    fully-peeled`` when they are not: what each ref peels to is read from its object and written as
+    its ``^`` line (none for an object that is no tag, is missing or cannot be read), as git's
+    pack-refs and receive-pack write every ref of a file they rewrite.  A file without those traits
+    had every later read of it take the slow path (each packed ref's object peeled again: 0.9 s of
+    server CPU for a mirror of 100,000 refs) where it had been written whole by hgwire."""
+    if all(trait in traits for trait in PACKED_TRAITS):
+        return traits, lines
+    oids = [ObjectId(oid) for oid, _peeled in lines.values()]
+    types = git_pack._stored_types(store)
+    try:
+        targets = git_pack.peel_many(store, oids, types) if oids else {}
+    except (ProtocolError, ValueError):  # (a tag chain past git's bound, an id that is not hex: as it was)
+        return traits, lines
+    finally:
+        if types is not None:
+            types.close()
+    peeled: PackedLines = {}
+    for name, (oid, _old) in lines.items():
+        target = targets[ObjectId(oid)]
+        peeled[name] = (oid, None if target == oid else bytes(target))
+    return list(PACKED_TRAITS), peeled
+
+
 def _loose_files(directory: bytes, prefix: bytes, found: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Add (ref name, file name) of the files below ``directory`` to ``found``, as git lists loose
     refs: a symbolic link is not listed, to a file or a directory (git reads a linked ref by name
@@ -2308,7 +2333,7 @@ class DulwichGitRepository:
                         data: bytes | None = current.read()
                 except FileNotFoundError:
                     data = None
-                traits, lines = _packed_lines(data)
+                traits, lines = _fully_peeled(self.object_store, *_packed_lines(data))
                 added: PackedLines = {}
                 for update in creations:
                     loose = refs.refpath(Ref(update.ref))
@@ -2341,8 +2366,9 @@ class DulwichGitRepository:
         packed value hidden by a loose file that names that id leaves the file too (as git's
         receive-pack deletes: the packed values first, then the loose files), its loose file being
         ``_swap``'s.  The others, and all of them when the lock is held or the file cannot be read
-        or written, are left to ``_swap``, which says what stands in the way.  The file keeps its traits (``_packed_text``), as git's
-        receive-pack leaves it.  The result of each ref deleted: None."""
+        or written, are left to ``_swap``, which says what stands in the way.  The file is written
+        fully peeled (``_fully_peeled``), as git's receive-pack writes it.  The result of each ref
+        deleted: None."""
         refs = self.dulwich_repo.refs
         deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref != HEAD]
         if len(deletions) < PACKED_DELETIONS_MIN or not isinstance(refs, DiskRefsContainer) \
@@ -2371,7 +2397,7 @@ class DulwichGitRepository:
                         del lines[update.ref]
                         removed.append(update)
                 if removed or shadowed:
-                    f.write(_packed_text(traits, lines))
+                    f.write(_packed_text(*_fully_peeled(self.object_store, traits, lines)))
                 else:
                     f.abort()
         except (FileLocked, OSError, PackedRefsException):
