@@ -124,8 +124,11 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     """Open (or, for a permitted push, create) the repository; blocking, for the pool."""
     try:
         repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
-    except RepositoryNotFound:
+    except RepositoryNotFound as missing:
         if not may_create(ctx, create):
+            hint = ctx.extra.get("not_found_hint")  # (SSH's: the port of an scp-like URL)
+            if hint and not str(missing).endswith(hint):
+                raise RepositoryNotFound(str(missing) + hint) from None
             raise
         try:
             repo = returned_repository(ctx.backend.create(ctx.repo_name, Kind.GIT), f"create({ctx.repo_name!r})")

@@ -112,7 +112,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
-from protocols.errors import HgwireError, UnsupportedFeature
+from protocols.errors import HgwireError, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.ssh_exec import (
     ExecRequest,
@@ -125,6 +125,7 @@ from protocols.ssh_exec import (
     is_info,
     parse_exec,
     parse_info,
+    port_in_path_hint,
 )
 
 log = SafeLogger()
@@ -1027,6 +1028,7 @@ class ExecChannel(conch_channel.SSHChannel):
     def _start(self, command: bytes) -> None:
         if self._done or self.localClosed:  # the client went away before we started
             return
+        request = None
         try:
             request = parse_exec(command)
             # the name as the user wrote it: git sends ssh://host/x as '/x', and x is what git:// and HTTP quote;
@@ -1046,7 +1048,10 @@ class ExecChannel(conch_channel.SSHChannel):
         except HgwireError as refusal:
             if isinstance(refusal, UnsafeExecPath):
                 self._route(refusal.kind, refusal.path)
-            self.refuse(str(refusal), as_client=True)
+            said = str(refusal)
+            if isinstance(refusal, RepositoryNotFound) and request is not None:
+                said += port_in_path_hint(request.kind, request.path)
+            self.refuse(said, as_client=True)
             return
         except Exception:
             log.failure("starting an SSH session for {command}", command=command[:200].decode("utf-8", "replace"))
@@ -1070,6 +1075,8 @@ class ExecChannel(conch_channel.SSHChannel):
         extra = {"git_protocol": raw_protocol.decode("ascii", "replace")} if raw_protocol else {}
         if request.hidden:
             extra["hidden"] = "1"
+        if hint := port_in_path_hint(request.kind, request.path):
+            extra["not_found_hint"] = hint
         if request.kind in LFS_ROUTES:  # (the HTTP API: where git-lfs-authenticate sends it, a refusal points)
             local = self._connection.transport.transport.getHost()  # type: ignore[union-attr]
             extra["http_url"] = (public_url(self._front.authorizer) or reached_http_url(config, local)

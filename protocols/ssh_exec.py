@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -109,6 +110,24 @@ class ExecRequest:
     kind: RouteKind
     path: str
     hidden: bool = False
+
+
+_HG_ROUTES = frozenset({RouteKind.HG_SERVE, RouteKind.HG_INIT})
+_PORT_FIRST = re.compile(r"([0-9]{1,5})/(.+)")
+
+
+def port_in_path_hint(kind: RouteKind, path: str) -> str:
+    """For a git path sent as an scp-like URL's (no leading ``/``) whose first segment is a port,
+    ``2222/app.git`` of ``git clone host:2222/app.git``, which names the path ``2222/app.git`` on
+    port 22, what a "not found" adds: the ``ssh://`` URL with that port.  Empty otherwise (hg sends
+    every ``ssh://host/path`` without its ``/``, and a path that starts ``/`` is an ``ssh://`` URL's:
+    its numbers are a folder the user wrote)."""
+    found = _PORT_FIRST.fullmatch(path)
+    if kind in _HG_ROUTES or found is None or not 0 < int(found.group(1)) <= 65535:
+        return ""
+    port, rest = found.groups()
+    return (f"; an scp-like URL takes no port (HOST:{port}/{rest} names the path {port}/{rest}): "
+            f"to reach port {port}, write ssh://HOST:{port}/{rest}")
 
 
 class UnsafeExecPath(UnsafeName):
