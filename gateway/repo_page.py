@@ -50,6 +50,11 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
     if hg_web.styled(request):  # hgweb's /NAME?style=json (the shortlog), ?style=atom (the feed)
         hg_web.serve_styled(front, request, route.repo, [])
         return
+    if git_bundle_fetch(request):  # (before any look: git http-backend's 404 tells nothing of the name either)
+        request.setHeader(b"Vary", b"Accept, User-Agent")
+        send_error(request, 404, NOT_A_BUNDLE)
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"refused 404: {NOT_A_BUNDLE}")
+        return
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
     request.setHeader(b"Vary", b"Accept")  # HTML or plain text by it (``wants_html``): caches keep both apart
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
@@ -129,6 +134,19 @@ def wants_html(request: server.Request) -> bool:
     (preferred to plain text whatever their weights); git, hg and curl (``*/*``) do not name it."""
     accept = b",".join(request.requestHeaders.getRawHeaders(b"accept") or [])
     return http_accept.names_any(accept, HTML_TYPES)
+
+
+NOT_A_BUNDLE = ("this URL is a repository's, not a bundle's: git clone --bundle-uri (and a bundle list's uri) "
+                "takes the URL of a file 'git bundle create' wrote; clone from this URL without it")
+
+
+def git_bundle_fetch(request: server.Request) -> bool:
+    """Whether git's HTTP client asks for the repository's own URL: no command of git's protocol
+    asks for it (they ask for ``info/refs`` and the service below it), so it is a ``--bundle-uri``
+    (or a bundle list's ``uri``) that names it.  It read the plain-text page as a bundle list and
+    printed "bad config line 1"; git http-backend answers 404 ("failed to download bundle")."""
+    agent = b"".join(request.requestHeaders.getRawHeaders(b"user-agent") or [])
+    return agent.startswith(b"git/") and not wants_html(request)
 
 
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
