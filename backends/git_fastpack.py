@@ -616,6 +616,29 @@ def counts_from_bitmap(store: BaseObjectStore) -> bool:
         return False
 
 
+def bitmap_covers(store: BaseObjectStore, oids: Iterable[bytes]) -> set[bytes]:
+    """Of the hex ``oids``, those among the objects of the bitmap ``counts_from_bitmap`` finds (its
+    pack's, or its multi-pack index's): git's bitmap walk finds the others (loose, or in another
+    pack) by walking, and its filters judge them as without a bitmap."""
+    if not isinstance(store, DiskObjectStore):
+        return set()
+    try:
+        found = _find_bitmap(store, _pack_views(store))
+    except (UnsupportedIndex, BitmapError, OSError):
+        return set()
+    if found is None:
+        return set()
+    view = found.midx.view if found.midx is not None else found.packs[0]
+    covered: set[bytes] = set()
+    for oid in oids:
+        try:
+            if view.position(binascii.unhexlify(oid)) is not None:
+                covered.add(oid)
+        except (binascii.Error, ValueError):
+            continue
+    return covered
+
+
 def pack_bitmap(store: BaseObjectStore) -> PackBitmap | None:
     """The bitmap ``counts_from_bitmap`` finds (kept between requests, ``_find_bitmap``), or None:
     what a commit with a bitmap reaches, for a walk that only asks which commits are reached."""

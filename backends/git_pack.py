@@ -1377,11 +1377,19 @@ def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlin
     steps = watched if watched is not None else _Watched(store, None)
 
     # git's bitmap walk (none for a shallow request, nor for tree:<n> past 0) keeps every object the
-    # wants name through tags (its "tips"), a commit's root tree among them
+    # wants name through tags (its "tips"), a commit's root tree among them, where its bitmap holds
+    # the tip: one outside it (a pushed tag of a tree, loose beside the bitmapped pack) is found by
+    # the walk, whose filter keeps it as a walk without a bitmap does (``_named``)
     bitmapped = (plan.tree_depth in (None, 0) and not plan.shallow.boundary and plan.use_bitmaps
                  and git_fastpack.counts_from_bitmap(store))
     lookups: Any = steps  # (read as a store)
-    exempt = _tips(lookups, plan.wants) if bitmapped else _named(lookups, object_ids, plan.wants)[0]
+    if bitmapped:
+        exempt = _tips(lookups, plan.wants)
+        covered = git_fastpack.bitmap_covers(store, exempt)
+        if covered != exempt:  # tips git's bitmap walk finds by walking (loose, another pack's): judged as without one
+            exempt = covered | (exempt & _named(lookups, object_ids, plan.wants)[0])
+    else:
+        exempt = _named(lookups, object_ids, plan.wants)[0]
     with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
         def type_of(oid: ObjectID, hint: PackHint | None) -> int:
             steps.step()
