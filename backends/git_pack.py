@@ -46,6 +46,7 @@ from dulwich.pack import (
 )
 
 from backends import git_fastpack
+from backends.git_commitgraph import CommitGraph, commit_graph
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
 from backends.git_reach import ABANDON_CHECK, BitmapError, PackBitmap, check_abandoned, tag_object
@@ -478,6 +479,19 @@ def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None =
     return None
 
 
+def _graph_of(store: BaseObjectStore) -> CommitGraph | None:
+    """The store's commit-graph (``backends.git_commitgraph``), if it has one that is read."""
+    if not isinstance(store, DiskObjectStore):
+        return None
+    return commit_graph(os.fspath(store.path), object_format_of(store).raw_len)
+
+
+def _graph_commit(graph: CommitGraph | None, oid: bytes) -> _CommitLinks | None:
+    """``_commit`` of a commit the graph holds, from the graph (None when it does not hold it)."""
+    found = graph.links(oid) if graph is not None else None
+    return None if found is None else _CommitLinks(oid, found[1], found[2])
+
+
 MAX_NEGOTIATION_COMMITS = 200_000
 """Commits a negotiation keeps read (about 250 bytes each: 50 MB at most); past that the walks
 read the others each time they meet them."""
@@ -542,6 +556,10 @@ class Negotiator:
         self._seen_common: set[ObjectId] = set()
         self._answer: bool | None = None  # ok_to_give_up, valid until THEY_HAVE grows
         self._read: dict[bytes, _CommitLinks | None] = {}
+        self._graph: CommitGraph | None | bool = False
+        """The store's commit-graph (False until looked for): the parents and time of a commit it
+        holds, not read (a have the store holds, a commit the walks of ``ok_to_give_up`` meet, as
+        git's parse_commit takes them from it)."""
         self._reader: PackObjectReader | None = None
         """The store's packs read through their cached index views while a round or a question
         runs (``_reading``), closed after it: dulwich's ``get_raw`` looked for a multi-pack index
@@ -573,12 +591,25 @@ class Negotiator:
             verdicts = []
             stored = stored_among(self._store, haves)
             for oid in haves:
-                common = (stored is None or oid in stored) and self._add_have(oid)
+                common = (stored is None or oid in stored) and self._add_have(oid, stored is not None)
                 ready = readiness and not common and self.ok_to_give_up()
                 verdicts.append(HaveVerdict(oid, common, ready))
             return Negotiation(tuple(verdicts), readiness and self.ok_to_give_up())
 
-    def _add_have(self, oid: ObjectId) -> bool:
+    def _commit_graph(self) -> CommitGraph | None:
+        if self._graph is False:
+            self._graph = _graph_of(self._store)
+        return self._graph if isinstance(self._graph, CommitGraph) else None
+
+    def _add_have(self, oid: ObjectId, stored: bool = False) -> bool:
+        """``stored``: the store is known to hold ``oid`` (then a commit the graph holds is not read)."""
+        commit = _graph_commit(self._commit_graph(), oid) if stored else None
+        if commit is not None:
+            if oid not in self._seen_common:
+                self._seen_common.add(oid)
+                self.common.append(oid)
+            self._mark_they_have(commit)
+            return True
         try:
             read = self._get_raw(oid)
         except KeyError:
@@ -646,7 +677,7 @@ class Negotiator:
         same commits again), up to ``MAX_NEGOTIATION_COMMITS`` of them kept."""
         if oid in self._read:
             return self._read[oid]
-        commit = _commit(self._store, oid, get_raw=self._get_raw)
+        commit = _graph_commit(self._commit_graph(), oid) or _commit(self._store, oid, get_raw=self._get_raw)
         if len(self._read) < MAX_NEGOTIATION_COMMITS:
             self._read[oid] = commit
         return commit
@@ -705,7 +736,15 @@ def _shallow_links(store: BaseObjectStore, shallows: Iterable[ObjectId],
     repository lacks is passed over; one that is no commit (a tag, a tree, a blob) ends the request,
     ``invalid shallow object <id>`` (hgwire used a tag's commit and ignored the others)."""
     links: dict[ObjectId, _CommitLinks] = {}
-    for oid in dict.fromkeys(shallows):
+    shallows = list(dict.fromkeys(shallows))
+    # (a commit the store holds and its commit-graph has: taken from the graph, not read)
+    graph = _graph_of(store) if shallows else None
+    stored = stored_among(store, shallows) if graph is not None else None
+    for oid in shallows:
+        commit = _graph_commit(graph, oid) if stored is not None and oid in stored else None
+        if commit is not None:
+            links[oid] = commit
+            continue
         try:
             read = get_raw(oid)
         except KeyError:

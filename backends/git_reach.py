@@ -30,6 +30,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import parse_tree
 
+from backends.git_commitgraph import CommitGraph
 from backends.git_objects import LOWER_HEX, read_outside_packs
 from backends.git_packindex import PackIndexView
 from backends.interfaces import object_format_of
@@ -336,7 +337,7 @@ class Walker:
     def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None,
                  read: Callable[[bytes], tuple[int, bytes]] | None = None,
                  boundary: frozenset[bytes] = frozenset(),
-                 abandoned: Callable[[], bool] | None = None) -> None:
+                 abandoned: Callable[[], bool] | None = None, graph: CommitGraph | None = None) -> None:
         """``boundary``: shallow commits, taken with their trees but never their parents.
 
         A commit's bitmap stands for its walk only when it holds no boundary commit: then the
@@ -349,6 +350,9 @@ class Walker:
         """Asked every ``ABANDON_CHECK`` steps of a walk: True stops it with ``WalkAbandoned``
         (it only reads: nothing is left half done)."""
         self._read_raw = read if read is not None else self._store_read
+        self._graph = graph
+        """The store's commit-graph: a commit of the bitmapped pack it holds is not read (its tree and
+        parents are the graph's)."""
         self._bitmap = bitmap
         self._view = bitmap.view if bitmap is not None else None
         self._raw_len = object_format_of(store).raw_len
@@ -529,6 +533,13 @@ class Walker:
 
     def _expand(self, reached: _Marking, sha: bytes, commits: list[bytes], trees: list[bytes]) -> int:
         """Queue what ``sha`` links to; its type."""
+        if self._graph is not None and self._pos(sha) is not None:
+            found = self._graph.links(sha)
+            if found is not None:
+                trees.append(found[0])
+                if sha not in self._boundary:
+                    commits.extend(found[1])
+                return COMMIT
         type_num, raw = self._read(sha)
         if type_num == COMMIT:
             tree, parents = _commit_links(raw, self._hex_len)

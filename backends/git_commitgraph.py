@@ -1,0 +1,200 @@
+"""A read-only view of a repository's ``objects/info/commit-graph`` (gitformat-commit-graph(5)).
+
+git writes the file after its ``gc`` (``gc.writeCommitGraph``, true by default; hgwire's repacks
+write it as git would): for each commit, sorted by name, its root tree, its parents and its
+committer time, so that a walk takes them without inflating and parsing the commit.  A fetch's
+walks read the same commits again and again: a shallow client's ``shallow`` lines, its haves in
+the negotiation, then their trees in the count of the pack (10,000 haves, each read three times).
+
+Only a single graph file without base graphs is read (a split graph's chain, ``commit-graphs/``,
+is left to the commits' own reads), and only its chunks this module needs: OID Fanout, OID
+Lookup, Commit Data and, for merges of more than two parents, Extra Edge List.  A file whose
+header or chunk table is not such a graph of the repository's hash is not used (the commits are
+read); its contents are otherwise trusted as git trusts them: a commit's parents, tree and time
+are those of its id, whichever file says them.
+
+A view is kept per file (its path, inode, size and time): the file mapped, not read, and the first
+four bytes of each name (4 bytes a commit), where a look-up's binary search runs.
+"""
+
+from __future__ import annotations
+
+import binascii
+import mmap
+import os
+import struct
+import sys
+import threading
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+
+SIGNATURE = b"CGPH"
+VERSION = 1
+HASH_VERSIONS = {20: 1, 32: 2}
+"""The hash version byte of a graph of SHA-1 (20-byte) and SHA-256 (32-byte) ids."""
+CHUNK_ENTRY = struct.Struct(">4sQ")
+PARENT_NONE = 0x70000000
+EXTRA_EDGES = 0x80000000
+EDGE_LAST = 0x80000000
+MAX_KEPT_GRAPHS = 16
+
+
+class CommitGraph:
+    """The commits of one graph file: each one's tree, parents and committer time by its name."""
+
+    def __init__(self, data: mmap.mmap | bytes, raw_len: int, count: int, lookup: int, commits: int,
+                 edges: int | None, edge_count: int) -> None:
+        self._data = data
+        self._raw_len = raw_len
+        self._count = count
+        self._lookup = lookup
+        self._commits = commits
+        self._edges = edges
+        self._edge_count = edge_count
+        heads = bytearray(4 * count)  # the first four bytes of each name, as numbers (C-level copies)
+        for k in range(4):
+            heads[k::4] = data[lookup + k:lookup + count * raw_len:raw_len]
+        self._prefixes = array("I")
+        self._prefixes.frombytes(bytes(heads))
+        if sys.byteorder == "little":
+            self._prefixes.byteswap()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def position(self, binsha: bytes) -> int | None:
+        """Where a binary commit name is in the graph, or None."""
+        raw_len = self._raw_len
+        if len(binsha) != raw_len:
+            return None
+        prefixes, data, lookup = self._prefixes, self._data, self._lookup
+        prefix = int.from_bytes(binsha[:4], "big")
+        i = bisect_left(prefixes, prefix)
+        while i < self._count and prefixes[i] == prefix:  # (names sharing their first four bytes)
+            at = lookup + i * raw_len
+            name = data[at:at + raw_len]
+            if name == binsha:
+                return i
+            if name > binsha:
+                return None
+            i += 1
+        return None
+
+    def links(self, hexsha: bytes) -> tuple[bytes, list[bytes], int] | None:
+        """The hex names of the commit's tree and parents, and its committer time (as git's graph
+        holds it: the time its ``parse_commit`` read, 34 bits); None when the graph lacks it or
+        names a parent it does not hold (then the commit is read)."""
+        try:
+            pos = self.position(binascii.unhexlify(hexsha))
+        except (binascii.Error, ValueError):
+            return None
+        if pos is None:
+            return None
+        raw_len, data = self._raw_len, self._data
+        at = self._commits + pos * (raw_len + 16)
+        tree = binascii.hexlify(data[at:at + raw_len])
+        first, second, high, low = struct.unpack_from(">IIII", data, at + raw_len)
+        parents: list[bytes] = []
+        for n, parent in enumerate((first, second)):
+            if parent == PARENT_NONE:
+                break
+            if n and parent & EXTRA_EDGES:
+                more = self._extra_edges(parent & ~EXTRA_EDGES)
+                if more is None:
+                    return None
+                parents.extend(more)
+                break
+            name = self._name(parent)
+            if name is None:
+                return None
+            parents.append(name)
+        return tree, parents, ((high & 0x3) << 32) | low
+
+    def _name(self, pos: int) -> bytes | None:
+        if pos >= self._count:
+            return None
+        at = self._lookup + pos * self._raw_len
+        return binascii.hexlify(self._data[at:at + self._raw_len])
+
+    def _extra_edges(self, index: int) -> list[bytes] | None:
+        """The second and later parents an octopus merge's Extra Edge List entries name."""
+        if self._edges is None:
+            return None
+        names: list[bytes] = []
+        while index < self._edge_count:
+            (value,) = struct.unpack_from(">I", self._data, self._edges + 4 * index)
+            name = self._name(value & ~EDGE_LAST)
+            if name is None:
+                return None
+            names.append(name)
+            if value & EDGE_LAST:
+                return names
+            index += 1
+        return None
+
+
+def parse_commit_graph(data: mmap.mmap | bytes, raw_len: int) -> CommitGraph | None:
+    """The graph ``data`` holds, or None when it is not a single graph file of ``raw_len``-byte ids
+    this module reads (another version, hash or layout, base graphs, a chunk missing or cut short)."""
+    if len(data) < 8 or data[:4] != SIGNATURE or data[4] != VERSION or data[5] != HASH_VERSIONS.get(raw_len):
+        return None
+    chunk_count, bases = data[6], data[7]
+    if bases:
+        return None
+    table_end = 8 + CHUNK_ENTRY.size * (chunk_count + 1)
+    if len(data) < table_end:
+        return None
+    chunks: dict[bytes, tuple[int, int]] = {}
+    for n in range(chunk_count):
+        chunk, offset = CHUNK_ENTRY.unpack_from(data, 8 + CHUNK_ENTRY.size * n)
+        end = CHUNK_ENTRY.unpack_from(data, 8 + CHUNK_ENTRY.size * (n + 1))[1]
+        if offset < table_end or end < offset or end > len(data):
+            return None
+        chunks[chunk] = offset, end
+    if not {b"OIDF", b"OIDL", b"CDAT"} <= chunks.keys():
+        return None
+    fanout_at, fanout_end = chunks[b"OIDF"]
+    if fanout_end - fanout_at != 256 * 4:
+        return None
+    count = struct.unpack_from(">I", data, fanout_at + 255 * 4)[0]
+    lookup, lookup_end = chunks[b"OIDL"]
+    commits, commits_end = chunks[b"CDAT"]
+    if lookup_end - lookup != count * raw_len or commits_end - commits != count * (raw_len + 16):
+        return None
+    edges, edge_count = None, 0
+    if b"EDGE" in chunks:
+        edges, edges_end = chunks[b"EDGE"]
+        if (edges_end - edges) % 4:
+            return None
+        edge_count = (edges_end - edges) // 4
+    return CommitGraph(data, raw_len, count, lookup, commits, edges, edge_count)
+
+
+_KEPT: OrderedDict[tuple[str, int, int, int, int], CommitGraph | None] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+
+
+def commit_graph(objects_dir: str, raw_len: int) -> CommitGraph | None:
+    """The commit-graph of the object directory ``objects_dir`` (``objects/info/commit-graph``), or
+    None when it has none this module reads.  Kept while the file stays the same one."""
+    path = os.path.join(objects_dir, "info", "commit-graph")
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            key = (path, st.st_ino, st.st_size, st.st_mtime_ns, raw_len)
+            with _KEPT_LOCK:
+                if key in _KEPT:
+                    _KEPT.move_to_end(key)
+                    return _KEPT[key]
+            if not st.st_size:
+                graph = None
+            else:
+                graph = parse_commit_graph(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), raw_len)
+    except (OSError, ValueError):
+        return None
+    with _KEPT_LOCK:
+        _KEPT[key] = graph
+        while len(_KEPT) > MAX_KEPT_GRAPHS:  # (a file's map and 4 bytes a commit each)
+            _KEPT.popitem(last=False)
+    return graph
