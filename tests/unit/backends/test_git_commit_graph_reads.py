@@ -153,3 +153,50 @@ def test_a_have_the_graph_names_but_the_store_lacks_is_not_common(tmp_path: Path
         assert [v.common for v in verdicts] == [False, True]
     finally:
         del graph.links
+
+
+@pytest.mark.parametrize("shape", ["since", "exclude", "depth"])
+def test_shallow_since_exclude_and_depth_take_their_walks_from_the_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                         shape: str) -> None:
+    """``--shallow-exclude`` walked every commit below the ref it names (and ``--shallow-since``,
+    ``--depth`` those they select), each read through dulwich: with a graph none is read, and
+    the boundary is the one planned without it."""
+    src = _source(tmp_path, 6)
+    store = Repo(str(src)).object_store
+    graph_file = src / "objects" / "info" / "commit-graph"
+    refs = {name.encode(): ObjectId(oid.encode()) for oid, name in (
+        line.split() for line in git(src, "for-each-ref", "--format=%(objectname) %(refname)").decode().splitlines())}
+    main = refs[b"refs/heads/main"]
+    times = sorted(int(t) for t in git(src, "log", "--format=%ct", "main").decode().split())
+    old = git(src, "rev-parse", "main~6").strip().decode()
+    git(src, "branch", "old", old)
+    refs[b"refs/heads/old"] = ObjectId(old.encode())
+    caps = frozenset({git_caps.OFS_DELTA, git_caps.THIN_PACK, git_caps.DEEPEN_SINCE, git_caps.DEEPEN_NOT})
+    request = FetchRequest((main,), caps, (), {"since": 0, "exclude": 0, "depth": 4}[shape],
+                           deepen_since=times[len(times) // 2] if shape == "since" else None,
+                           deepen_not=(b"old",) if shape == "exclude" else ())
+    commits = {o for o, k in (line.split() for line in git(
+        src, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)").decode().splitlines())
+        if k == "commit"}
+    read: list[bytes] = []
+    real_read, real_get_raw = git_objects.PackObjectReader.read, type(store).get_raw
+
+    def reading(self: git_objects.PackObjectReader, hexsha: bytes) -> tuple[int, bytes]:
+        read.append(hexsha)
+        return real_read(self, hexsha)
+
+    def getting(self: object, sha: bytes) -> tuple[int, bytes]:
+        read.append(sha)
+        return real_get_raw(self, sha)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_objects.PackObjectReader, "read", reading)
+    monkeypatch.setattr(type(store), "get_raw", getting)
+    with_graph = plan_shallow(store, request, refs)
+    assert not {r.decode() for r in read} & commits
+    graph_file.unlink()
+    read.clear()
+    without = plan_shallow(store, request, refs)
+    assert read
+    assert (sorted(with_graph.shallow), with_graph.boundary, sorted(with_graph.extra_wants)) == (
+        sorted(without.shallow), without.boundary, sorted(without.extra_wants))
+    assert with_graph.shallow or shape == "since"  # (its commits' times are the same few seconds)
