@@ -36,6 +36,7 @@ NODE_KEY_BYTES = 56
 """A node map's key made for it (a 20-byte bytes object), where a lazy index has no entry's node to share."""
 NODE_COLUMN_BYTES = 20
 PARENT_COLUMNS_BYTES = 8
+PREFIX_COLUMN_BYTES = 4
 COLUMN_ENTRY_BYTES = NODE_COLUMN_BYTES + PARENT_COLUMNS_BYTES
 """An index's node column (20 bytes a revision) and parent columns (two 4-byte ints)."""
 INDEX_OBJECT_BYTES = 200
@@ -77,6 +78,8 @@ def index_bytes(index: Index) -> int:
                 + NODE_COLUMN_BYTES * (index._nodes is not None) * entries
                 + PARENT_COLUMNS_BYTES * (index._parents is not None) * entries)
     held = INDEX_OBJECT_BYTES + len(parts[0]) + len(parts[1]) + COLUMN_ENTRY_BYTES * entries
+    if index._prefixes is not None:  # (its node prefixes, which its node lookups scan)
+        held += PREFIX_COLUMN_BYTES * entries
     if not index.lazy:
         held += INDEX_ENTRY_BYTES * entries
     if index._nodemap:
