@@ -27,7 +27,7 @@ from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, Co
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
-from dulwich.objects import Blob, ObjectID, ShaFile, Tree, valid_hexsha
+from dulwich.objects import ZERO_SHA, Blob, ObjectID, ShaFile, Tree, valid_hexsha
 from dulwich.pack import Pack, PackData, PackInflater, UnpackedObject
 from dulwich.refs import (
     DiskRefsContainer,
@@ -895,6 +895,59 @@ class LinkedRefsContainer(DiskRefsContainer):
             self._peeled_refs = {Ref(name): ObjectID(target) for name, target in parsed.tags.items()}
             self._packed_refs_key = key
             return self._packed_refs
+
+    def remove_if_equals(self, name: Ref, old_ref: ObjectID | None, committer: bytes | None = None,
+                         timestamp: int | None = None, timezone: int | None = None,
+                         message: bytes | None = None) -> bool:
+        """Delete ``name`` if it names ``old_ref`` (None: whatever it names), as git's refs code
+        deletes a ref: its own lock and ``packed-refs.lock`` both taken before anything changes (a
+        lock held elsewhere raises ``FileLocked`` with nothing done), the value checked under them,
+        its packed line removed before its loose file.  dulwich removed the loose file first and
+        took ``packed-refs.lock`` only after, and only if its read of the file, unlocked, named the
+        ref: with that lock held elsewhere (a ``git gc``, a ``git pack-refs``, another push deleting
+        a packed ref) the deletion was refused after its loose file had gone, the ref left at its
+        older packed value; and a ``git pack-refs`` that had read the loose file before it went
+        wrote the deleted ref back into ``packed-refs`` (git keeps the lock held for this)."""
+        self._check_refname(name)
+        filename = self.refpath(name)
+        os.makedirs(os.path.dirname(filename), exist_ok=True)
+        ref_lock = GitFile(filename, "wb")
+        try:
+            packed_path = os.path.join(self.path, b"packed-refs")
+            packed_lock = GitFile(packed_path, "wb")
+            try:
+                if old_ref is not None:
+                    found = self.read_loose_ref(name)
+                    if found is None:
+                        found = self.get_packed_refs().get(name, ZERO_SHA)
+                    if found != old_ref:
+                        return False
+                try:
+                    with open(packed_path, "rb") as current:
+                        traits, lines = _packed_lines(current.read())
+                except FileNotFoundError:
+                    lines = {}
+                if lines.pop(name, None) is not None:
+                    packed_lock.write(_packed_text(traits, lines))
+                    packed_lock.close()  # (renamed over packed-refs, the ref's lock still held)
+                with suppress(FileNotFoundError):
+                    os.remove(filename)
+                self._log(name, old_ref, None, committer=committer, timestamp=timestamp, timezone=timezone,
+                          message=message)
+            finally:
+                packed_lock.abort()  # (nothing once closed)
+                self._invalidate_packed_refs_cache()
+        finally:
+            ref_lock.abort()  # (the lock alone was wanted)
+        parent = os.path.dirname(filename)
+        top = os.path.join(self.path, b"refs")
+        while parent.startswith(top + b"/"):  # directories the ref leaves empty go, as with git
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+        return True
 
     def _remove_packed_ref(self, name: Ref) -> None:
         """Take ``name`` out of ``packed-refs`` as git's receive-pack does: the file rewritten under
