@@ -672,9 +672,9 @@ def _plain_packed(data: bytes) -> PackedRefs | None:
         return None
     refs_at = [line for line in lines if line[:1] != b"^"]
     carets = [i for i, line in enumerate(lines) if line[:1] == b"^"]
-    peeled_file = b"peeled" in traits or b"fully-peeled" in traits
-    if carets and not peeled_file:
-        return None  # dulwich: a peeled line in a file that says it has none
+    # (``^`` lines count in a file whose first line does not say ``peeled``, as ``_dulwich_packed``
+    # and git read them: such a mirror's 100,000 tags went through the loop a line, 0.35 s)
+    peeled_file = bool(carets) or b"peeled" in traits or b"fully-peeled" in traits
     shas = [line[:hex_len] for line in refs_at]
     names = [line[hex_len + 1:] for line in refs_at]
     targets = [lines[i][1:] for i in carets]
