@@ -402,20 +402,21 @@ def advertisement(
     out = [pktline.encode(refs[first] + b" " + first + b"\0" + caps + b"\n")]
     if first in peeled:
         out.append(pktline.encode(peeled[first] + b" " + first + b"^{}\n"))
-    # one formatting per line: pktline.encode's call, check and concatenations cost three times as
-    # much (26 ms of a 20,000-ref advertisement); a line near git's limit goes through encode's check
-    for name in names[1:]:
-        oid = refs[name]
+    # one formatting per ref, its peeled line with it: pktline.encode's call, check and
+    # concatenations cost three times as much (26 ms of a 20,000-ref advertisement), a line apart
+    # each a third more (a mirror's 100,000 tags); a line near git's limit goes through encode's check
+    append, peeled_of = out.append, peeled.get
+    for name, oid in zip(names[1:], map(refs.__getitem__, names[1:])):
         size = len(oid) + len(name) + 6
+        target = peeled_of(name)
         if size > pktline.MAX_PKT - 3:
-            out.append(pktline.encode(oid + b" " + name + b"\n"))
-            if name in peeled:
-                out.append(pktline.encode(peeled[name] + b" " + name + b"^{}\n"))
-            continue
-        out.append(b"%04x%s %s\n" % (size, oid, name))
-        target = peeled.get(name)
-        if target is not None:
-            out.append(b"%04x%s %s^{}\n" % (len(target) + len(name) + 9, target, name))
+            append(pktline.encode(oid + b" " + name + b"\n"))
+            if target is not None:
+                append(pktline.encode(target + b" " + name + b"^{}\n"))
+        elif target is None:
+            append(b"%04x%s %s\n" % (size, oid, name))
+        else:
+            append(b"%04x%s %s\n%04x%s %s^{}\n" % (size, oid, name, len(target) + len(name) + 9, target, name))
     out.append(pktline.FLUSH)
     return b"".join(out)
 

@@ -140,3 +140,43 @@ def test_a_tag_git_cannot_read_is_advertised_unpeeled_as_git_advertises_it(
         assert snap.refs[b"refs/tags/odd"] == odd
     finally:
         opened.close()
+
+
+def test_tags_of_as_many_commits_are_peeled_a_level_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mirror's tags each name a commit of their own: each commit was looked up on its own
+    # (``_peel_readable``: an index search and a place in ``peel``'s cache, 100,000 of them emptying
+    # it at every advertisement); the objects the tags name are now read from the packs' entries in
+    # one more pass, a level of the chains at a time, and nothing is added to the cache.
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    repo = tmp_path / "d.git"
+    git(tmp_path, "init", "-q", "--bare", str(repo))
+    stream = [b"commit refs/heads/main\nmark :%d\ncommitter a <a@b> %d +0000\ndata 2\nc\n%s\n"
+              % (n, 1700000000 + n, b"from :%d\n" % (n - 1) if n > 1 else b"") for n in range(1, 41)]
+    stream += [b"tag v%02d\nfrom :%d\ntagger a <a@b> 1700000000 +0000\ndata 2\nt\n" % (n, n) for n in range(1, 41)]
+    git(repo, "fast-import", "--quiet", input=b"".join(stream))
+    git(repo, "tag", "-a", "-m", "outer", "outer", "v01")  # a tag of a tag
+    git(repo, "tag", "-a", "-m", "outer2", "outer2", "outer")  # and of that
+    git(repo, "repack", "-adfq", "--window=0")  # (each object whole: none read through the store)
+    opened = DulwichGitRepository("d.git", Repo(str(repo)), owns_repo=True)
+    try:
+        store = opened.object_store
+        reads: list[bytes] = []
+        get_raw = store.get_raw
+
+        def counted(sha: Any) -> tuple[int, bytes]:
+            reads.append(sha)
+            return get_raw(sha)
+
+        monkeypatch.setattr(store, "get_raw", counted)
+        oids = [ObjectId(oid) for name, oid in opened.refs().items() if name.startswith(b"refs/tags/")]
+        types = git_pack._stored_types(store)
+        assert types is not None
+        try:
+            many = git_pack.peel_many(store, oids, types)
+        finally:
+            types.close()
+        peeled = _peeled_by_git(repo)
+        assert many == {oid: peeled[name] for name, oid in opened.refs().items() if name.startswith(b"refs/tags/")}
+        assert reads == [] and git_pack._peeled == {}
+    finally:
+        opened.close()
