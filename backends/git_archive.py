@@ -26,12 +26,11 @@ from typing import Protocol, cast
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
-from backends.git_objects import BLOB, PackObjectReader, blob_pieces, size_reader
+from backends.git_objects import BLOB, MAX_PEEL, PackObjectReader, blob_pieces, size_reader
 from backends.git_pretty import pretty
 from backends.interfaces import OBJECT_FORMATS, GitRepository, ObjectId, object_format_of
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
-MAX_PEEL = 16
 MAX_DEPTH = 256
 """Deepest directory nesting an archive follows (a crafted tree cannot recurse forever)."""
 _HEX = re.compile(r"[0-9a-f]+")
@@ -233,7 +232,7 @@ def _by_id(store: BaseObjectStore, name: str) -> bytes | None:
 def _to_tree(store: BaseObjectStore, oid: bytes) -> ArchiveSource:
     named = oid
     mtime = int(time.time())
-    for _ in range(MAX_PEEL):
+    for _ in range(MAX_PEEL + 1):  # (the tags and what the last one names)
         obj = _get(store, oid)
         if isinstance(obj, Tag):
             oid = obj.object[1].lower()  # (git reads a tag's capital hex too)

@@ -81,7 +81,15 @@ from backends.git_deltachain import (
     tree_pieces,
 )
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
-from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, entry_size, pack_dirs, release_pages
+from backends.git_objects import (
+    MAX_PEEL,
+    CorruptPack,
+    PackMaps,
+    PackObjectReader,
+    entry_size,
+    pack_dirs,
+    release_pages,
+)
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     ABANDON_CHECK,
@@ -113,7 +121,6 @@ SHA_LEN = 20
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10); a REF name is read apart
 TAGS_PREFIX = b"refs/tags/"
-MAX_PEEL = 32
 RELEASE_WINDOW = 8 << 20         # how far behind the cursor pages are dropped from our mapping
 
 Progress = Callable[[bytes], None]
@@ -474,7 +481,7 @@ def _peel(reader: PackObjectReader, sha: bytes, hex_len: int) -> tuple[int, byte
     tag_end = 7 + hex_len
     chain: list[bytes] = []
     target = sha
-    for _ in range(MAX_PEEL):
+    for _ in range(MAX_PEEL + 1):  # (the tags and what the last one names)
         kind = reader.type_of(target)
         if kind != TAG:
             return kind, target, chain

@@ -49,7 +49,7 @@ from dulwich.pack import (
 
 from backends import git_fastpack
 from backends.git_commitgraph import CommitGraph, commit_graph
-from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_dirs, store_views
+from backends.git_objects import LOWER_HEX, MAX_PEEL, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
 from backends.git_reach import ABANDON_CHECK, BitmapError, PackBitmap, check_abandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
@@ -62,8 +62,6 @@ from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Nego
 CHUNK_SIZE = 1 << 16
 MAX_ANCESTRY_WALK = 1_000_000
 """Commits a fast-forward check may visit before it calls the update non-fast-forward."""
-MAX_PEEL = 32
-"""The tags a chain of tags of tags may hold for ``peel`` and ``peel_many``."""
 PEELED_CACHE_SIZE = 1 << 16
 """How many ref tips' peeled ids are remembered (under 12 MiB when full)."""
 
@@ -477,7 +475,7 @@ def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None =
     graph = getattr(get_raw, "graph", None) if read is None else None
     if graph is not None and (found := _graph_commit(graph, oid)) is not None:
         return found
-    for _ in range(MAX_PEEL):
+    for _ in range(MAX_PEEL + 1):  # (the tags and what the last one names)
         if read is not None:
             type_num, raw = read
             read = None
@@ -1526,7 +1524,7 @@ def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -
         obj = _lookup(store, want)
         if isinstance(obj, Tree):
             named_trees.add(bytes(want))
-        for _ in range(MAX_TAG_CHAIN):
+        for _ in range(MAX_PEEL):
             if not isinstance(obj, Tag):
                 break
             target = bytes(obj.object[1])
@@ -1545,10 +1543,6 @@ def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -
         named_trees |= tagged_trees - roots
         exempt |= tagged_trees - roots
     return exempt, roots | named_trees
-
-
-MAX_TAG_CHAIN = 64
-"""Tags of tags followed from a wanted tag."""
 
 
 def _type_of(hint: PackHint | None, reader: Any, oid: ObjectID, symlinks: set[bytes]) -> int:
@@ -1637,7 +1631,7 @@ def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, w
     for want in wants:
         obj = _lookup(store, want)
         target = bytes(want)
-        for _ in range(MAX_TAG_CHAIN):
+        for _ in range(MAX_PEEL):
             if not isinstance(obj, Tag):
                 break
             target = bytes(obj.object[1])
@@ -1662,7 +1656,7 @@ def _tips(store: BaseObjectStore, wants: Sequence[bytes]) -> set[bytes]:
         target = bytes(want)
         tips.add(target)
         obj = _lookup(store, target)
-        for _ in range(MAX_TAG_CHAIN):
+        for _ in range(MAX_PEEL):
             if not isinstance(obj, Tag):
                 break
             target = bytes(obj.object[1])

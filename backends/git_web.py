@@ -27,7 +27,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
-from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, blob_pieces, size_reader
+from backends.git_objects import LOWER_HEX, MAX_PEEL, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import (
@@ -161,7 +161,7 @@ class GitPages:
         if oid is None:
             raise ProtocolError(f"unknown revision {shown_revision(key)}", 404)
         commit = self._object(oid)
-        for _ in range(16):  # an annotated tag's chain, bounded
+        for _ in range(MAX_PEEL):  # an annotated tag's chain, bounded
             if not isinstance(commit, Tag):
                 break
             oid = bytes(commit.object[1]).lower()  # (git reads a tag's capital hex too)

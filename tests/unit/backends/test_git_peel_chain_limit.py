@@ -1,7 +1,8 @@
 """A chain of ``MAX_PEEL`` tags of tags: ``peel_many`` (the advertisement of a packed-refs without
 ``^`` lines) peeled it, where ``peel`` (a loose ref's tag, include-tag's filter) raised "tag chain
 longer than 32", one object short; git peels it.  Both now take chains of ``MAX_PEEL`` tags and
-refuse longer ones alike."""
+refuse longer ones alike; so does every other place that follows a chain of tags (one
+``MAX_PEEL``, where five modules had limits of 16, 32 and 64 of their own)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from dulwich.repo import Repo
 
 from backends import git_pack
+from backends.git_objects import MAX_PEEL
 from backends.interfaces import ObjectId
 from protocols.errors import ProtocolError
 
@@ -37,7 +39,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, list[b
     main = git(repo, "rev-parse", "main").strip()
     tags: list[bytes] = []
     target, kind = main, b"commit"
-    for n in range(1, git_pack.MAX_PEEL + 2):
+    for n in range(1, MAX_PEEL + 2):
         target = git(repo, "hash-object", "-w", "-t", "tag", "--stdin", input=(
             b"object %s\ntype %s\ntag t%d\ntagger a <a@b> 1700000000 +0000\n\nt\n" % (target, kind, n))).strip()
         tags.append(target)
@@ -74,12 +76,73 @@ def test_a_chain_of_max_peel_tags_is_peeled_by_both(chain: tuple[Path, bytes, li
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_pack, "_peeled", {})
     repo, main, tags = chain
-    assert git(repo, "rev-parse", f"{tags[git_pack.MAX_PEEL - 1].decode()}^{{}}").strip() == main
-    assert _peel_both(repo, tags[git_pack.MAX_PEEL - 1]) == (main, main)
+    assert git(repo, "rev-parse", f"{tags[MAX_PEEL - 1].decode()}^{{}}").strip() == main
+    assert _peel_both(repo, tags[MAX_PEEL - 1]) == (main, main)
 
 
 def test_a_longer_chain_is_refused_by_both(chain: tuple[Path, bytes, list[bytes]],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_pack, "_peeled", {})
     repo, _main, tags = chain
-    assert _peel_both(repo, tags[git_pack.MAX_PEEL]) == (ProtocolError, ProtocolError)
+    assert _peel_both(repo, tags[MAX_PEEL]) == (ProtocolError, ProtocolError)
+
+
+def _each_path(repo: Path, oid: bytes) -> dict[str, object]:
+    """What each place that follows a chain of tags makes of ``oid``'s: the commit it ends at, or
+    None where it stops short of it (or refuses)."""
+    from backends import git_archive, git_fastpack, load_backend
+    from backends.git_objects import size_reader
+    from backends.git_web import GitPages
+    from protocols.git_archive import ArchiveRefused
+
+    opened = Repo(str(repo))
+    found: dict[str, object] = {}
+    try:
+        store = opened.object_store
+        git_pack._peeled.clear()
+        try:
+            found["peel"] = git_pack.peel(store, ObjectId(oid))
+        except ProtocolError:
+            found["peel"] = None
+        git_pack._peeled.clear()
+        types = git_pack._stored_types(store)
+        try:
+            found["peel_many"] = git_pack.peel_many(store, [ObjectId(oid)], types)[ObjectId(oid)]
+        except ProtocolError:
+            found["peel_many"] = None
+        finally:
+            if types is not None:
+                types.close()
+        commit = git_pack._commit(store, oid)
+        found["commit"] = commit.id if commit is not None else None
+        main = git(repo, "rev-parse", "main").strip()
+        found["tips"] = main if main in git_pack._tips(store, [oid]) else None
+        included = git_pack._included_tags(store, {b"refs/tags/t": ObjectId(oid)}, {main}, set())  # type: ignore[arg-type]
+        found["include-tag"] = main if included else None
+        with size_reader(store) as reader:
+            peeled = git_fastpack._peel(reader, oid, 40)
+        found["filter"] = peeled[1] if peeled is not None else None
+        try:
+            found["archive"] = git_archive._to_tree(store, oid).commit
+        except ArchiveRefused:
+            found["archive"] = None
+    finally:
+        opened.close()
+    pages = GitPages(load_backend("fs", str(repo.parent)).open(repo.name))  # type: ignore[arg-type]
+    try:
+        found["web"] = pages.resolve(oid.decode())
+    except ProtocolError:
+        found["web"] = None
+    return found
+
+
+def test_every_path_follows_max_peel_tags_and_no_more(chain: tuple[Path, bytes, list[bytes]],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # each had a limit of its own: an archive or the web page of a chain of 16 tags was refused
+    # (404) where a fetch served it, a filtered fetch's and include-tag's stopped at 31 and 32, a
+    # fetch's wants were followed through 64
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    repo, main, tags = chain
+    paths = _each_path(repo, tags[MAX_PEEL - 1])
+    assert paths == dict.fromkeys(paths, main)
+    assert _each_path(repo, tags[MAX_PEEL]) == dict.fromkeys(paths)
