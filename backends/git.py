@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import bisect
 import errno
+import functools
 import io
 import itertools
 import os
@@ -2844,10 +2845,13 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     if not path:
         return gathered
     reads = ConfigReads()
-    try:
-        data = reads.read(path)
-    except OSError:
-        return gathered
+    files = _files_read(config)  # (the bytes the config was read from, as they were then)
+    data = files.get(os.fspath(path))
+    if data is None:
+        try:
+            data = reads.read(path)
+        except OSError:
+            return gathered
     data = data.removeprefix(_BOM)  # (git skips it, and so its header counts)
     headers = [m.group(1).lower() for m in _SECTION_START.finditer(data)]
     if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers) \
@@ -2856,7 +2860,7 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     conditions = matchers() if matchers is not None else None
     try:
         return _in_file_order(data, os.fsdecode(path), wanted, conditions, whole if whole is not None else config,
-                              reads=reads)
+                              reads=reads, files=files)
     except ValueError:  # (a part that cannot be read on its own)
         return gathered
 
@@ -2877,7 +2881,8 @@ _BOM = b"\xef\xbb\xbf"
 
 def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile,
-                   depth: int = 0, reads: ConfigReads | None = None) -> list[bytes]:
+                   depth: int = 0, reads: ConfigReads | None = None,
+                   files: Mapping[str, bytes] | None = None) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in the config file ``path`` (``data``) in the
     order git reads them: read again a section header at a time, each part on its own (dulwich
     gathers the values of a section written twice, ``[transfer]``, ``[uploadpack]``, ``[transfer]``
@@ -2887,14 +2892,13 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     quietly at a file that includes itself, which git refuses).  A ``hasconfig:remote.*.url:``
     condition asks every remote URL of ``whole``, as git's does, wherever in the files it is.
     ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses, and
-    for what ``reads`` (one for the whole walk) refuses."""
+    for what ``reads`` (one for the whole walk) refuses.  ``files``: the bytes the config's read took
+    of the files it opened (``_files_read``), read again only where that read did not open them."""
     reads = reads if reads is not None else ConfigReads()
     found: list[bytes] = []
     config_dir = os.path.dirname(path)
     data = data.removeprefix(_BOM)
-    starts = sorted({0, *(m.start() for m in _SECTION_START.finditer(data))})  # (nothing before a header lost)
-    for start, end in zip(starts, [*starts[1:], len(data)]):
-        part = ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False)
+    for start, end, part in _config_parts(data):
         for section in part.sections():
             kind = section[0].lower()
             if len(section) == 1 and kind in wanted:
@@ -2909,8 +2913,35 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                 for name, value in part.items(section):
                     if name.lower() == b"path" and value:
                         found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1,
-                                                 reads)
+                                                 reads, files)
     return found
+
+
+MAX_PARTS_KEPT = 64
+"""Config files whose parts ``_config_parts`` keeps (by their bytes), each at most
+``MAX_PARTS_KEPT_BYTES``: a larger file (up to ``MAX_CONFIG_BYTES``) is parsed at each request
+rather than kept, so the kept parts stay within about 4 MiB of text."""
+
+MAX_PARTS_KEPT_BYTES = 64 << 10
+
+
+def _config_parts(data: bytes) -> tuple[tuple[int, int, ConfigFile], ...]:
+    """The config file ``data`` read a section header at a time, each part on its own (read, never
+    changed, by ``_in_file_order``) with where it starts and ends in ``data``; kept by its bytes
+    when small: parsed again at every request, they were most of its cost (some 150 µs for a file of
+    a few sections and an include).  ``ValueError`` when a part cannot be read on its own."""
+    if len(data) <= MAX_PARTS_KEPT_BYTES:
+        return _kept_config_parts(data)
+    return _parse_config_parts(data)
+
+
+def _parse_config_parts(data: bytes) -> tuple[tuple[int, int, ConfigFile], ...]:
+    starts = sorted({0, *(m.start() for m in _SECTION_START.finditer(data))})  # (nothing before a header lost)
+    return tuple((start, end, ConfigFile.from_file(io.BytesIO(data[start:end]), expand_includes=False))
+                 for start, end in zip(starts, [*starts[1:], len(data)]))
+
+
+_kept_config_parts = functools.lru_cache(maxsize=MAX_PARTS_KEPT)(_parse_config_parts)
 
 
 _VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*hiderefs[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
@@ -2943,22 +2974,24 @@ def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
 
 def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
                     conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int,
-                    reads: ConfigReads) -> list[bytes]:
+                    reads: ConfigReads, files: Mapping[str, bytes] | None = None) -> list[bytes]:
     """``_in_file_order`` of the file ``including`` includes as ``target`` (``~/`` its user's home,
     a relative path from ``including``'s directory); none for a file that does not exist, as git
-    takes it."""
+    takes it.  ``files``: the bytes the config's read took of the files it opened (read again only
+    when it did not open it: an ``[includeIf]`` dulwich judged otherwise)."""
     if depth > MAX_CONFIG_INCLUDE_DEPTH:
         raise StorageError(f"the repository's git config includes files more than {MAX_CONFIG_INCLUDE_DEPTH} "
                            "deep (does one include itself?), which git refuses; tell the server's operator")
     path = os.path.join(os.path.dirname(including), os.path.expanduser(target))
+    data = files.get(path) if files else None
     try:
-        data = reads.read(path)
+        data = data if data is not None else reads.read(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
         raise StorageError(f"the repository's git config includes a file that cannot be read ({exc.strerror}), "
                            "which git refuses; tell the server's operator") from None
-    return _in_file_order(data, path, wanted, conditions, whole, depth, reads)
+    return _in_file_order(data, path, wanted, conditions, whole, depth, reads, files)
 
 
 MAX_CONFIG_BYTES = 8 << 20
@@ -2980,6 +3013,8 @@ class ConfigReads:
         self.left = limit
         self.limit = limit
         self._first = True
+        self.files: dict[str, bytes] = {}
+        """The bytes read of each file, by the path it was opened by (``_files_read``)."""
 
     def read(self, path: str | os.PathLike[str]) -> bytes:
         name = os.fsdecode(path)
@@ -3010,7 +3045,9 @@ class ConfigReads:
                                f"({name} passes that), more than hgwire reads, so it does not serve the "
                                "repository; tell the server's operator")
         self.left -= got
-        return b"".join(chunks)
+        data = b"".join(chunks)
+        self.files[name] = data
+        return data
 
     def open(self, path: str | os.PathLike[str]) -> BinaryIO:
         """``read`` as a file, for dulwich's ``file_opener``."""
@@ -3040,7 +3077,15 @@ def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | 
                 whose: str = "the repository's git config") -> ConfigFile:
     """dulwich's ``ConfigFile.from_path`` of the git config ``path`` and its includes, each read
     through one ``ConfigReads`` (``FileNotFoundError`` for a missing ``path``)."""
-    return ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=ConfigReads(whose).open)
+    reads = ConfigReads(whose)
+    config = ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=reads.open)
+    config.files_read = reads.files  # type: ignore[attr-defined]  # (for _hide_rules: git reads them once a request)
+    return config
+
+
+def _files_read(config: ConfigFile) -> Mapping[str, bytes]:
+    """The bytes ``read_config`` kept of the files ``config`` was read from (none otherwise)."""
+    return cast(Mapping[str, bytes], getattr(config, "files_read", None) or {})
 
 
 def read_base_config(path: str) -> ConfigFile:

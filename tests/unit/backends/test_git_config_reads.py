@@ -52,3 +52,41 @@ def test_an_open_and_its_settings_parse_the_config_once(tmp_path: Path, monkeypa
     finally:
         opened.close()
     assert len(parsed) == 2, parsed
+
+
+def test_hide_refs_in_file_order_take_the_bytes_the_open_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A config whose hideRefs must be read in file order (a section written twice, an include): the
+    # file and each it includes were opened and read again by every request's hidden_refs, after the
+    # open had read them; the open's bytes are taken now.  A change to an included file alone (the
+    # repository's config as it was) still counts at the next request, as git reads them each time.
+    from backends import git as git_backend
+
+    repo = tmp_path / "root" / "r.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True, env=GIT_ENV)
+    (repo / "hide.inc").write_text("[transfer]\n\thideRefs = refs/pull/7\n")
+    with (repo / "config").open("a") as f:
+        f.write("[transfer]\n\thideRefs = refs/pull\n[uploadpack]\n\thideRefs = !refs/pull\n"
+                "[transfer]\n\thideRefs = refs/pull/8\n[include]\n\tpath = hide.inc\n")
+    backend = FilesystemBackend(str(tmp_path / "root"))
+
+    opened_files: list[str] = []
+
+    def counting(name: Any, *args: Any, **kwargs: Any) -> Any:
+        opened_files.append(os.fspath(name))
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(git_backend, "open", counting, raising=False)
+    for include, shown, hidden in (("refs/pull/7", b"refs/pull/9", b"refs/pull/7"),
+                                   ("refs/pull/9", b"refs/pull/7", b"refs/pull/9")):
+        (repo / "hide.inc").write_text(f"[transfer]\n\thideRefs = {include}\n")
+        opened = backend.open("r")
+        assert isinstance(opened, DulwichGitRepository)
+        try:
+            opened_files.clear()
+            for service in ("upload-pack", "receive-pack"):
+                hides = opened.hidden_refs(service)
+                assert hides(b"refs/pull/8/head") and hides(hidden)
+                assert not hides(shown) if service == "upload-pack" else hides(shown)
+            assert opened_files == [], "read again after the open"
+        finally:
+            opened.close()
