@@ -116,6 +116,28 @@ class ObsStore:
             seen_nodes |= pending
         return sorted(found, key=obs.sort_key)
 
+    def touched_by(self, markers: Iterable[Marker], limit: int | None = None) -> set[bytes]:
+        """The changesets (known to the repository or not) whose relevant markers (``relevant``)
+        include one of ``markers`` in this store: ``relevant`` read backwards.
+
+        ``relevant`` of a node takes the markers *aimed at* it (those naming it a successor, and
+        prunes of it or of a child of it), then, for each, those aimed at its predecessor, and so on.
+        So a marker is taken by the changesets it is aimed at, and by every changeset a marker
+        rewriting one of those is aimed at, and so on down its successors.  The walk stops once more
+        than ``limit`` are found."""
+        found: set[bytes] = set()
+        pending = [node for m in markers for node in _aimed_at(m)]
+        while pending:
+            node = pending.pop()
+            if node in found:
+                continue
+            found.add(node)
+            if limit is not None and len(found) > limit:
+                break
+            for m in self.successors.get(node, ()):
+                pending.extend(_aimed_at(m))
+        return found
+
     def obsolete_revs(self, rev_of: Mapping[bytes, int], phases: bytearray) -> set[int]:
         """Revisions a marker rewrote or pruned that are draft or secret."""
         found = set()
@@ -124,6 +146,38 @@ class ObsStore:
             if rev is not None and rev < len(phases) and phases[rev] in (DRAFT, SECRET):
                 found.add(rev)
         return found
+
+
+def _aimed_at(marker: Marker) -> tuple[bytes, ...]:
+    """The nodes whose ``relevant`` takes ``marker`` directly: its successors, or, for a prune, the
+    pruned changeset and its parents."""
+    if marker.succs:
+        return marker.succs
+    return (marker.prec, *(marker.parents or ()))
+
+
+def relevance_changed(old: ObsStore | None, new: ObsStore | None, limit: int) -> set[bytes] | None:
+    """The changesets whose relevant markers may differ between the store ``old`` and ``new`` (a
+    push appended markers; ``hg debugobsolete --delete`` took some out): those a marker added is
+    relevant to in ``new``, and those a marker removed was relevant to in ``old``.  None when more
+    than ``limit`` markers changed or more than ``limit`` changesets are touched (a caller starts over)."""
+    before = old.markers if old is not None else []
+    after = new.markers if new is not None else []
+    if len(before) <= len(after) and after[:len(before)] == before:  # appended (the common case: cheap)
+        known = old.known if old is not None else set()
+        added = [m for m in after[len(before):] if m not in known]
+        removed: list[Marker] = []
+    else:
+        now = new.known if new is not None else set()
+        was = old.known if old is not None else set()
+        added = [m for m in now if m not in was]
+        removed = [m for m in was if m not in now]
+    if len(added) + len(removed) > limit:
+        return None
+    touched = new.touched_by(added, limit) if new is not None and added else set()
+    if old is not None and removed:
+        touched |= old.touched_by(removed, limit)
+    return touched if len(touched) <= limit else None
 
 
 def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[tuple[int, int]],
@@ -353,4 +407,4 @@ def dirstate_parents(data: bytes) -> list[bytes]:
 
 
 __all__ = ["ObsStore", "archived_revs", "dirstate_parents", "hidden_after", "hidden_revs", "instabilities",
-           "instability_sets", "merge_pins", "revealed", "successors_sets"]
+           "instability_sets", "merge_pins", "relevance_changed", "revealed", "successors_sets"]

@@ -737,20 +737,20 @@ class HgRepo:
         ranges of its head's whole history) is answered all-ff too, without the walk of its head's
         history its own hash costs (a client that asks one, the kept ranges lost, then asks its
         subranges).  What is computed is kept for the next questions: the ranges while the
-        changelog only grows, their hashes while the markers are unchanged."""
+        changelog only grows, their hashes while the markers are unchanged, and but for the ranges
+        holding a changeset whose relevant markers changed when they are not (a push's amend)."""
         cl = self.changelog()
         views = self._served_views(cl)
         served = self.views(cl).visible
         nodemap = cl.index.lookup()
         store = self.obsstore()
-        relevant = store.relevant if store is not None else _no_markers
         known = [nodemap.get(node) for node, _index in ranges]
         known = [rev if rev is not None and served[rev] else None for rev in known]
         hashes = self._range_hashes(cl, views)
         answers = []
         with hashes.lock:
             hashes.rebind(views.parents, cl.node)
-            hashes.use_markers(relevant)
+            hashes.use_store(store, nodemap.get)
             later = []
             for rev, (_node, index) in zip(known, ranges, strict=True):
                 if rev is None or not 0 <= index < hashes.depth(rev):

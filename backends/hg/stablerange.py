@@ -34,6 +34,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
+from backends.hg.obsstore import ObsStore, relevance_changed
 from protocols import hg_obsmarkers as obs
 from protocols.hg_obsmarkers import Marker
 
@@ -42,6 +43,13 @@ UNKNOWN_HASH = b"\xff" * 20
 """What a range whose head the server does not have is answered (hg's working-directory id)."""
 
 Range = tuple[int, int]
+
+FORGET_LIMIT = 10_000
+"""Past this many markers changed, or changesets whose relevant markers changed, every hash is
+forgotten rather than those of the ranges holding them (walking up from each costs more)."""
+SUPERS_WEIGHT = 60
+"""Bytes a range's entry in the map of the ranges above it holds (tracemalloc: 54 on a linear
+history, two entries a changeset; a range under several is a list)."""
 
 
 def _below_power_of_two(i: int) -> int:
@@ -66,6 +74,10 @@ class RangeHashes:
         self._mid_revs = 0
         self._subranges: dict[Range, list[Range]] = {}
         self._hashes: dict[Range, bytes] = {}
+        self._supers: dict[Range, Range | list[Range]] | None = None
+        """The ranges each range is a subrange of (made at the first change of markers, then kept up)."""
+        self._store: tuple[ObsStore | None] | None = None
+        """The store whose markers are hashed (``use_store``), None before it is told one."""
         self.lock = threading.Lock()
         """Held around a batch of questions: requests of several threads may share one."""
         self.snapshot: tuple[tuple[int, int, int, int] | None, int | None] | None = None
@@ -89,13 +101,79 @@ class RangeHashes:
         """Hash other markers (the store changed): the ranges are kept, their hashes forgotten."""
         if relevant != self._relevant:
             self._relevant = relevant
+            self._store = None
             self._hashes = {}
+
+    def use_store(self, store: ObsStore | None, rev_of: Callable[[bytes], int | None]) -> None:
+        """Hash the markers of ``store`` (None: no markers); ``rev_of`` gives a node's revision (None
+        for one the changelog lacks).  Going from another store, only the hashes of the ranges that
+        hold a changeset whose relevant markers differ between the two are forgotten (a push's
+        markers touch a few changesets; the other ranges' hashes stay true)."""
+        old = self._store
+        if old is not None and old[0] is store:
+            return
+        self._store = (store,)
+        self._relevant = store.relevant if store is not None else _no_markers
+        if not self._hashes:
+            return
+        changed = relevance_changed(old[0], store, FORGET_LIMIT) if old is not None else None
+        if changed is None:
+            self._hashes = {}
+            return
+        known = len(self._depth)
+        self._forget([r for r in map(rev_of, changed) if r is not None and 0 <= r < known])
+
+    def _forget(self, revs: list[int]) -> None:
+        """Forget the hash of every range holding one of ``revs``: up from each one's own range,
+        through the ranges it is a subrange of (a hash kept was computed from its subranges', so
+        every kept range holding a revision is reached)."""
+        if not revs:
+            return
+        supers = self._supers
+        if supers is None:
+            supers = self._supers = {}
+            for rangeid, subs in self._subranges.items():
+                self._link(supers, rangeid, subs)
+        depths = self._depth
+        todo = [(rev, depths[rev] - 1) for rev in revs]
+        seen: set[Range] = set()
+        hashes = self._hashes
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            hashes.pop(current, None)
+            above = supers.get(current)
+            if above is None:
+                continue
+            if isinstance(above, list):
+                todo.extend(above)
+            else:
+                todo.append(above)
+
+    @staticmethod
+    def _link(supers: dict[Range, Range | list[Range]], rangeid: Range, subs: list[Range]) -> None:
+        for sub in subs:
+            above = supers.get(sub)
+            if above is None:
+                supers[sub] = rangeid
+            elif isinstance(above, list):
+                above.append(rangeid)
+            else:
+                supers[sub] = [above, rangeid]
+
+    def _keep(self, rangeid: Range, subs: list[Range]) -> None:
+        self._subranges[rangeid] = subs
+        if self._supers is not None:
+            self._link(self._supers, rangeid, subs)
 
     def weight(self) -> int:
         """What is held, in bytes (for the kept budget; measured with tracemalloc: some 420 bytes
         a changeset once every range of its history is hashed)."""
         return (36 * len(self._depth) + 36 * self._mid_revs
-                + 150 * len(self._subranges) + 120 * len(self._hashes))
+                + 150 * len(self._subranges) + 120 * len(self._hashes)
+                + (SUPERS_WEIGHT * len(self._supers) if self._supers is not None else 0))
 
     # -- the DAG --------------------------------------------------------------------------------
 
@@ -266,7 +344,7 @@ class RangeHashes:
         below, spine = next(marked)
         if spine:  # the part below the cut is ``below``'s own sort: one subrange, nothing to walk
             found = [(below, index), (head, cut)]
-            self._subranges[rangeid] = found
+            self._keep(rangeid, found)
             return found
         walk = itertools.chain((below,), (rev for rev, _spine in marked))
         found = []
@@ -288,7 +366,7 @@ class RangeHashes:
         found.append((current, skip))
         found.reverse()
         found.append((head, cut))
-        self._subranges[rangeid] = found
+        self._keep(rangeid, found)
         return found
 
     def obshash(self, rangeid: Range) -> bytes:
@@ -329,6 +407,10 @@ class RangeHashes:
             return NULL_HASH
         encoded = sorted(obs.encode(markers, 1, header=False))
         return hashlib.sha1(b"".join(encoded)).digest()
+
+
+def _no_markers(nodes: list[bytes]) -> list[Marker]:
+    return []
 
 
 __all__ = ["NULL_HASH", "UNKNOWN_HASH", "RangeHashes"]
