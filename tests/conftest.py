@@ -169,9 +169,15 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     """An environment for real clients that ignores the machine's and user's config."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
+    # A client's temporary files stay in the test's directory: an hg push over HTTP writes its whole
+    # bundle to $TMPDIR/hg-bundle-*.hg first, and a client a test kills mid-push left it in the
+    # host's /tmp (one 36 MB file a run, from test_an_interrupted_push_leaves_no_snapshot_behind).
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
     env = {
         "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
+        "TMPDIR": str(scratch),
         "LANG": "C.UTF-8",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0",

@@ -178,6 +178,8 @@ def test_an_interrupted_push_leaves_no_snapshot_behind(
     assert proc.poll() is None, "the push ended before it could be interrupted"
     proc.kill()
     proc.wait()
+    if kind == "http":  # (hg's bundle for the HTTP request, left by the killed client in its TMPDIR, not the host's)
+        assert list(Path(client.env["TMPDIR"]).glob("hg-bundle-*")), "the killed push's bundle is not in its TMPDIR"
     while (served / ".hg" / "store" / "journal").exists() and time.monotonic() < deadline:
         time.sleep(0.01)  # (a bundle received whole before the client went is applied, as by hg serve)
     before = client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
