@@ -78,6 +78,39 @@ def _until_closed(sock: socket.socket) -> bytes:
     return received
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """One whole answer: its head, then its body as far as its ``Content-Length`` or its last chunk
+    say (or until the server closes, for neither); the connection may be kept open after it."""
+    received = _until_blank_line(sock)
+    head = received.lower()
+    if b"\r\ntransfer-encoding: chunked\r\n" in head:
+        while True:
+            size_line = _until(sock, b"\r\n")
+            received += size_line
+            size = int(size_line.split(b";")[0], 16)
+            received += _exactly(sock, size + 2) if size else _until(sock, b"\r\n\r\n", have=b"\r\n")
+            if not size:
+                return received
+    for line in head.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return received + _exactly(sock, int(line.split(b":", 1)[1]))
+    return received + _until_closed(sock)
+
+
+def _exactly(sock: socket.socket, count: int) -> bytes:
+    received = b""
+    while len(received) < count and (data := sock.recv(count - len(received))):
+        received += data
+    return received
+
+
+def _until(sock: socket.socket, end: bytes, have: bytes = b"") -> bytes:
+    received = have
+    while not received.endswith(end) and (data := sock.recv(1)):
+        received += data
+    return received[len(have):]
+
+
 def _until_blank_line(sock: socket.socket) -> bytes:
     received = b""
     while not received.endswith(b"\r\n\r\n") and (data := sock.recv(1)):
@@ -131,7 +164,7 @@ def test_a_push_let_in_gets_its_100_then_its_answer(web: RunningServer, client: 
         sock.sendall(_head(web, method, path, {**headers, "Authorization": _basic("alice", "pw")}, len(body)))
         assert _until_blank_line(sock) == CONTINUE
         sock.sendall(body)
-        answer = _until_closed(sock)
+        answer = _answer(sock)  # (the connection is kept open after it: waiting for a close waited out the timeout)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
     assert b"unpack ok" in answer and b"ok refs/heads/main" in answer, answer[-300:]
     assert main_of(web, client) == new
