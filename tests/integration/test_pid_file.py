@@ -8,9 +8,12 @@ number is some other program's now (remove the file)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.integration.test_cli import TWISTD, _free_port, read_log, stop_twistd
@@ -90,7 +93,39 @@ def test_a_pid_file_naming_this_very_process_is_removed(tmp_path: Path) -> None:
         assert f"removed --pidfile {pid_file}: it named this very process (1), left by an earlier run" in said, said
         assert "worker threads" in said, said
     finally:
-        stop_twistd(proc)
+        _stop_in_namespace(proc)
+
+
+def _stop_in_namespace(proc: subprocess.Popen[str]) -> None:
+    """Stop the twistd ``unshare --fork`` runs: unshare ignores SIGTERM and waits for its child (a
+    SIGTERM to it waited out stop_twistd's 15 s), so the child, the twistd, is sent it, once it
+    catches it (the first process of a PID namespace never gets a signal it has no handler for,
+    and twistd's is set after it logs that it serves)."""
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:  # (unshare has exited)
+        children = []
+    for child in map(int, children):
+        deadline = time.monotonic() + 30
+        while _catches(child, signal.SIGTERM) is False and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # (--kill-child: the twistd is killed with it)
+        proc.wait()
+
+
+def _catches(pid: int, signum: int) -> bool | None:
+    """Whether process ``pid`` has a handler for ``signum`` (its ``SigCgt``); None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (signum - 1) & 1)
 
 
 def test_another_twistd_in_a_path_named_hgwire_is_not_hgwire(tmp_path: Path) -> None:
