@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from twisted.web import http
 from backends import git_web
 from backends.hg import annotate, blocklines
 from protocols import client_gone
+from tests import conftest
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_hg_single_command_client_gone import Hold, _events, _gone_lines, _until
 
@@ -26,14 +28,18 @@ REVISIONS = 1200
 WAIT = 30
 
 
-@pytest.fixture
-def served(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> RunningServer:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``hg``: "mf" changed by each of ``REVISIONS`` changesets; ``g.git``: "f.txt" changed by each
     of ``REVISIONS`` commits (its first line never: blame walks to the root), another file beside
-    it, and a directory of 2,000 files made by the first."""
-    server = make_server("fs", http=[LOOPBACK])
-    client.hg("init", str(server.root / "hg"))
-    client.hg("debugbuilddag", "-q", "-R", str(server.root / "hg"), "-m", f"+{REVISIONS}")
+    it, and a directory of 2,000 files made by the first.  Built once for the module (the hg
+    history's 1,200 changesets cost some ten seconds), each test serving a copy of its own."""
+    base = tmp_path_factory.mktemp("client-gone")
+    client = Client(conftest.client_env.__wrapped__(base), base)  # type: ignore[attr-defined]  # the fixture's function
+    built = base / "built"
+    built.mkdir()
+    client.hg("init", str(built / "hg"))
+    client.hg("debugbuilddag", "-q", "-R", str(built / "hg"), "-m", f"+{REVISIONS}")
     stream = [b"blob\nmark :1\ndata 0\n\n"]
     for n in range(REVISIONS):
         text = b"first\n" + b"".join(b"line %d\n" % (k if k != n % 50 else k + 1000 * n) for k in range(50))
@@ -42,11 +48,20 @@ def served(make_server: Callable[..., RunningServer], client: Client, tmp_path: 
         stream.append(b"M 100644 inline other.txt\ndata %d\n%d\n\n" % (len(b"%d" % n) + 1, n))
         if n == 0:
             stream += [b"M 100644 :1 dir/%d\n" % k for k in range(2000)]
-    work = server.root / "g.git"
+    work = built / "g.git"
     subprocess.run(["git", "init", "-q", "--bare", str(work)], check=True)
     subprocess.run(["git", "-C", str(work), "fast-import", "--quiet"], input=b"".join(stream), check=True,
                    env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"})
     subprocess.run(["git", "-C", str(work), "symbolic-ref", "HEAD", "refs/heads/main"], check=True)
+    return built
+
+
+@pytest.fixture
+def served(make_server: Callable[..., RunningServer], built: Path) -> RunningServer:
+    """An fs server over HTTP of a copy of ``built``'s two repositories."""
+    server = make_server("fs", http=[LOOPBACK])
+    for name in ("hg", "g.git"):
+        shutil.copytree(built / name, server.root / name, symlinks=True)
     return server
 
 
