@@ -18,13 +18,20 @@ PASSWORD = "narrow pw"
 NARROW = "--config=extensions.narrow="
 
 
-@pytest.fixture
-def narrow_env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def narrow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of a client with the narrow extension on (every command in a narrow clone
-    needs it: the clone's requirements name it)."""
-    rc = tmp_path / "narrow.rc"
+    needs it: the clone's requirements name it); one for the module, so that its local commands
+    (``debugindex``, ``commit``...) share one hg command server (``tests.hg_command_server``)."""
+    rc = tmp_path_factory.mktemp("narrow") / "narrow.rc"
     rc.write_text("[extensions]\nnarrow =\n")
     return {"HGRCPATH": str(rc)}
+
+
+def _narrow(client: Client, env: dict[str, str]) -> Client:
+    """``client`` with ``env`` its own: its local hg commands run in a command server, as ``client``'s
+    do (one given ``env=`` runs each as its own process: over forty of them a test, for ``_store``)."""
+    return Client({**client.env, **env}, client.cwd)
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ def _store(client: Client, repo: Path, env: dict[str, str]) -> dict[str, str]:
     """What a clone holds, by revlog: the changelog's and manifest's index, each file's
     (``hg debugindex``: nodes, parents and the changesets they link to), and its narrow spec."""
     def hg(*args: str) -> str:
-        return client.hg("-R", str(repo), *args, env=env).stdout
+        return _narrow(client, env).hg("-R", str(repo), *args).stdout
 
     held = {"changelog": hg("debugindex", "-c"), "manifest": hg("debugindex", "-m"),
             "tracked": hg("tracked"), "bookmarks": hg("bookmarks", "-T", "{bookmark} {node}\n")}
@@ -79,7 +86,7 @@ def _store(client: Client, repo: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def _clone(client: Client, env: dict[str, str], url: str, dest: Path, patterns: list[str], *extra: str) -> None:
-    client.hg("clone", "-q", "-U", "--narrow", *patterns, *extra, url, str(dest), env=env)
+    _narrow(client, env).hg("clone", "-q", "-U", "--narrow", *patterns, *extra, url, str(dest))
 
 
 SPECS = [
@@ -109,7 +116,7 @@ def test_a_narrow_clone_holds_what_hg_serve_sends(served: RunningServer, client:
     assert "a/b/y" not in reference
     for ours in ("http", "ssh"):
         assert _store(client, tmp_path / ours, narrow_env) == reference, ours
-        client.hg("verify", "-q", "-R", str(tmp_path / ours), env=narrow_env)
+        _narrow(client, narrow_env).hg("verify", "-q", "-R", str(tmp_path / ours))
 
 
 def test_pull_widen_and_push_from_a_narrow_clone(served: RunningServer, client: Client, narrow_env: dict[str, str],
@@ -131,25 +138,25 @@ def test_pull_widen_and_push_from_a_narrow_clone(served: RunningServer, client: 
         client.hg("commit", "-q", "-A", "-R", str(full), "-m", "on the server")
         client.hg("push", "-q", "-R", str(full), str(repo))
         for name, url in (("ours", http), ("reference", reference_url)):
-            client.hg("pull", "-q", "-R", str(tmp_path / name), url, env=narrow_env)
+            _narrow(client, narrow_env).hg("pull", "-q", "-R", str(tmp_path / name), url)
         assert _store(client, tmp_path / "ours", narrow_env) == _store(client, tmp_path / "reference", narrow_env)
         for name, url in (("ours", http), ("reference", reference_url)):
-            client.hg("tracked", "-q", "-R", str(tmp_path / name), "--addinclude", "c", "--removeexclude", "a/b",
-                      url, env=narrow_env)
+            _narrow(client, narrow_env).hg("tracked", "-q", "-R", str(tmp_path / name), "--addinclude", "c",
+                                           "--removeexclude", "a/b", url)
         widened = _store(client, tmp_path / "ours", narrow_env)
         assert widened == _store(client, tmp_path / "reference", narrow_env)
         assert {"a/b/y", "c/new", "c/z"} <= widened.keys() and "top" not in widened
-    client.hg("verify", "-q", "-R", str(tmp_path / "ours"), env=narrow_env)
+    _narrow(client, narrow_env).hg("verify", "-q", "-R", str(tmp_path / "ours"))
 
     narrow = tmp_path / "ours"
-    client.hg("update", "-q", "-R", str(narrow), "main", env=narrow_env)
+    _narrow(client, narrow_env).hg("update", "-q", "-R", str(narrow), "main")
     _write(narrow, {"a/x": "from a narrow clone\n"})
-    client.hg("commit", "-q", "-R", str(narrow), "-m", "narrow over http", env=narrow_env)
+    _narrow(client, narrow_env).hg("commit", "-q", "-R", str(narrow), "-m", "narrow over http")
     push_url = http.replace("://", f"://alice:{PASSWORD.replace(' ', '%20')}@", 1)
-    client.hg("push", "-q", "-R", str(narrow), "-B", "main", push_url, env=narrow_env)
+    _narrow(client, narrow_env).hg("push", "-q", "-R", str(narrow), "-B", "main", push_url)
     _write(narrow, {"c/new": "from a narrow clone, over ssh\n"})
-    client.hg("commit", "-q", "-A", "-R", str(narrow), "-m", "narrow over ssh", env=narrow_env)
-    client.hg("push", "-q", "-R", str(narrow), "-B", "main", *ssh, ssh_url, env=narrow_env)
+    _narrow(client, narrow_env).hg("commit", "-q", "-A", "-R", str(narrow), "-m", "narrow over ssh")
+    _narrow(client, narrow_env).hg("push", "-q", "-R", str(narrow), "-B", "main", *ssh, ssh_url)
     client.hg("verify", "-q", "-R", str(repo))
     check = tmp_path / "check"
     client.hg("clone", "-q", http, str(check))
@@ -175,10 +182,10 @@ def test_a_narrow_clone_of_the_memory_backend(make_server: Callable[..., Running
     _clone(client, narrow_env, url, narrow, ["--include", "a/b"])
     held = _store(client, narrow, narrow_env)
     assert {path for path in held if "/" in path} == {"a/b/y", "a/b/c/w"}
-    client.hg("update", "-q", "-R", str(narrow), "main", env=narrow_env)
+    _narrow(client, narrow_env).hg("update", "-q", "-R", str(narrow), "main")
     _write(narrow, {"a/b/y": "narrow\n"})
-    client.hg("commit", "-q", "-R", str(narrow), "-m", "narrow", env=narrow_env)
-    client.hg("push", "-q", "-R", str(narrow), "-B", "main", push_url, env=narrow_env)
+    _narrow(client, narrow_env).hg("commit", "-q", "-R", str(narrow), "-m", "narrow")
+    _narrow(client, narrow_env).hg("push", "-q", "-R", str(narrow), "-B", "main", push_url)
     check = tmp_path / "check"
     client.hg("clone", "-q", url, str(check))
     client.hg("verify", "-q", "-R", str(check))
