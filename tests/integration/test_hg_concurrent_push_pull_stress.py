@@ -26,6 +26,11 @@ from tests.integration.test_hg_ssh import HgSsh
 
 ROUNDS = 6
 """Pushes each pusher makes."""
+WIDE = 1800
+"""Files of the push that splits the manifest's inline revlog: their long names (95 random letters
+and digits, short of the store's hashed names) make a manifest of over 128 KiB compressed from
+fewer files than the 5,000 of 32 hex digits it took (every client then pulled 5,000 file revlogs)."""
+NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def _check_pool() -> None:
@@ -95,8 +100,8 @@ def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
                 (work / f"f{n}").write_text(f"{n} {round_}\n" * (round_ + 1))
                 if n == 0 and round_ == 1:  # (the manifest's inline revlog splits in this push)
                     (work / "wide").mkdir()
-                    for i in range(5000):
-                        (work / "wide" / os.urandom(16).hex()).write_text(f"{i}\n")
+                    for i in range(WIDE):
+                        (work / "wide" / "".join(NAME_LETTERS[b % 36] for b in os.urandom(95))).write_text(f"{i}\n")
                 refuse = round_ % 3 == 2
                 run(client, "commit", "-q", "-A", "-m", f"{'refuse' if refuse else 'ok'} {n} {round_}", cwd=work)
                 pushed = run(peer, "push", "-f", "--new-branch", url, cwd=work, check=False)
@@ -145,6 +150,7 @@ def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
         assert client.hg("log", "-R", str(tmp_path / f"pull{n}"), "-T", "{node}\n").stdout \
             == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
     assert os.path.exists(served / ".hg" / "store" / "00changelog.i")
+    assert os.path.exists(served / ".hg" / "store" / "00manifest.d"), "the wide push did not split the manifest"
 
 
 @pytest.mark.parametrize("kind", ["http", "ssh"])
