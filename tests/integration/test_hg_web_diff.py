@@ -8,6 +8,7 @@ file changed by its whitespace, blank lines and one word)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,9 +91,16 @@ def test_diffs_follow_the_diff_settings_as_hg_serve_does(served: tuple[RunningSe
     # as hg serve runs for a hosting operator: HGPLAIN (which the tests' client has) would make it
     # ignore [diff] noprefix
     reference = Client({k: v for k, v in client.env.items() if k != "HGPLAIN"}, client.cwd)
-    for settings in SETTINGS:
-        (repo / ".hg" / "hgrc").write_text(settings)
-        with _hg_serve(reference, repo) as port:
+    # One hg serve for every setting, not one started for each: hgweb reads a
+    # repository's hgrc when it opens the repository, which it does again once the size or the
+    # mtime of the changelog (and three more files) changed; each setting's changelog gets an
+    # mtime of its own, an hour apart from the others and from the file's own.
+    changelog = repo / ".hg" / "store" / "00changelog.i"
+    written = changelog.stat().st_mtime
+    with _hg_serve(reference, repo) as port:
+        for n, settings in enumerate(SETTINGS):
+            (repo / ".hg" / "hgrc").write_text(settings)
+            os.utime(changelog, (written - 3600 * (n + 1), written - 3600 * (n + 1)))
             for page in pages:
                 ours, theirs = raw(server.port("http"), "GET", f"/d/{page}"), raw(port, "GET", f"/{page}")
                 assert ours.status == theirs.status, (settings, page)
