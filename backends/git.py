@@ -38,6 +38,7 @@ from dulwich.refs import (
 from dulwich.repo import BaseRepo, get_user_identity, parse_shared_repository
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
+from backends.config_files import ConfigReads
 from backends.git_dotfiles import DotFiles
 from backends.interfaces import (
     ATOMIC_FAILURE,
@@ -2872,7 +2873,7 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     path = getattr(config, "path", None)
     if not path:
         return gathered
-    reads = ConfigReads()
+    reads = GitConfigReads()
     files = _files_read(config)  # (the bytes the config was read from, as they were then)
     data = files.get(os.fspath(path))
     if data is None:
@@ -2909,7 +2910,7 @@ _BOM = b"\xef\xbb\xbf"
 
 def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile,
-                   depth: int = 0, reads: ConfigReads | None = None,
+                   depth: int = 0, reads: GitConfigReads | None = None,
                    files: Mapping[str, bytes] | None = None) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in the config file ``path`` (``data``) in the
     order git reads them: read again a section header at a time, each part on its own (dulwich
@@ -2922,7 +2923,7 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses, and
     for what ``reads`` (one for the whole walk) refuses.  ``files``: the bytes the config's read took
     of the files it opened (``_files_read``), read again only where that read did not open them."""
-    reads = reads if reads is not None else ConfigReads()
+    reads = reads if reads is not None else GitConfigReads()
     found: list[bytes] = []
     config_dir = os.path.dirname(path)
     data = data.removeprefix(_BOM)
@@ -3002,7 +3003,7 @@ def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
 
 def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
                     conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int,
-                    reads: ConfigReads, files: Mapping[str, bytes] | None = None) -> list[bytes]:
+                    reads: GitConfigReads, files: Mapping[str, bytes] | None = None) -> list[bytes]:
     """``_in_file_order`` of the file ``including`` includes as ``target`` (``~/`` its user's home,
     a relative path from ``including``'s directory); none for a file that does not exist, as git
     takes it.  ``files``: the bytes the config's read took of the files it opened (read again only
@@ -3028,84 +3029,27 @@ lines): git reads any size, a byte at a time; dulwich reads a file whole, so an 
 ``/dev/zero`` grew the process for ever."""
 
 
-class ConfigReads:
-    """Reads of one git config and the files it includes: regular files only (``/dev/null`` reads
-    as empty), ``MAX_CONFIG_BYTES`` in all; ``StorageError`` past that, or for a FIFO, a device or
-    a socket (git waits for ever on a FIFO, reads a device until it fails: ``/dev/zero`` is "bad
-    config line 1"; dulwich's whole read of either never ended).  A directory raises
-    ``IsADirectoryError``, as an open of one for reading does."""
+class GitConfigReads(ConfigReads):
+    """``ConfigReads`` of a git config: ``MAX_CONFIG_BYTES`` in all (git waits for ever on a FIFO,
+    reads a device until it fails: ``/dev/zero`` is "bad config line 1"; dulwich's whole read of
+    either never ended)."""
 
-    def __init__(self, whose: str = "the repository's git config", limit: int = MAX_CONFIG_BYTES) -> None:
-        self.whose = whose
-        """Which config, for the messages (the repository's, or the server's ``[git] config``)."""
-        self.left = limit
-        self.limit = limit
-        self._first = True
+    def __init__(self, whose: str = "the repository's git config") -> None:
+        super().__init__(whose, MAX_CONFIG_BYTES)
         self.files: dict[str, bytes] = {}
         """The bytes read of each file, by the path it was opened by (``_files_read``)."""
 
-    def read(self, path: str | os.PathLike[str]) -> bytes:
-        name = os.fsdecode(path)
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (a FIFO's open waits for a writer)
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-            if not stat.S_ISREG(st.st_mode):
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == _null_device():
-                    return b""
-                where = f"{self.whose} {name} is" if self._first else f"{self.whose} includes {name},"
-                raise StorageError(f"{where} {_file_kind(st.st_mode)}, where hgwire reads only regular files, so it "
-                                   "does not serve the repository; tell the server's operator")
-            chunks: list[bytes] = []
-            got = 0
-            while got <= self.left:
-                chunk = os.read(fd, min(1 << 20, self.left + 1 - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-        finally:
-            os.close(fd)
-            self._first = False
-        if got > self.left:
-            raise StorageError(f"{self.whose} and the files it includes hold more than {self.limit >> 20} MiB "
-                               f"({name} passes that), more than hgwire reads, so it does not serve the "
-                               "repository; tell the server's operator")
-        self.left -= got
-        data = b"".join(chunks)
-        self.files[name] = data
+    def read(self, path: str | os.PathLike[str] | bytes) -> bytes:
+        data = super().read(path)
+        self.files[os.fsdecode(path)] = data
         return data
-
-    def open(self, path: str | os.PathLike[str]) -> BinaryIO:
-        """``read`` as a file, for dulwich's ``file_opener``."""
-        return io.BytesIO(self.read(path))
-
-
-def _null_device() -> int:
-    try:
-        return os.stat(os.devnull).st_rdev
-    except OSError:
-        return -1
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    return "not a file"
 
 
 def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | None = None,
                 whose: str = "the repository's git config") -> ConfigFile:
     """dulwich's ``ConfigFile.from_path`` of the git config ``path`` and its includes, each read
     through one ``ConfigReads`` (``FileNotFoundError`` for a missing ``path``)."""
-    reads = ConfigReads(whose)
+    reads = GitConfigReads(whose)
     config = ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=reads.open)
     config.files_read = reads.files  # type: ignore[attr-defined]  # (for _hide_rules: git reads them once a request)
     return config
