@@ -1036,6 +1036,9 @@ def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository
     """The repository a session serves: protections applied, writes audited, and the ``--config``
     file's ``[hg] hgrc`` read before the repository's own (a backend with ``base_hgrc``)."""
     read_base_hgrc(repo, ctx.authorizer)
+    check_hgrc = getattr(repo, "check_hgrc", None)
+    if check_hgrc is not None:  # one hgwire will not read (a FIFO, /dev/zero) is refused before any command
+        check_hgrc()
     log_recovery(repo)
     return GuardedHgRepository(repo, ctx, protections_of(ctx))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Literal, Protocol
 
+from backends.config_files import ConfigReads
 from backends.hg import branchcache, graph, kept, mpatch, stablerange
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
@@ -282,7 +283,7 @@ class HgRepo:
     def publishing(self) -> bool:
         """``[phases] publish`` of the repository's ``.hg/hgrc`` (its ``%include`` files too; hgwire
         reads no other hgrc)."""
-        return parse_publishing(self._hgrc(), self._hgrc_include)
+        return parse_publishing(*self._hgrc())
 
     def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
         """The directory hooks run in (the repository's root) and the ``[hooks]`` of its
@@ -290,28 +291,57 @@ class HgRepo:
         root = getattr(self.plain, "root", None)
         if root is None:
             return None
-        data = self._hgrc()
-        hooks = config_section(data, b"hooks", self._hgrc_include) if data else []
+        data, include = self._hgrc()
+        hooks = config_section(data, b"hooks", include) if data else []
         return os.path.dirname(os.path.normpath(os.fsdecode(root))), hooks
 
-    def _hgrc(self) -> bytes:
+    def _hgrc(self) -> tuple[bytes, Callable[[bytes], bytes | None]]:
         """The repository's ``.hg/hgrc`` (empty when there is none), after ``base_hgrc``'s settings
-        (an ``%include`` of it: its sections end where it ends, and a missing file is skipped, as by hg)."""
-        own = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        (an ``%include`` of it: its sections end where it ends, and a missing file is skipped, as by
+        hg), and what reads the files it includes: together ``MAX_HGRC`` bytes at most, regular files
+        only (``ConfigReads``: ``StorageError`` saying why for a FIFO, a device, or more than that)."""
+        reads = ConfigReads("the repository's hgrc", MAX_HGRC)
+        own = self._hgrc_file(reads, b"hgrc")
+        include = functools.partial(self._hgrc_include, reads)
         if self.base_hgrc is None:
-            return own
-        return b"%include " + self.base_hgrc + b"\n" + own
+            return own or b"", include
+        return b"%include " + self.base_hgrc + b"\n" + (own or b""), include
 
-    def _hgrc_include(self, path: bytes) -> bytes | None:
+    def check_hgrc(self) -> None:
+        """Read the hgrc and every file it includes, as the settings a request asks for are read:
+        ``StorageError`` saying why when hgwire will not (a FIFO, a device, more than ``MAX_HGRC``)."""
+        data, include = self._hgrc()
+        config_value(data, b"", b"", include)
+
+    def _hgrc_include(self, reads: ConfigReads, path: bytes) -> bytes | None:
         """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
         expanded = os.path.expanduser(os.path.expandvars(path))
+        if os.path.isabs(expanded):  # such a file's own relative includes are against its directory
+            data = self._hgrc_file(reads, expanded)
+            return absolute_includes(data, os.path.dirname(expanded)) if data is not None else None
+        return self._hgrc_file(reads, expanded)
+
+    def _hgrc_file(self, reads: ConfigReads, path: bytes) -> bytes | None:
+        """The config file ``path`` (absolute, or under ``.hg``) through ``reads``; None when it is
+        missing (hg skips a missing include, and a missing ``.hg/hgrc``); ``StorageError`` for one
+        hg refuses too (a directory, one it may not read)."""
+        root = getattr(self.plain, "root", None)
+        if root is None and not os.path.isabs(path):  # (a repository in memory)
+            if not self.plain.exists(path):
+                return None
+            data = self.plain.read(path)
+            reads.count(os.fsdecode(path), data)
+            return data
+        full = os.path.join(root, path) if root is not None else path
         try:
-            if os.path.isabs(expanded):  # such a file's own relative includes are against its directory
-                with open(expanded, "rb") as f:
-                    return absolute_includes(f.read(MAX_HGRC), os.path.dirname(expanded))
-            return self.plain.read(expanded)[:MAX_HGRC] if self.plain.exists(expanded) else None
-        except OSError:  # missing or unreadable: hg skips a missing one too
+            return reads.read(full)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:  # hg: "cannot include X (Is a directory)", and stops
+            how = "is" if path == b"hgrc" else "includes"
+            raise StorageError(f"{reads.whose} {how} {os.fsdecode(full)}, which cannot be read "
+                               f"({exc.strerror}), so hgwire does not serve the repository, as hg would not; "
+                               "tell the server's operator") from None
 
     def state_stamp(self) -> bytes:
         """Changes whenever what a pull can see changes: the changelog, phases, bookmarks, publishing,
@@ -643,19 +673,19 @@ class HgRepo:
         (``obsolete.isenabled``): ``createmarkers`` (markers may be added: a push's are taken), or
         ``exchange`` (markers are advertised and exchanged; only with ``createmarkers``).  Set by
         ``evolution = all`` (or a list of options, or a boolean), or ``evolution.<option>`` booleans."""
-        data = self._hgrc()
-        if not data or not self._evolution_option(data, b"createmarkers"):
+        data, include = self._hgrc()
+        if not data or not self._evolution_option(data, include, b"createmarkers"):
             return False
-        return option == b"createmarkers" or self._evolution_option(data, option)
+        return option == b"createmarkers" or self._evolution_option(data, include, option)
 
     def obsmarkers_exchange(self) -> bool:
         return self.obsolescence_enabled(b"exchange")
 
-    def _evolution_option(self, data: bytes, option: bytes) -> bool:
-        specific = config_value(data, b"experimental", b"evolution." + option, self._hgrc_include)
+    def _evolution_option(self, data: bytes, include: Callable[[bytes], bytes | None], option: bytes) -> bool:
+        specific = config_value(data, b"experimental", b"evolution." + option, include)
         if specific is not None:
-            return config_bool(data, b"experimental", b"evolution." + option, self._hgrc_include, False)
-        general = config_value(data, b"experimental", b"evolution", self._hgrc_include)
+            return config_bool(data, b"experimental", b"evolution." + option, include, False)
+        general = config_value(data, b"experimental", b"evolution", include)
         if general is None:
             return False
         as_bool = BOOLEANS.get(general.lower())
@@ -715,8 +745,8 @@ class HgRepo:
             return ()
         if not self._hgrc_bool(b"experimental", b"obshashrange", True):
             return (b"_evoext_getbundle_obscommon",)
-        data = self._hgrc()
-        limit = config_value(data, b"experimental", b"obshashrange.max-revs", self._hgrc_include) if data else None
+        data, include = self._hgrc()
+        limit = config_value(data, b"experimental", b"obshashrange.max-revs", include) if data else None
         if limit is not None:
             try:
                 too_many = int(limit) < len(self.changelog())
@@ -1264,8 +1294,8 @@ class HgRepo:
         which the extension then lets take over."""
         if self.topic_publish_mode() != b"auto":
             return False
-        data = self._hgrc()
-        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        data, include = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", include) if data else None
         return mode is None or mode.strip() in (b"", b"ignore")
 
     def topic_server_mode(self) -> bytes | None:
@@ -1273,8 +1303,8 @@ class HgRepo:
         is set (None otherwise; ``ignore`` is the extension's default)."""
         if not self.serves_topics():
             return None
-        data = self._hgrc()
-        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        data, include = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", include) if data else None
         return mode.strip() if mode is not None else None
 
     def rejects_bare_drafts(self) -> bool:
@@ -1282,8 +1312,8 @@ class HgRepo:
         that leaves a new draft without a topic is refused, as the extension refuses it."""
         if not self.serves_topics():
             return False
-        data = self._hgrc()
-        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        data, include = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", include) if data else None
         return mode is not None and mode.strip() == b"enforce"
 
     def gates_topic_changesets(self) -> bool:
@@ -1674,8 +1704,8 @@ class HgRepo:
             return None
         if any(part in (b"", b".", b"..") for part in path.split(b"/")):
             return None
-        data = self._hgrc()
-        configured = config_value(data, b"server", b"peer-bundle-cache-root", self._hgrc_include) if data else None
+        data, include = self._hgrc()
+        configured = config_value(data, b"server", b"peer-bundle-cache-root", include) if data else None
         root = os.path.realpath(join(configured.strip() if configured and configured.strip() else b"bundle-cache"))
         found = os.path.realpath(os.path.join(root, path))
         if not found.startswith(root + b"/"):
@@ -1735,11 +1765,11 @@ class HgRepo:
 
     def _extension_enabled(self, name: bytes) -> bool:
         """``[extensions] <name>`` (or ``hgext.<name>``) is set and not disabled with ``!``."""
-        data = self._hgrc()
+        data, include = self._hgrc()
         if not data:
             return False
         for key in (name, b"hgext." + name):
-            value = config_value(data, b"extensions", key, self._hgrc_include)
+            value = config_value(data, b"extensions", key, include)
             if value is not None:
                 return not value.strip().startswith(b"!")
         return False
@@ -1751,10 +1781,10 @@ class HgRepo:
     def web_allows_pull(self) -> bool:
         """hgweb's ``[web] allow-pull`` (or its old spelling ``allowpull``); False refuses every pull
         over HTTP."""
-        data = self._hgrc()
+        data, include = self._hgrc()
         for name in (b"allow-pull", b"allowpull"):  # the main spelling wins when both are set
-            if data and config_value(data, b"web", name, self._hgrc_include) is not None:
-                return config_bool(data, b"web", name, self._hgrc_include, True)
+            if data and config_value(data, b"web", name, include) is not None:
+                return config_bool(data, b"web", name, include, True)
         return True
 
     def hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
@@ -1790,12 +1820,12 @@ class HgRepo:
 
     def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
         """One section of the hgrc (``[web]``, ``[graph]``...), in hg's order."""
-        data = self._hgrc()
-        return dict(config_section(data, section, self._hgrc_include)) if data else {}
+        data, include = self._hgrc()
+        return dict(config_section(data, section, include)) if data else {}
 
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
-        data = self._hgrc()
-        return config_bool(data, section, name, self._hgrc_include, default) if data else default
+        data, include = self._hgrc()
+        return config_bool(data, section, name, include, default) if data else default
 
     def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         """Sizes taken under the lock; small or replaceable files copied, append-only ones read later.
@@ -1934,7 +1964,9 @@ CLONEBUNDLES_MANIFEST = b"clonebundles.manifest"
 MAX_CLONEBUNDLES_MANIFEST = 1 << 20
 """The largest clone bundles manifest served (hg reads it whole for every clone)."""
 MAX_HGRC = 1 << 20
-"""The most of an ``%include``d config file read."""
+"""Bytes of a repository's ``.hg/hgrc``, the ``[hg] hgrc`` read before it and the files they
+``%include``, read in all (a request parses them a dozen times: 0.16 s of CPU each for a megabyte
+of settings).  More is refused, where ``.hg/hgrc`` was read whole and each include cut there."""
 MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 
