@@ -23,13 +23,15 @@ class ConfigReads:
     as empty), ``limit`` bytes in all; ``StorageError`` past that, or for a FIFO, a device or a
     socket.  A directory raises ``IsADirectoryError``, as an open of one for reading does; a
     missing file ``FileNotFoundError``.  ``whose`` names the config in the messages ("the
-    repository's git config")."""
+    repository's git config"); without ``includes``, the one file read is named alone ("the
+    repository's" /srv/app/.hg/localtags)."""
 
-    def __init__(self, whose: str, limit: int) -> None:
+    def __init__(self, whose: str, limit: int, includes: bool = True) -> None:
         self.whose = whose
         """Which config, for the messages (the repository's, or the server's ``[git] config``)."""
         self.left = limit
         self.limit = limit
+        self.includes = includes
         self._first = True
 
     def read(self, path: str | os.PathLike[str] | bytes) -> bytes:
@@ -66,6 +68,9 @@ class ConfigReads:
         self._first = False
         if len(data) > self.left:
             self.left = -1
+            if not self.includes:
+                raise StorageError(f"{self.whose} {name} holds more than {_size(self.limit)}, more than hgwire "
+                                   "reads, so it does not serve the repository; tell the server's operator")
             raise StorageError(f"{self.whose} and the files it includes hold more than {_size(self.limit)} "
                                f"({name} passes that), more than hgwire reads, so it does not serve the "
                                "repository; tell the server's operator")

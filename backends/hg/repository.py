@@ -307,6 +307,23 @@ class HgRepo:
             return own or b"", include
         return b"%include " + self.base_hgrc + b"\n" + (own or b""), include
 
+    def _local_file(self, path: bytes) -> bytes | None:
+        """A file of ``.hg`` a person may write too (``localtags``, a merge's state), None when
+        missing: a regular file of ``MAX_LOCAL_FILE`` bytes at most (``ConfigReads``), where a FIFO
+        there held a worker for ever and a link to ``/dev/zero`` grew the process until it failed."""
+        reads = ConfigReads("the repository's", MAX_LOCAL_FILE, includes=False)
+        root = getattr(self.plain, "root", None)
+        if root is None:  # (a repository in memory)
+            if not self.plain.exists(path):
+                return None
+            data = self.plain.read(path)
+            reads.count(os.fsdecode(path), data)
+            return data
+        try:
+            return reads.read(os.path.join(root, path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def check_hgrc(self) -> None:
         """Read the hgrc and every file it includes, as the settings a request asks for are read:
         ``StorageError`` saying why when hgwire will not (a FIFO, a device, more than ``MAX_HGRC``)."""
@@ -649,9 +666,10 @@ class HgRepo:
         nodemap = cl.index.lookup()
         nodes: list[bytes] = list(self._bookmarks_in(cl).values())
         nodes.extend(self.working_parents())
-        if self.plain.exists(b"localtags"):
-            nodes.extend(node for node, _history in _tag_history(self.plain.read(b"localtags")).values())
-        states = [self.plain.read(name) if self.plain.exists(name) else None for name in MERGE_STATES]
+        localtags = self._local_file(b"localtags")
+        if localtags is not None:
+            nodes.extend(node for node, _history in _tag_history(localtags).values())
+        states = [self._local_file(name) for name in MERGE_STATES]
         nodes.extend(merge_pins(*states))
         return {rev for rev in (nodemap.get(n) for n in nodes) if rev is not None}
 
@@ -1173,8 +1191,9 @@ class HgRepo:
             if text is not None and text not in seen:  # the same file on several heads: read once
                 seen.add(text)
                 _merge_tags(_tag_history(text), found)
-        if local and self.plain.exists(b"localtags"):
-            _merge_tags(_tag_history(self.plain.read(b"localtags")), found)
+        localtags = self._local_file(b"localtags") if local else None
+        if localtags is not None:
+            _merge_tags(_tag_history(localtags), found)
         tags = {name: node for name, (node, _h) in found.items() if node != NULL_NODE and cl.has_node(node)}
         if scope is not None:
             SHARED_TAGS.put(scope, (key, dict(tags)))
@@ -1967,6 +1986,8 @@ MAX_HGRC = 1 << 20
 """Bytes of a repository's ``.hg/hgrc``, the ``[hg] hgrc`` read before it and the files they
 ``%include``, read in all (a request parses them a dozen times: 0.16 s of CPU each for a megabyte
 of settings).  More is refused, where ``.hg/hgrc`` was read whole and each include cut there."""
+MAX_LOCAL_FILE = 16 << 20
+"""Bytes of ``.hg/localtags`` or a merge state file read (hg reads them whole): some 300,000 local tags."""
 MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from backends.hg import create_repository, open_repository
-from backends.hg.repository import MAX_HGRC
+from backends.hg.repository import MAX_HGRC, MAX_LOCAL_FILE
 from protocols.errors import StorageError
 
 NOT_SERVED = "where hgwire reads only regular files, so it does not serve the repository; tell the server's operator"
@@ -117,3 +117,41 @@ def test_dev_null_and_missing_includes_are_read_as_hg_reads_them(tmp_path: Path)
     os.mkfifo(base)
     with pytest.raises(StorageError, match=f"includes {base}, a FIFO, where hgwire reads only regular files"):
         repo.check_hgrc()
+
+
+@pytest.mark.parametrize("name", ["localtags", "merge/state2"])
+def test_a_local_file_that_is_a_fifo_is_refused(tmp_path: Path, name: str) -> None:
+    """``.hg/localtags`` (``hg tag --local``, or an editor) and a merge's state are read whole by
+    hg too: a FIFO there held a worker for ever (the tags page, a pull's hidden changesets)."""
+    path = tmp_path / "r"
+    create_repository(str(path), "r")
+    fifo = path / ".hg" / name
+    fifo.parent.mkdir(exist_ok=True)
+    os.mkfifo(fifo)
+
+    def writer() -> None:  # (before: the read waited for it, and read what it wrote)
+        with contextlib.suppress(OSError), open(fifo, "w") as f:
+            f.write("")
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    repo = open_repository(str(path), "r")
+    try:
+        with pytest.raises(StorageError) as refused:
+            repo.tags() if name == "localtags" else repo.pinned_revs()
+    finally:  # (a reader for the writer, if the read never opened the FIFO)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        thread.join(timeout=60)
+        os.close(fd)
+    assert str(refused.value) == f"the repository's {fifo} is a FIFO, {NOT_SERVED}"
+
+
+def test_localtags_past_the_bound_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r"
+    create_repository(str(path), "r")
+    line = "0" * 40 + " a-local-tag\n"
+    (path / ".hg" / "localtags").write_text(line * (MAX_LOCAL_FILE // len(line) + 1))
+    with pytest.raises(StorageError) as refused:
+        open_repository(str(path), "r").tags()
+    assert str(refused.value) == (f"the repository's {path / '.hg' / 'localtags'} holds more than 16 MiB, more than "
+                                  "hgwire reads, so it does not serve the repository; tell the server's operator")
