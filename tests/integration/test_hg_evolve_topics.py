@@ -9,16 +9,21 @@ without it they are skipped, saying so."""
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
 
+import atexit
+import configparser
 import importlib.util
 import os
 import shutil
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Client, RunningServer, SshKeys
+from tests import hg_command_server
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
@@ -41,6 +46,97 @@ pytestmark = pytest.mark.skipif(HG_EVOLVE is None, reason="hg-evolve is not inst
 EXTENSIONS = ("--config", "extensions.evolve=", "--config", "extensions.topic=")
 SERVER_HGRC = ("[extensions]\nevolve =\ntopic =\n[experimental]\nevolution = all\n"
                "[phases]\npublish = False\n")
+
+
+EVOLVE_LOCAL_COMMANDS = hg_command_server.LOCAL_COMMANDS | {
+    "amend", "evolve", "prune", "fold", "debugobsolete", "topic", "topics", "debug-topic-namespace",
+    "debugobshashrange", "bundle", "unbundle", "strip",
+}
+"""Local commands an evolve-loaded command server runs (on paths: a URL anywhere sends it to a process)."""
+
+_EVOLVE_SERVERS: dict[tuple[Any, ...], hg_command_server.CommandServer] = {}
+_EVOLVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_evolve_servers() -> None:
+    for server in _EVOLVE_SERVERS.values():
+        server.close()
+
+
+def _loaded_here(args: tuple[str, ...], cwd: Path) -> tuple[tuple[str, ...], list[str]] | None:
+    """The leading ``--config`` pairs (loading at least one extension) and the rest, when the command
+    is a local one on a repository that loads no other code; ``None`` otherwise."""
+    config: list[str] = []
+    rest = list(args)
+    while len(rest) > 1 and rest[0] == "--config":
+        config += rest[:2]
+        rest = rest[2:]
+    if not any(value.startswith("extensions.") for value in config[1::2]) or any(
+            value.startswith("hooks.") for value in config[1::2]):
+        return None
+    if not rest or rest[0] not in EVOLVE_LOCAL_COMMANDS or any(
+            "://" in a or a.split("=")[0] in ("--config", "--cwd", "--debugger") for a in rest):
+        return None
+    repo = hg_command_server._repository_of(rest, cwd)
+    hgrc = repo / ".hg" / "hgrc" if repo is not None else None
+    if hgrc is not None and hgrc.exists():
+        text = hgrc.read_text()
+        parsed = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parsed.read_string(text)
+        except configparser.Error:
+            return None
+        extensions = {f"extensions.{name}=" for name in parsed.options("extensions")} if parsed.has_section(
+            "extensions") else set()
+        if parsed.has_section("hooks") or "%include" in text or not extensions <= set(config[1::2]):
+            return None  # a hook or an extension the server's other commands would not load
+    return tuple(config), rest
+
+
+class EvolveClient(Client):
+    """A ``Client`` whose local commands given with extensions (``hg --config extensions.evolve= ...
+    amend``, ``log``, ``debugobsolete``...) run in Mercurial's command server, one per set of leading
+    ``--config`` (so every command that server runs loads the same extensions), as ``Client.hg``
+    runs those without extensions: starting hg with evolve loaded costs about half a second of CPU
+    and these tests run hundreds of them.  Clones, pushes, pulls and anything naming a URL stay
+    processes of their own, as does a command on a repository whose hgrc has hooks or loads an
+    extension the command line does not."""
+
+    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        cwd = Path(kw.get("cwd") or self.cwd)
+        found = None if kw.keys() - {"cwd", "check", "timeout"} else _loaded_here(tuple(map(str, args)), cwd)
+        if found is None:
+            return super().hg(*args, **kw)
+        config, rest = found
+        env = {name: value for name, value in self.env.items() if name != "HOME"}  # (its own HOME, as Client's)
+        key = (config, tuple(sorted(env.items())))
+        with _EVOLVE_LOCK:
+            server = _EVOLVE_SERVERS.pop(key, None)
+        if server is not None and server._process.poll() is not None:
+            server.close()  # (it stopped)
+            server = None
+        if server is None:
+            server = hg_command_server.CommandServer(os.path.join(VENV_BIN, "hg"), env, key)
+        done = server.run([*config, *rest], cwd, kw.get("timeout", 120))  # (a timeout closes it)
+        with _EVOLVE_LOCK:
+            if _EVOLVE_SERVERS.setdefault(key, server) is not server:
+                server.close()
+        result = subprocess.CompletedProcess(["hg", *config, *rest], done.returncode,
+                                             done.stdout.decode("utf-8", "replace"),
+                                             done.stderr.decode("utf-8", "replace"))
+        if kw.get("check", True) and result.returncode != 0:
+            raise AssertionError(f"hg {' '.join(result.args[1:])} failed with {result.returncode}:\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+
+@pytest.fixture
+def client(client_env: dict[str, str], tmp_path: Path) -> Client:
+    """conftest's ``client``, an ``EvolveClient`` (the modules that import this fixture)."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return EvolveClient(client_env, work)
 
 
 def _with_evolve(client: Client) -> None:
