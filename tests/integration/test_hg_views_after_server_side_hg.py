@@ -18,6 +18,7 @@ from tests.integration.test_hg_evolve_topics import (
     EXTENSIONS,
     HG_EVOLVE,
     _commit,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
 from tests.integration.test_hg_evolve_views_after_pushes import SideBySide, _d
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
