@@ -15,7 +15,11 @@ import pytest
 
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_obsdiscovery import EVOLVE, HGRC
-from tests.integration.test_hg_evolve_topics import HG_EVOLVE, _setup
+from tests.integration.test_hg_evolve_topics import (
+    HG_EVOLVE,
+    _setup,
+    client,  # noqa: F401 - a fixture (evolve-loaded command server)
+)
 from tests.integration.test_hg_http import (
     htpasswd,  # noqa: F401 - a fixture
     raw,
@@ -43,7 +47,7 @@ def _theirs(client: Client, repo: Path, nodes: list[str]) -> list[str]:
         rev, _short, index, _size, _depth, short_hash = line.split()
         if index == "0":
             found[int(rev)] = short_hash
-    at = {n: int(client.hg("log", "-R", str(repo), "-r", n, "-T", "{rev}").stdout) for n in nodes}
+    at = {n: int(client.hg(*EVOLVE, "log", "-R", str(repo), "-r", n, "-T", "{rev}").stdout) for n in nodes}
     return [found[at[n]] for n in nodes]
 
 
@@ -57,13 +61,13 @@ def test_range_hashes_after_a_strip_and_an_unbundle_in_another_order_are_hg_evol
     def commit(name: str) -> str:
         (repo / name).write_text(name + "\n")
         client.hg(*EVOLVE, "commit", "-q", "-A", "-R", r, "-m", name)
-        return client.hg("log", "-R", r, "-r", ".", "-T", "{node}").stdout
+        return client.hg(*EVOLVE, "log", "-R", r, "-r", ".", "-T", "{node}").stdout
 
     base = commit("base")
     a = commit("a")
-    client.hg("update", "-q", "-R", r, base)
+    client.hg(*EVOLVE, "update", "-q", "-R", r, base)
     b = commit("b")
-    client.hg("merge", "-q", "-R", r, a)
+    client.hg(*EVOLVE, "merge", "-q", "-R", r, a)
     c = commit("c")
     above = [commit(f"d{i}") for i in range(5)]
     marked = (a, b, c, above[1], above[4])
@@ -79,10 +83,10 @@ def test_range_hashes_after_a_strip_and_an_unbundle_in_another_order_are_hg_evol
 
     # behind hgwire's back: a (and c) stripped, then unbundled after b: a and b trade numbers
     bundle = tmp_path / "ac.hg"
-    client.hg("bundle", "-q", "-R", r, "--base", b, "-r", above[-1], str(bundle))
+    client.hg(*EVOLVE, "bundle", "-q", "-R", r, "--base", b, "-r", above[-1], str(bundle))
     client.hg(*EVOLVE, "--config", "extensions.strip=", "strip", "-q", "--no-backup", "-R", r, "-r", a)
     client.hg(*EVOLVE, "unbundle", "-q", "-R", r, str(bundle))
     mark()  # (the markers, whatever the strip did with them)
-    assert client.hg("log", "-R", r, "-r", "1", "-T", "{node}").stdout == b
-    assert client.hg("log", "-R", r, "-r", "tip", "-T", "{node}").stdout == above[-1]
+    assert client.hg(*EVOLVE, "log", "-R", r, "-r", "1", "-T", "{node}").stdout == b
+    assert client.hg(*EVOLVE, "log", "-R", r, "-r", "tip", "-T", "{node}").stdout == above[-1]
     assert [h[:12] for h in _hashes(port, nodes)] == _theirs(client, repo, nodes)
