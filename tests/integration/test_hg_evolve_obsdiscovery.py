@@ -20,7 +20,12 @@ import pytest
 
 from protocols import hg_obsmarkers as obs
 from tests.conftest import Client, RunningServer, SshKeys
-from tests.integration.test_hg_evolve_topics import FAKE_SSH, HG_EVOLVE, _setup
+from tests.integration.test_hg_evolve_topics import (
+    FAKE_SSH,
+    HG_EVOLVE,
+    _setup,
+    client,  # noqa: F401 - a fixture (evolve-loaded command server)
+)
 from tests.integration.test_hg_http import (
     htpasswd,  # noqa: F401 - a fixture
     raw,
@@ -50,7 +55,7 @@ def _dag(seed: int, count: int) -> str:
 
 
 def _nodes(client: Client, repo: Path) -> list[str]:
-    return client.hg("log", "--hidden", "-R", str(repo), "-r", "0:", "-T", "{node}\n").stdout.split()
+    return client.hg(*EVOLVE, "log", "--hidden", "-R", str(repo), "-r", "0:", "-T", "{node}\n").stdout.split()
 
 
 def _markers(client: Client, repo: Path) -> list[str]:
@@ -66,7 +71,7 @@ def test_range_hashes_are_hg_evolves(make_server: Callable[..., RunningServer], 
     of what both sides have, which are served)."""
     _peer, _url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, HGRC)
     server = _peer.server
-    client.hg("debugbuilddag", "-q", "-R", str(repo), "-n", _dag(7, 90))
+    client.hg(*EVOLVE, "debugbuilddag", "-q", "-R", str(repo), "-n", _dag(7, 90))
     nodes = [bytes.fromhex(n) for n in _nodes(client, repo)]
     pick = random.Random(3)
     markers = []
@@ -86,7 +91,7 @@ def test_range_hashes_are_hg_evolves(make_server: Callable[..., RunningServer], 
         markers.append(m)
     (repo / ".hg" / "store" / "obsstore").write_bytes(b"".join(obs.encode(markers, 1)))
 
-    client.hg("phase", "-q", "-R", str(repo), "--force", "--secret", "tip")
+    client.hg(*EVOLVE, "phase", "-q", "-R", str(repo), "--force", "--secret", "tip")
     served = {int(r) for r in client.hg(*EVOLVE, "log", "-R", str(repo), "-r", "not secret()",
                                         "-T", "{rev}\n").stdout.split()}
     table = client.hg(*EVOLVE, "debugobshashrange", "--subranges", "--rev", "all()", "--hidden",
@@ -169,7 +174,7 @@ def test_pulls_and_pushes_exchange_only_the_markers_that_differ(
     assert _discovery_line(again).startswith("obsdiscovery, 0/")
     assert 'bundle2-input-part: "obsmarkers"' not in again.stdout  # nothing to send: no markers sent
     assert _markers(client, other) == _markers(client, work)
-    client.hg("verify", "-q", "-R", str(repo))
+    client.hg(*EVOLVE, "verify", "-q", "-R", str(repo))
     client.hg("verify", "-q", "-R", str(other))
 
 
@@ -182,7 +187,7 @@ def test_a_pull_over_http_of_markers_differing_on_many_changesets_gets_them_all(
     back to a less efficient fetching method"; hgwire sends every marker relevant to the pull, as
     without the extension."""
     peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, HGRC)
-    client.hg("debugbuilddag", "-q", "-R", str(repo), "+230")
+    client.hg(*EVOLVE, "debugbuilddag", "-q", "-R", str(repo), "+230")
     work = tmp_path / "work"
     peer.hg(*EVOLVE, "clone", "-q", "-U", url("team"), str(work))
     markers = [obs.Marker(hashlib.sha1(node.encode()).digest(), (bytes.fromhex(node),), 0, ((b"user", b"t"),),
