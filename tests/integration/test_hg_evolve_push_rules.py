@@ -27,6 +27,7 @@ from tests.integration.test_hg_evolve_topics import (
     _push_to_reference,
     _remote_lines,
     _with_reference,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
@@ -41,17 +42,34 @@ def _files(repo: Path) -> dict[str, bytes]:
             if p.is_file() and p.relative_to(hg).parts[0] not in ("cache", "wcache")}
 
 
+_PAIRS: dict[str, Path] = {}
+"""Per kind, the ``team``, ``reference`` and ``work`` the module's first ``_pair`` made (kept in its
+tmp_path, which pytest keeps for the session): the others copy them."""
+
+
 def _pair(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
           htpasswd: Path, tmp_path: Path, hgrc: str) -> tuple[Any, Callable[[str], str], Path, Path, Path]:
     """hgwire's ``team`` and hg's own ``reference``, both with ``hgrc``, and a clone with one public
-    changeset ``base`` pushed to both."""
+    changeset ``base`` pushed to both: cloned and pushed by the module's first test of each kind
+    (with its hgrc), copied by the others (the same bytes, their own hgrc), its three processes
+    of hg with evolve loaded being most of a test's set-up."""
     peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
                                                   hgrc)
     work = tmp_path / "work"
+    if kind in _PAIRS:
+        for name, target in (("team", repo), ("reference", reference), ("work", work)):
+            shutil.rmtree(target)
+            shutil.copytree(_PAIRS[kind] / name, target, symlinks=True)
+        for target in (repo, reference):
+            (target / ".hg" / "hgrc").write_text(hgrc)
+        return peer, url, repo, reference, work
     peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
     _commit(client, work, "base")
     peer.hg(*EXTENSIONS, "push", "-q", "--publish", "-R", str(work), url("team"))
     assert _push_to_reference(client, tmp_path, work, reference, "-q", "--publish").returncode == 0
+    for name, source in (("team", repo), ("reference", reference), ("work", work)):
+        shutil.copytree(source, tmp_path / "pair" / name, symlinks=True)
+    _PAIRS[kind] = tmp_path / "pair"
     return peer, url, repo, reference, work
 
 
