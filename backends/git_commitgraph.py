@@ -10,8 +10,11 @@ Only a single graph file without base graphs is read (a split graph's chain, ``c
 is left to the commits' own reads), and only its chunks this module needs: OID Fanout, OID
 Lookup, Commit Data and, for merges of more than two parents, Extra Edge List.  A file whose
 header or chunk table is not such a graph of the repository's hash is not used (the commits are
-read); its contents are otherwise trusted as git trusts them: a commit's parents, tree and time
-are those of its id, whichever file says them.
+read), nor one whose trailing checksum does not fit its bytes: a damaged file (a bit flipped, a
+write cut short) is ignored, where git's reads trust it and serve the history it says (its
+``fsck`` and ``commit-graph verify`` name the commits); hashing the file is about 1.3 ms for
+50,000 commits, once a file.  Its contents are otherwise trusted as git trusts them: a commit's
+parents, tree and time are those of its id, whichever file says them.
 
 A view is kept per file (its path, inode, size and time): the file mapped, not read, and the first
 four bytes of each name (4 bytes a commit), where a look-up's binary search runs.
@@ -20,6 +23,7 @@ four bytes of each name (4 bytes a commit), where a look-up's binary search runs
 from __future__ import annotations
 
 import binascii
+import hashlib
 import mmap
 import os
 import struct
@@ -33,6 +37,8 @@ SIGNATURE = b"CGPH"
 VERSION = 1
 HASH_VERSIONS = {20: 1, 32: 2}
 """The hash version byte of a graph of SHA-1 (20-byte) and SHA-256 (32-byte) ids."""
+CHECKSUMS = {20: "sha1", 32: "sha256"}
+"""The hash of the file's trailing checksum, by the length of its ids."""
 CHUNK_ENTRY = struct.Struct(">4sQ")
 PARENT_NONE = 0x70000000
 EXTRA_EDGES = 0x80000000
@@ -136,20 +142,25 @@ class CommitGraph:
 
 def parse_commit_graph(data: mmap.mmap | bytes, raw_len: int) -> CommitGraph | None:
     """The graph ``data`` holds, or None when it is not a single graph file of ``raw_len``-byte ids
-    this module reads (another version, hash or layout, base graphs, a chunk missing or cut short)."""
+    this module reads (another version, hash or layout, base graphs, a chunk missing or cut short,
+    a checksum that does not fit)."""
     if len(data) < 8 or data[:4] != SIGNATURE or data[4] != VERSION or data[5] != HASH_VERSIONS.get(raw_len):
         return None
     chunk_count, bases = data[6], data[7]
     if bases:
         return None
     table_end = 8 + CHUNK_ENTRY.size * (chunk_count + 1)
-    if len(data) < table_end:
+    size = len(data) - raw_len  # (the checksum's bytes follow the chunks)
+    if size < table_end:
         return None
+    with memoryview(data) as whole, whole[:size] as hashed:
+        if hashlib.new(CHECKSUMS[raw_len], hashed).digest() != data[size:]:
+            return None
     chunks: dict[bytes, tuple[int, int]] = {}
     for n in range(chunk_count):
         chunk, offset = CHUNK_ENTRY.unpack_from(data, 8 + CHUNK_ENTRY.size * n)
         end = CHUNK_ENTRY.unpack_from(data, 8 + CHUNK_ENTRY.size * (n + 1))[1]
-        if offset < table_end or end < offset or end > len(data):
+        if offset < table_end or end < offset or end > size:
             return None
         chunks[chunk] = offset, end
     if not {b"OIDF", b"OIDL", b"CDAT"} <= chunks.keys():
