@@ -1375,6 +1375,16 @@ class DulwichGitRepository:
                 return False
         return True
 
+    def _use_commit_graph(self) -> None:
+        """``core.commitGraph``: false (in the repository's config or the ``[git] config`` file read
+        before it) and git never reads ``objects/info/commit-graph``; the store is told, whose reads
+        (dulwich's and ``git_commitgraph.store_commit_graph``) honour its ``_use_commit_graph`` --
+        which dulwich sets from the repository's own config alone.  ``StorageError`` for a value git
+        would not read (git's commands die on it)."""
+        store = self.object_store
+        if hasattr(store, "_use_commit_graph"):
+            store._use_commit_graph = self._config_bool(b"core", b"commitgraph") is not False
+
     def reverse_index_wanted(self) -> bool:
         """Whether hgwire's repack writes the new pack's reverse index (``pack.writeReverseIndex``,
         true unless the repository's config sets it false, git's default from 2.41);
@@ -1456,6 +1466,7 @@ class DulwichGitRepository:
                                "config on the server (advertise, allow or ignore)")
         tips = any(self._config_bool(b"uploadpack", name) is True
                    for name in (b"allowtipsha1inwant", b"allowreachablesha1inwant", b"allowanysha1inwant"))
+        self._use_commit_graph()
         return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
                               advertise_session_id=self.advertises_session_id(), hidden_tips_reach_shallows=tips,
                               filter_rules=self._filter_rules(), use_bitmaps=self._counts_from_bitmaps())

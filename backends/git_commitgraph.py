@@ -182,6 +182,16 @@ def parse_commit_graph(data: mmap.mmap | bytes, raw_len: int) -> CommitGraph | N
     return CommitGraph(data, raw_len, count, lookup, commits, edges, edge_count)
 
 
+def store_commit_graph(store: object, objects_dir: str, raw_len: int) -> CommitGraph | None:
+    """``commit_graph`` of a store, unless its repository's config says ``core.commitGraph = false``
+    (git then never reads the file): dulwich's ``DiskObjectStore`` holds the setting of the
+    repository's own config (``_use_commit_graph``, which its own graph reads honour), and the
+    repository's ``upload_settings`` sets it from that config read after the ``[git] config`` file."""
+    if not getattr(store, "_use_commit_graph", True):
+        return None
+    return commit_graph(objects_dir, raw_len)
+
+
 _KEPT: OrderedDict[tuple[str, int, int, int, int], CommitGraph | None] = OrderedDict()
 _KEPT_LOCK = threading.Lock()
 

@@ -70,7 +70,7 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
-from backends.git_commitgraph import commit_graph
+from backends.git_commitgraph import store_commit_graph
 from backends.git_deltachain import (
     DeltaError,
     Pieces,
@@ -406,7 +406,8 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         views = covered + [v for v in views if v not in covered]
     reader = PackObjectReader(store, views, maps)
     try:
-        graph = commit_graph(os.fspath(store.path), object_format_of(store).raw_len) if bitmap is not None else None
+        graph = (store_commit_graph(store, os.fspath(store.path), object_format_of(store).raw_len)
+                 if bitmap is not None else None)
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary), abandoned=abandoned,
                         graph=graph)
         try:

@@ -48,7 +48,7 @@ from dulwich.pack import (
 )
 
 from backends import git_fastpack
-from backends.git_commitgraph import CommitGraph, commit_graph
+from backends.git_commitgraph import CommitGraph, store_commit_graph
 from backends.git_objects import LOWER_HEX, MAX_PEEL, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
 from backends.git_reach import ABANDON_CHECK, BitmapError, PackBitmap, check_abandoned, tag_object
@@ -510,10 +510,11 @@ def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None =
 
 
 def _graph_of(store: BaseObjectStore) -> CommitGraph | None:
-    """The store's commit-graph (``backends.git_commitgraph``), if it has one that is read."""
+    """The store's commit-graph (``backends.git_commitgraph``), if it has one that is read
+    (``core.commitGraph`` not false)."""
     if not isinstance(store, DiskObjectStore):
         return None
-    return commit_graph(os.fspath(store.path), object_format_of(store).raw_len)
+    return store_commit_graph(store, os.fspath(store.path), object_format_of(store).raw_len)
 
 
 def _graph_commit(graph: CommitGraph | None, oid: bytes) -> _CommitLinks | None:

@@ -1,0 +1,65 @@
+"""``core.commitGraph = false`` (in the repository's config, or in the ``[git] config`` file read
+before it): git then never reads ``objects/info/commit-graph``, and neither do hgwire's walks; a
+graph that says another parent than the commit's own (its checksum made to fit) is then not
+served, where with the setting unset both git's upload-pack and hgwire follow the graph."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+def _lying_graph(client: Client, bare: Path, commits: list[str], liar: str, parent: str) -> None:
+    """The repository's commit-graph written, then ``liar``'s first parent made ``parent`` in it."""
+    client.git("repack", "-adbq", cwd=bare)
+    client.git("commit-graph", "write", "--reachable", cwd=bare)
+    path = bare / "objects" / "info" / "commit-graph"
+    data = bytearray(path.read_bytes())
+    chunks = dict(struct.unpack_from(">4sQ", data, 8 + 12 * n) for n in range(data[6] + 1))
+    names = sorted(commits)
+    at = chunks[b"CDAT"] + names.index(liar) * 36 + 20
+    struct.pack_into(">I", data, at, names.index(parent))
+    data[-20:] = hashlib.sha1(bytes(data[:-20])).digest()
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", ["repository", "base", "unset"])
+def test_core_commit_graph_false_is_honoured(make_server: Callable[..., RunningServer], client: Client,
+                                             tmp_path: Path, where: str) -> None:
+    settings = {}
+    if where == "base":
+        base = tmp_path / "gitconfig"
+        base.write_text("[core]\n\tcommitGraph = false\n")
+        policy = tmp_path / "policy.toml"
+        policy.write_text(f'[git]\nconfig = "{base}"\n')
+        settings["config_file"] = str(policy)
+    server = make_server("fs", git=[LOOPBACK], **settings)
+    work, bare = client.cwd / "work", server.root / "g.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(5):
+        (work / "f").write_text(f"{n}\n")
+        client.git("add", "f", cwd=work)
+        client.git("commit", "-qm", f"c{n}", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    commits = client.git("rev-list", "main", cwd=bare).stdout.split()  # newest first
+    _lying_graph(client, bare, commits, commits[0], commits[3])
+    if where == "repository":
+        client.git("config", "core.commitGraph", "false", cwd=bare)
+    # (git's own upload-pack, run by a file:// clone, given the setting as a system config would give it)
+    setting = ["--upload-pack", "git -c core.commitGraph=false upload-pack"] if where == "base" else []
+    found = []
+    for name, url, how in (("ours", server.git_url("g"), []), ("git", f"file://{bare}", setting)):
+        clone = client.cwd / name
+        cloned = client.git("clone", "-q", *how, "--depth", "2", url, str(clone), check=False)
+        found.append((clone / ".git" / "shallow").read_text().split() if cloned.returncode == 0 else cloned.stderr)
+    if where == "unset":  # the graph's parent served (git's: its file:// clone then passes the client's check)
+        assert found[1] == [commits[3]], found
+        assert f"Could not read {commits[1]}" in str(found[0]), found
+    else:
+        assert found == [[commits[1]], [commits[1]]]
