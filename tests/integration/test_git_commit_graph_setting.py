@@ -63,3 +63,35 @@ def test_core_commit_graph_false_is_honoured(make_server: Callable[..., RunningS
         assert f"Could not read {commits[1]}" in str(found[0]), found
     else:
         assert found == [[commits[1]], [commits[1]]]
+
+
+@pytest.mark.parametrize("damage", ["parent", "cut"])
+def test_a_damaged_graph_is_not_read(make_server: Callable[..., RunningServer], client: Client,
+                                     damage: str) -> None:
+    """A commit-graph damaged on disk (a bit of a parent flipped, its checksum left as it was; or cut
+    short): a shallow clone gets the commits the objects say (the depth's walk took the damaged
+    parent, and the client said 'remote did not send all necessary objects')."""
+    server = make_server("fs", git=[LOOPBACK])
+    work, bare = client.cwd / "work", server.root / "d.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(5):
+        (work / "f").write_text(f"{n}\n")
+        client.git("add", "f", cwd=work)
+        client.git("commit", "-qm", f"c{n}", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    commits = client.git("rev-list", "main", cwd=bare).stdout.split()  # newest first
+    client.git("repack", "-adbq", cwd=bare)
+    client.git("commit-graph", "write", "--reachable", cwd=bare)
+    path = bare / "objects" / "info" / "commit-graph"
+    data = bytearray(path.read_bytes())
+    if damage == "parent":
+        chunks = dict(struct.unpack_from(">4sQ", data, 8 + 12 * n) for n in range(data[6] + 1))
+        at = chunks[b"CDAT"] + sorted(commits).index(commits[0]) * 36 + 20
+        struct.pack_into(">I", data, at, sorted(commits).index(commits[3]))  # (its parent c1, not c3)
+    else:
+        del data[len(data) - 7:]
+    path.write_bytes(bytes(data))
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", "--depth", "2", server.git_url("d"), str(clone))
+    assert (clone / ".git" / "shallow").read_text().split() == [commits[1]]
+    client.git("fsck", "--full", cwd=clone)
