@@ -17,6 +17,7 @@ import heapq
 import operator
 import os
 import stat
+import struct
 import threading
 import weakref
 import zlib
@@ -1294,7 +1295,16 @@ class _Watched:
         return sha in self._store  # type: ignore[operator]
 
     def get_commit_graph(self) -> Any:
-        graph = self._store.get_commit_graph()
+        """dulwich's view of the store's commit-graph, for its walks; None where hgwire's reader does
+        not read the file (``_graph_of``: damaged, cut short, emptied, of another layout, or
+        ``core.commitGraph = false``): dulwich reads it unchecked, and raised on an empty or cut
+        one, which failed every fetch its walks served ("internal error")."""
+        if _graph_of(self._store) is None:
+            return None
+        try:
+            graph = self._store.get_commit_graph()
+        except (ValueError, IndexError, struct.error):  # (dulwich's parse of a file hgwire's reader took)
+            return None
         return graph if graph is None or self._abandoned is None else _WatchedGraph(graph, self)
 
     def __getattr__(self, name: str) -> Any:

@@ -95,3 +95,37 @@ def test_a_damaged_graph_is_not_read(make_server: Callable[..., RunningServer], 
     client.git("clone", "-q", "--depth", "2", server.git_url("d"), str(clone))
     assert (clone / ".git" / "shallow").read_text().split() == [commits[1]]
     client.git("fsck", "--full", cwd=clone)
+    trees = client.cwd / "trees"  # (a filter dulwich's walks serve, which read the graph through dulwich)
+    client.git("clone", "-q", "--filter=tree:1", "--no-checkout", server.git_url("d"), str(trees))
+    assert client.git("rev-list", "main", cwd=trees).stdout.split() == commits
+
+
+@pytest.mark.parametrize("content", ["empty", "header"])
+def test_an_empty_or_cut_graph_fails_no_fetch(make_server: Callable[..., RunningServer], client: Client,
+                                              content: str) -> None:
+    """``objects/info/commit-graph`` empty, or cut after its first bytes (a disk filled while git's gc
+    wrote it): git's commands say "commit-graph file is too small" and read the commits; hgwire's
+    clones and fetches are served, the objects' history."""
+    server = make_server("fs", git=[LOOPBACK])
+    work, bare = client.cwd / "work", server.root / "e.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(4):
+        (work / "f").write_text(f"{n}\n")
+        client.git("add", "f", cwd=work)
+        client.git("commit", "-qm", f"c{n}", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", server.git_url("e"), str(clone))
+    client.git("repack", "-adq", cwd=bare)
+    tree = client.git("rev-parse", "main^{tree}", cwd=bare).stdout.strip()
+    top = client.git("commit-tree", tree, "-p", "main", "-m", "more", cwd=bare).stdout.strip()  # (loose)
+    client.git("update-ref", "refs/heads/main", top, cwd=bare)
+    client.git("commit-graph", "write", "--reachable", cwd=bare)
+    path = bare / "objects" / "info" / "commit-graph"
+    path.write_bytes(b"" if content == "empty" else path.read_bytes()[:10])
+    client.git("fetch", "-q", "origin", cwd=clone)
+    client.git("clone", "-q", "--depth", "2", server.git_url("e"), str(client.cwd / "shallow"))
+    client.git("clone", "-q", "--filter=blob:none", server.git_url("e"), str(client.cwd / "partial"))
+    client.git("clone", "-q", "--filter=tree:1", server.git_url("e"), str(client.cwd / "trees"))  # (dulwich's walks)
+    client.git("fetch", "-q", "--filter=object:type=commit", "origin", cwd=clone)
+    assert client.git("rev-parse", "origin/main", cwd=clone).stdout.strip() == top
