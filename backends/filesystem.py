@@ -31,8 +31,10 @@ from backends.blobs import made_whole
 from backends.git import (
     DEFAULT_BRANCH,
     HEAD,
+    ConfigValueError,
     DulwichGitRepository,
     RefLock,
+    _git_bool,
     adopt_refs,
     read_config,
     symlink_ref,
@@ -652,6 +654,7 @@ class _ServedRepo(Repo):
             raise StorageError(f"the repository's git config cannot be read ({why}); "
                                "tell the server's operator") from None
         if getattr(self, "_judging", False):
+            _booleans_for_dulwich(config)
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:
                 with suppress(KeyError):
@@ -715,6 +718,34 @@ def _config_true(value: bytes | None) -> bool:
     """A boolean extension as git reads it; a value git would not read counts as set (a repository
     whose objects may be precious keeps them)."""
     return value is not None and value.strip().lower() not in (b"false", b"no", b"off", b"0", b"")
+
+
+DULWICH_BOOLEANS = ((b"core", b"commitgraph"), (b"core", b"multipackindex"), (b"core", b"fsyncobjectfiles"),
+                    (b"pack", b"writebitmaps"), (b"pack", b"writebitmaphashcache"),
+                    (b"pack", b"writebitmaplookuptable"), (b"repack", b"writebitmaps"))
+"""The booleans dulwich's open of a repository reads (its object store's settings), taking only
+``true`` and ``false``: a repository whose config said ``core.commitGraph = no`` (or ``off``, ``0``,
+``1``, ``yes``, as git reads them) was served to nobody, each client told "internal error"."""
+
+
+def _booleans_for_dulwich(config: ConfigFile) -> None:
+    """``DULWICH_BOOLEANS`` set in ``config`` made ``true`` or ``false`` as git reads them, before
+    dulwich's open reads them; ``core.commitGraph`` with a value git would not read refuses the
+    repository in git's words (git's upload-pack dies on it), any other such value is left to the
+    setting's own readers (dropped from what dulwich's open reads)."""
+    for section, name in DULWICH_BOOLEANS:
+        try:
+            value = config.get((section,), name)
+        except KeyError:
+            continue
+        key = f"{section.decode()}.{name.decode()}"
+        try:
+            config.set((section,), name, b"true" if _git_bool(value, key) else b"false")
+        except ConfigValueError as exc:
+            if key == "core.commitgraph":
+                raise StorageError(str(exc)) from None
+            with suppress(KeyError):
+                config.remove((section,), name)
 
 
 def _open_git(path: str) -> Repo:

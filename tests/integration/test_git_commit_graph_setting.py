@@ -129,3 +129,26 @@ def test_an_empty_or_cut_graph_fails_no_fetch(make_server: Callable[..., Running
     client.git("clone", "-q", "--filter=tree:1", server.git_url("e"), str(client.cwd / "trees"))  # (dulwich's walks)
     client.git("fetch", "-q", "--filter=object:type=commit", "origin", cwd=clone)
     assert client.git("rev-parse", "origin/main", cwd=clone).stdout.strip() == top
+
+
+@pytest.mark.parametrize("value", ["no", "off", "0", "1", "yes", "maybe"])
+def test_core_commit_graph_is_read_as_git_reads_it(make_server: Callable[..., RunningServer], client: Client,
+                                                   value: str) -> None:
+    """``core.commitGraph`` as git reads a boolean (``no``, ``off``, ``0``, ``1``, ``yes``: the
+    repository was served to nobody, every client told "internal error", dulwich's open taking only
+    ``true`` and ``false``); one git would not read (``maybe``: git's upload-pack dies on it) refuses
+    fetches in git's words, naming the setting."""
+    server = make_server("fs", git=[LOOPBACK])
+    work, bare = client.cwd / "work", server.root / "v.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "f").write_text("f\n")
+    client.git("add", "f", cwd=work)
+    client.git("commit", "-qm", "f", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    client.git("config", "core.commitGraph", value, cwd=bare)
+    cloned = client.git("clone", "-q", server.git_url("v"), str(client.cwd / "v"), check=False)
+    if value == "maybe":
+        assert cloned.returncode != 0, cloned.stderr
+        assert "bad boolean config value 'maybe' for 'core.commitgraph'" in cloned.stderr, cloned.stderr
+    else:
+        assert cloned.returncode == 0, cloned.stderr
