@@ -35,6 +35,7 @@ from backends.git import (
     DulwichGitRepository,
     RefLock,
     _git_bool,
+    _git_int,
     adopt_refs,
     read_config,
     symlink_ref,
@@ -655,6 +656,7 @@ class _ServedRepo(Repo):
                                "tell the server's operator") from None
         if getattr(self, "_judging", False):
             _booleans_for_dulwich(config)
+            _sizes_for_dulwich(config)
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:
                 with suppress(KeyError):
@@ -746,6 +748,27 @@ def _booleans_for_dulwich(config: ConfigFile) -> None:
                 raise StorageError(str(exc)) from None
             with suppress(KeyError):
                 config.remove((section,), name)
+
+
+DULWICH_SIZES = ((b"core", b"bigfilethreshold"), (b"core", b"deltabasecachelimit"))
+"""The sizes dulwich's open reads as plain integers: ``core.bigFileThreshold = 512m`` (or
+``core.deltaBaseCacheLimit = 96m``), as git reads them with a ``k``, ``m`` or ``g``, had the
+repository served to nobody, every client told "internal error"."""
+
+
+def _sizes_for_dulwich(config: ConfigFile) -> None:
+    """``DULWICH_SIZES`` set in ``config`` made plain integers as git reads them, before dulwich's
+    open reads them; one git would not read refuses the repository in git's words (every git
+    command dies on it)."""
+    for section, name in DULWICH_SIZES:
+        try:
+            value = config.get((section,), name)
+        except KeyError:
+            continue
+        try:
+            config.set((section,), name, str(_git_int(value, f"{section.decode()}.{name.decode()}", 0)).encode())
+        except ConfigValueError as exc:
+            raise StorageError(str(exc)) from None
 
 
 def _open_git(path: str) -> Repo:
