@@ -51,8 +51,25 @@ READ_WINDOW = 256 << 10
 """Largest span of a ``.d`` file read in one go when walking many revisions."""
 READ_GAP = 64 << 10
 """Unwanted bytes a window may skip over rather than start a new read."""
-MAX_CHAIN_LENGTH = 200
-"""Longest delta chain we write; sparse-revlog readers accept any length."""
+MAX_CHAIN_LENGTH = 1000
+"""Longest delta chain we write, as Mercurial's default (``format.maxchainlen`` unset: 1,000 for a
+sparse revlog); sparse-revlog readers accept any length."""
+SHORT_CHAIN_LENGTH = 200
+"""Longest chain of a text too large for ``MAX_CHAIN_LENGTH`` links within ``CHAIN_COPY_BYTES``."""
+CHAIN_COPY_BYTES = 256 << 20
+"""Text copies a read of a revision may make patching its chain (each link copies the text once):
+a chain may be as long as this over the text's size allows, from ``SHORT_CHAIN_LENGTH`` to
+``MAX_CHAIN_LENGTH`` (1,000 links for texts up to 256 KiB, 200 past 1.3 MiB)."""
+
+
+CHAIN_SLACK = 1024
+"""Compressed bytes a delta chain may hold past twice its text: a small text's chain (a 2 KiB
+manifest's) may go on some links where Mercurial's would start an intermediate snapshot."""
+
+
+def chain_limit(text_size: int) -> int:
+    """The longest delta chain a revision of ``text_size`` bytes may end."""
+    return min(MAX_CHAIN_LENGTH, max(SHORT_CHAIN_LENGTH, CHAIN_COPY_BYTES // max(text_size, 1)))
 
 Entry = tuple[int, int, int, int, int, int, int, bytes]
 """offset_flags, compressed length, raw length, base, linkrev, p1, p2, node (32 bytes)."""
@@ -1770,7 +1787,7 @@ class RevlogWriter:
         assert not self.released, "a released writer adds nothing"
         rev = len(self.entries)
         p1rev, p2rev = self.rev(p1), self.rev(p2)
-        base, chunk = self._choose_storage(rev, p1rev, text, delta)
+        base, chunk = self._choose_storage(rev, p1rev, p2rev, text, delta)
         offset = self._data_end()
         entry: Entry = ((offset << 16) | flags, len(chunk), len(text), base, linkrev, p1rev, p2rev,
                         node + b"\0" * 12)
@@ -1784,26 +1801,51 @@ class RevlogWriter:
         self._remember(rev, text)
         return rev
 
-    def _choose_storage(self, rev: int, p1rev: int, text: bytes,
+    def _choose_storage(self, rev: int, p1rev: int, p2rev: int, text: bytes,
                         delta: tuple[int, bytes] | None = None) -> tuple[int, bytes]:
-        """Delta against p1 (or the previous rev without generaldelta) if the chain stays bounded.
+        """The smallest acceptable delta against a parent (the previous rev without generaldelta) or,
+        for a file, against the base of the delta the client sent (``delta``: the one its hg
+        stored, often against an older snapshot, where a diff of ours, one hunk from the first
+        changed line to the last, is larger); else the full text, which is a snapshot (base == rev)
+        sparse-revlog readers and writers both accept.  (A manifest's delta is only ever against a
+        parent: its readers take the files a changeset changed from such a delta.)
 
-        A full text is a snapshot (base == rev), which sparse-revlog readers and
-        writers both accept; the delta must also be much smaller than the text.
+        A delta is acceptable, as Mercurial's writer judges (revlogutils/deltas.py
+        ``is_good_delta_info``), when it is no larger than the text and the compressed bytes of
+        its whole chain stay within twice the text: what a read of the revision decompresses is
+        bounded so.  Its chain is also at most ``chain_limit`` long (1,000 links, as Mercurial's,
+        fewer for texts over 256 KiB): each link a read patches copies the text once.  (Taking
+        only deltas under half the text stored small edits of small files as whole texts: 94
+        compressed bytes where Mercurial keeps an 83-byte delta.)
         The changelog stores none: ``hg debugformat``'s ``plain-cl-delta`` checks that every
         revision is its own chain base (upgrade_utils/actions.py ``removecldeltachain``).
         """
-        base = p1rev if self.generaldelta else rev - 1
-        if base != NULL_REV and len(text) > 64 and not self.changelog:
-            length, size = self._chain(base)
-            if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 1024:
+        best: tuple[int, bytes, int, int] | None = None
+        if text and not self.changelog:
+            if self.generaldelta:
+                candidates = [p1rev] if p2rev in (NULL_REV, p1rev) else [p1rev, p2rev]
+            else:
+                candidates = [rev - 1]
+            if (delta is not None and self.generaldelta and delta[0] not in candidates
+                    and self.logical_index.startswith(b"data/")):
+                candidates.append(delta[0])  # a file's delta as the client sent it: hg's choice, no diff made
+            limit, longest = 2 * len(text) + CHAIN_SLACK, chain_limit(len(text))
+            for base in candidates:
+                if base == NULL_REV:
+                    continue
+                length, size = self._chain(base)
+                if length >= longest or size >= limit:
+                    continue
                 raw = delta[1] if delta is not None and delta[0] == base else mpatch.diff(self.text(base), text)
                 chunk = self.compressor.compress(raw)
-                if len(chunk) < len(text) // 2:
-                    self._added_lengths.append(length + 1)
-                    self._added_sizes.append(size + len(chunk))
-                    start = base if self.generaldelta else self.entries[base][3]
-                    return start, chunk
+                if len(chunk) <= len(text) and size + len(chunk) <= limit and (
+                        best is None or len(chunk) < len(best[1])):
+                    best = (base, chunk, length, size)
+        if best is not None:
+            base, chunk, length, size = best
+            self._added_lengths.append(length + 1)
+            self._added_sizes.append(size + len(chunk))
+            return (base if self.generaldelta else self.entries[base][3]), chunk
         chunk = self.compressor.compress(text)
         self._added_lengths.append(1)
         self._added_sizes.append(len(chunk))
