@@ -21,6 +21,7 @@ from tests.integration.test_hg_evolve_topics import (
     _commit,
     _phases,
     _setup,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
