@@ -25,6 +25,7 @@ from tests.integration.test_hg_evolve_topics import (
     _push_to_reference,
     _remote_lines,
     _with_reference,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
