@@ -16,7 +16,11 @@ import pytest
 
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_obsdiscovery import EVOLVE, HGRC, _commit
-from tests.integration.test_hg_evolve_topics import HG_EVOLVE, _setup
+from tests.integration.test_hg_evolve_topics import (
+    HG_EVOLVE,
+    _setup,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
+)
 from tests.integration.test_hg_http import (
     htpasswd,  # noqa: F401 - a fixture
     raw,
@@ -44,7 +48,7 @@ def test_a_getbundle_naming_a_secret_changeset_gets_none_of_its_markers(
     port = peer.server.port("http")
     base = _commit(client, repo, "base")
     secret = _commit(client, repo, "secret")
-    client.hg("phase", "-q", "-R", str(repo), "--force", "--secret", secret)
+    client.hg(*EVOLVE, "phase", "-q", "-R", str(repo), "--force", "--secret", secret)
     hidden_past = "ab" * 20  # what the secret changeset was rewritten from
     client.hg(*EVOLVE, "debugobsolete", "-q", "-R", str(repo), "-d", "5 0", hidden_past, secret)
     client.hg(*EVOLVE, "debugobsolete", "-q", "-R", str(repo), "-d", "6 0", "cd" * 20, base)  # one on base
