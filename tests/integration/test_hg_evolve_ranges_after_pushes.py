@@ -17,7 +17,11 @@ import pytest
 
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_obsdiscovery import EVOLVE, HGRC, _dag
-from tests.integration.test_hg_evolve_topics import HG_EVOLVE, _setup
+from tests.integration.test_hg_evolve_topics import (
+    HG_EVOLVE,
+    _setup,
+    client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
+)
 from tests.integration.test_hg_http import (
     htpasswd,  # noqa: F401 - a fixture
     raw,
@@ -33,8 +37,9 @@ def _compare(client: Client, repo: Path, port: int) -> int:
     r = str(repo)
     for cache in (repo / ".hg" / "cache").glob("evoext*"):
         cache.unlink()
-    nodes = client.hg("log", "--hidden", "-R", r, "-r", "0:", "-T", "{node}\n").stdout.split()
-    served = {int(n) for n in client.hg("log", "-R", r, "-r", "not secret()", "-T", "{rev}\n").stdout.split()}
+    nodes = client.hg(*EVOLVE, "log", "--hidden", "-R", r, "-r", "0:", "-T", "{node}\n").stdout.split()
+    served = {int(n) for n in client.hg(*EVOLVE, "log", "-R", r, "-r", "not secret()", "-T", "{rev}\n")
+              .stdout.split()}
     table = client.hg(*EVOLVE, "debugobshashrange", "--subranges", "--rev", "all()", "--hidden",
                       "-R", r).stdout.splitlines()[1:]
     asked, expected = [], []
@@ -57,7 +62,7 @@ def test_range_hashes_kept_across_pushes_of_markers_strips_and_deletions_are_hg_
     peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, HGRC)
     port = peer.server.port("http")
     r = str(repo)
-    client.hg("debugbuilddag", "-q", "-R", r, "-n", _dag(11, 50))
+    client.hg(*EVOLVE, "debugbuilddag", "-q", "-R", r, "-n", _dag(11, 50))
     work = tmp_path / "work"
     w = str(work)
     peer.hg(*EVOLVE, "clone", "-q", url("team"), w)
