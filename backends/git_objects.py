@@ -41,12 +41,15 @@ MAX_HEADER = 32
 """Bytes read for an entry header: the type-and-size varint and an OFS_DELTA distance (10 each)."""
 BASE_CACHE_BYTES = 16 << 20
 MAX_CHAIN = 10000
-MAX_PEEL = 32
+MAX_PEEL = 256
 """The tags a chain of tags of tags may hold wherever one is followed to what it names: the ref
 advertisement's peeled values, include-tag, a fetch's filters and the objects it names, an archive,
-the web pages.  A longer chain is refused (or, where the chain only adds objects, not followed past
-that many tags); git follows chains of any length.  Each place had a limit of its own (16, 32 or 64
-tags, some one short of it: an archive of a chain of 16 tags was refused where a fetch served it)."""
+the web pages.  A longer chain is listed unpeeled by the advertisement (the operator told), refused
+elsewhere (or, where the chain only adds objects, not followed past that many tags); git follows
+chains of any length.  It bounds one ref's work (a chain cannot loop, but a damaged object store's
+can); the advertisement reads each tag once however many refs' chains pass through it.  With 32, a
+chain of 40 (which ``git ls-remote`` lists peeled) made every advertisement of its repository fail
+("tag chain longer than 32")."""
 DELTA_FEED = 64
 """Compressed bytes of a delta fed to the inflater at a time (``size_of``)."""
 MAX_RESCANS = 3

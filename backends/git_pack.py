@@ -85,6 +85,9 @@ class RefSnapshot:
     symrefs: Mapping[bytes, bytes]
     run: RefRun | None = None
     """The refs as a run of encoded lines and its differences, when the backend keeps one."""
+    unpeeled: tuple[bytes, ...] = ()
+    """The refs naming a chain of more than ``MAX_PEEL`` tags of tags, listed without a peeled
+    value (the operator is told; git lists them peeled)."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -219,6 +222,7 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     refs = visible_refs(repo, refs=all_refs)
     store = repo.object_store
     peeled = {}
+    unpeeled: tuple[bytes, ...] = ()
     known = _peeled
     recorded = getattr(repo, "known_peeled", None)
     on_file = recorded() if recorded is not None else {}
@@ -237,13 +241,16 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     if True in lost:  # the packs' indexes mapped once, only when some ref is not known
         names, oids = list(compress(names, lost)), list(compress(oids, lost))
         types = _stored_types(store)
+        too_long: set[ObjectId] = set()
         try:
-            targets = peel_many(store, oids, types)
+            targets = peel_many(store, oids, types, too_long)
         finally:
             if types is not None:
                 types.close()
         ends = list(map(targets.__getitem__, oids))
         peeled.update(compress(zip(names, ends), map(operator.ne, ends, oids)))
+        if too_long:
+            unpeeled = tuple(name for name, oid in zip(names, oids) if oid in too_long)
     if symrefs is None:
         symrefs = repo.symrefs()
     # each names the ref it leads to in the end, as git's advertisement and ls-refs resolve it (HEAD ->
@@ -251,7 +258,8 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     resolved = {name: resolve_symref(symrefs, name) for name in symrefs if name == b"HEAD" or name in refs}
     run_of = getattr(repo, "ref_run", None)  # optional: only with peeled_by_name's values
     run = run_of(refs) if run_of is not None and vouched is not None else None
-    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None}, run)
+    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None}, run,
+                       unpeeled)
 
 
 def _stored_types(store: BaseObjectStore) -> StoredTypes | None:
@@ -261,29 +269,43 @@ def _stored_types(store: BaseObjectStore) -> StoredTypes | None:
     return StoredTypes(pack_dirs(store), object_format_of(store).raw_len)  # (a fork's and what it borrows)
 
 
-def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None) -> ObjectId:
+Rests = dict[bytes, tuple[ObjectId, int]]
+"""Each tag whose chain was read to its end by one request: that end and the tags from it on."""
+
+
+def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None, rests: Rests | None = None
+         ) -> ObjectId:
     """Follow annotated tags to the object they finally name (a bounded chain).
 
     An object a pack stores whole is known by its entry's header (``types``: nothing is
     inflated); any other is read raw: its type says whether it is a tag, and a tag's first
     line names its object; a commit is not parsed (5,000 loose branches took 0.25 s to
-    advertise the first time, each commit parsed by dulwich, against ``git daemon``'s 0.1)."""
-    target = _peel_readable(store, oid, types)
+    advertise the first time, each commit parsed by dulwich, against ``git daemon``'s 0.1).
+    ``rests``: a request's chains read already (``_peel_readable``)."""
+    target = _peel_readable(store, oid, types, MAX_PEEL, rests)
     return oid if target is None else target
 
 
 def _peel_readable(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None,
-                   tags: int = MAX_PEEL) -> ObjectId | None:
+                   tags: int = MAX_PEEL, rests: Rests | None = None) -> ObjectId | None:
     """``peel``'s answer, or None when an object on the way is one neither dulwich nor git reads (a
     tag whose first line is not ``object <id>``, written by another tool): git advertises such a
     ref, and a tag of it, with no peeled value, where every advertisement of the repository was
     refused ("the repository holds an object the server cannot read").  ``tags``: how many tags
-    the chain from ``oid`` may hold (``peel_many`` passed over one already)."""
+    the chain from ``oid`` may hold (``peel_many`` passed over one already); ``rests``: the
+    request's chains read already, taken and added to (refs naming each tag of one chain read the
+    chain once, not once a ref)."""
     known = _peeled.get(oid)
     if known is not None:
         return known
     start = oid
-    for _ in range(tags + 1):  # (the tags and what the last one names)
+    path: list[bytes] = []  # (the tags passed)
+    while True:
+        if rests is not None and (read := rests.get(oid)) is not None:
+            end, rest = read
+            break
+        if len(path) > tags:
+            raise TagChainTooLong(start)
         stored = types.type_of(_binary(oid)) if types is not None else None
         if stored is None or stored >= Tag.type_num:  # not known from its entry (a tag, a delta): read it
             try:
@@ -299,45 +321,78 @@ def _peel_readable(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | N
                     return None
                 if target is None:
                     return oid
+                path.append(oid)
                 oid = ObjectId(target)
                 continue
-        if len(_peeled) >= PEELED_CACHE_SIZE:  # a commit, tree or blob: the chain's end
-            _peeled.clear()
-        _peeled[start] = oid
-        return oid
-    raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+        end, rest = oid, 0  # a commit, tree or blob: the chain's end
+        break
+    if rests is not None:
+        for at, tag in enumerate(path):
+            rests[tag] = (end, len(path) - at + rest)
+    if len(path) + rest > tags:
+        raise TagChainTooLong(start)
+    if len(_peeled) >= PEELED_CACHE_SIZE:
+        _peeled.clear()
+    _peeled[start] = end
+    return end
 
 
-def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTypes | None = None
-              ) -> dict[ObjectId, ObjectId]:
+class TagChainTooLong(ProtocolError):
+    """A chain of more than ``MAX_PEEL`` tags of tags, from ``oid``."""
+
+    def __init__(self, oid: bytes) -> None:
+        super().__init__(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+        self.oid = oid
+
+
+def peel_many(store: BaseObjectStore, oids: Sequence[ObjectId], types: StoredTypes | None = None,
+              too_long: set[ObjectId] | None = None) -> dict[ObjectId, ObjectId]:
     """What each of ``oids`` finally peels to, as ``peel`` answers, for many at once: the objects
     the packs store whole are read by ``StoredTypes.whole_entries`` (a tag's first line, a pass over
     each index), each tag's object peeled once however many tags name it; the others (a delta, a
     loose object) by ``peel``.  Tags are not added to ``peel``'s cache: a mirror's 100,000 tags
-    overflowed it at every advertisement, so that none was found there the next time."""
+    overflowed it at every advertisement, so that none was found there the next time.
+
+    A chain of more than ``MAX_PEEL`` tags is answered unpeeled (itself), its id added to
+    ``too_long``: one such ref made every advertisement of its repository fail, every other ref
+    unserved."""
     binary = _binaries(oids)
     whole = types.whole_entries(set(binary.values()) - {b""}) if types is not None else {}
     check("the ref advertisement")
     # (C-level passes over the ids: a Python loop a ref took 0.2 s of a mirror's 100,000 tags)
     entries = list(map(whole.get, map(binary.__getitem__, oids), repeat(_NOT_WHOLE)))
-    ends = _tag_ends(store, types, cast(set[bytes], set(entries).difference((None, _NOT_WHOLE))))
+    rests: Rests = {}
+    ends = _tag_ends(store, types, cast(set[bytes], set(entries).difference((None, _NOT_WHOLE))), rests)
     ends[None] = None
     result: dict[ObjectId, ObjectId | None] = dict(zip(oids, map(ends.get, entries)))  # None: a commit, tree or blob, unreadable, or not whole
+    if _TOO_LONG in ends.values():
+        for oid, end in result.items():
+            if end is _TOO_LONG:
+                result[oid] = None
+                if too_long is not None:
+                    too_long.add(oid)
     for oid in compress(oids, map(operator.is_, entries, repeat(_NOT_WHOLE))):  # a delta, a loose object, none
         known = _peeled.get(oid)
-        result[oid] = known if known is not None else peel(store, oid, types)
+        try:
+            result[oid] = known if known is not None else peel(store, oid, types, rests)
+        except TagChainTooLong:
+            result[oid] = None
+            if too_long is not None:
+                too_long.add(oid)
     for oid in [oid for oid, end in result.items() if end is None]:
         result[oid] = oid  # (itself, or a tag of a tag git cannot read: unpeeled)
     return cast(dict[ObjectId, ObjectId], result)
 
 
-def _tag_ends(store: BaseObjectStore, types: StoredTypes | None, targets: set[bytes]
+def _tag_ends(store: BaseObjectStore, types: StoredTypes | None, targets: set[bytes], rests: Rests
               ) -> dict[bytes | None, ObjectId | None]:
     """What each of ``targets`` (the objects tags name, hex) peels to, as ``_peel_readable`` answers
-    for a chain of at most ``MAX_PEEL - 1`` tags more: the packs' whole entries read a level of the
-    chains at a time (``StoredTypes.whole_entries``: a pass over each index, a tag's first line
-    alone), the others by ``_peel_readable``.  A mirror's 100,000 tags of as many commits read each
-    commit's entry one by one, and emptied ``peel``'s cache of them on the way."""
+    for a chain of at most ``MAX_PEEL - 1`` tags more (``_TOO_LONG`` for a longer one): the packs'
+    whole entries read a level of the chains at a time (``StoredTypes.whole_entries``: a pass over
+    each index, a tag's first line alone), the others by ``_peel_readable``.  A mirror's 100,000
+    tags of as many commits read each commit's entry one by one, and emptied ``peel``'s cache of
+    them on the way.  The chains' ends are followed once however many targets one passes through
+    (refs naming each tag of one chain): ``rests`` holds them for the request."""
     step: dict[bytes, bytes | None] = {}
     level = targets
     for _ in range(MAX_PEEL):
@@ -351,19 +406,43 @@ def _tag_ends(store: BaseObjectStore, types: StoredTypes | None, targets: set[by
                  and target not in step}
     ends: dict[bytes | None, ObjectId | None] = {}
     for start in targets:
-        target, tags = start, 1  # (the tag that names ``start``)
+        target, path = start, cast(list[bytes], [])  # (the tags passed after the one that names ``start``)
         while True:
+            known = rests.get(target)
+            if known is not None:
+                end, rest = known
+                break
             nxt = step.get(target, _NOT_WHOLE)
             if nxt is None:  # a commit, a tree or a blob
-                ends[start] = ObjectId(target)
+                end, rest = ObjectId(target), 0
                 break
             if nxt is _NOT_WHOLE:  # a delta, a loose object, none
-                ends[start] = _peel_readable(store, ObjectId(target), types, MAX_PEEL - tags)
+                try:
+                    reached = _peel_readable(store, ObjectId(target), types, MAX_PEEL - 1 - len(path), rests)
+                except TagChainTooLong:
+                    reached = _TOO_LONG
+                if target in rests:  # (read to its end: remembered)
+                    end, rest = rests[target]
+                    break
+                end, rest = ObjectId(target), -1  # (itself, unreadable, or too long: as it is)
+                ends[start] = reached
                 break
-            if tags >= MAX_PEEL:
-                raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {target.decode()}")
-            target, tags = nxt, tags + 1
+            path.append(target)
+            if len(path) >= MAX_PEEL:
+                end, rest = _TOO_LONG, -1
+                ends[start] = _TOO_LONG
+                break
+            target = nxt
+        if rest < 0:
+            continue
+        for at, tag in enumerate(path):
+            rests[tag] = (end, len(path) - at + rest)
+        ends[start] = end if len(path) + rest < MAX_PEEL else _TOO_LONG
     return ends
+
+
+_TOO_LONG = ObjectId(b"!")
+"""``_tag_ends``' answer for a chain of more than ``MAX_PEEL`` tags."""
 
 
 _NOT_WHOLE = b"-"

@@ -32,6 +32,7 @@ from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack, returned_repository
 from backends.filesystem import default_object_format
 from backends.git import KEEPALIVE_SECONDS
+from backends.git_objects import MAX_PEEL
 from backends.interfaces import (
     MISSING_OBJECTS,
     OBJECT_FORMATS,
@@ -848,6 +849,8 @@ def snapshot(repo: GitRepository) -> git_pack.RefSnapshot:
     broken = getattr(repo, "broken_refs", None)  # optional: a backend may not say
     if broken:
         warn_broken_refs(repo.name, broken)
+    if snap.unpeeled:
+        warn_unpeeled_refs(repo.name, snap.unpeeled)
     return snap
 
 
@@ -878,6 +881,25 @@ def warn_broken_refs(repo: str, broken: Sequence[bytes]) -> None:
     log.warn("{repo}: {count} damaged ref files left out of what clients see ({refs}); "  # noqa: G010 - twisted's
              "'git fsck' in the repository names them, then repair or delete them",
              repo=repo, count=len(broken), refs=", ".join(r.decode("utf-8", "replace") for r in broken[:5]))
+
+
+UNPEELED_TOLD = LruCache[tuple[str, tuple[bytes, ...]], float](256)
+"""When each repository's refs of too long tag chains were last logged (``BROKEN_REFS_EVERY``)."""
+
+
+def warn_unpeeled_refs(repo: str, refs: Sequence[bytes]) -> None:
+    """One warning line naming the refs of a repository listed without their peeled value, each a
+    chain of more than ``MAX_PEEL`` tags of tags, at most every ten minutes."""
+    key = (repo, tuple(refs))
+    now = time.monotonic()
+    told = UNPEELED_TOLD.get(key)
+    if told is not None and now - told < BROKEN_REFS_EVERY:
+        return
+    UNPEELED_TOLD.put(key, now)
+    log.warn("{repo}: {count} refs name a chain of more than {limit} tags of tags and are listed without "  # noqa: G010 - twisted's
+             "what they peel to ({refs}); clients fetch them, but 'git archive --remote', include-tag and the "
+             "web pages do not follow them: point them at the tag or commit the chain ends at",
+             repo=repo, count=len(refs), limit=MAX_PEEL, refs=", ".join(r.decode("utf-8", "replace") for r in refs[:5]))
 
 
 def upload_settings(repo: GitRepository) -> UploadSettings:

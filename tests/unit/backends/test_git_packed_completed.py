@@ -34,7 +34,7 @@ def test_what_the_refs_peel_to_is_read_once_and_counted(tmp_path: Path, monkeypa
     monkeypatch.setattr(git_backend, "_PACKED_REFS", LruCache(git_backend.MAX_PACKED_REFS_KEPT, git_backend._packed_cost))
     peeled: list[bytes] = []
 
-    def peel(store: object, oid: ObjectId, types: object = None) -> ObjectId:
+    def peel(store: object, oid: ObjectId, types: object = None, rests: object = None) -> ObjectId:
         peeled.append(oid)
         return ObjectId(A) if int(oid, 16) % 10 == 1 else oid  # (v000000, v000010, ...: tags of A)
 
@@ -58,7 +58,7 @@ def test_what_the_refs_peel_to_is_read_once_and_counted(tmp_path: Path, monkeypa
 
 
 def test_a_small_file_is_peeled_by_each_advertisement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)
     git_dir = _repo(tmp_path, _unpeeled(git_backend.RUN_MIN_REFS - 10, b""))
     repo = _open(git_dir)
     snapshot = git_pack.snapshot_refs(repo)

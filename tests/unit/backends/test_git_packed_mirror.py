@@ -184,7 +184,7 @@ def _answers(snapshot: git_pack.RefSnapshot, run: object) -> list[bytes]:
 @pytest.mark.parametrize("hidden", [None, "refs/tags/v000123", "refs/heads/zz", "refs/tags/v000500", "refs/tags"])
 def test_answers_from_the_encoded_lines_are_the_answers_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       hidden: str | None) -> None:
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)  # the ids name no objects here
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)  # the ids name no objects here
     git_dir = _repo(tmp_path, _mirror(600))
     _write(git_dir, "refs/tags/v000500", B + b"\n")  # a loose ref over a packed one
     _write(git_dir, "refs/heads/zz", C + b"\n")
@@ -205,7 +205,7 @@ def test_answers_from_the_encoded_lines_are_the_answers_line_by_line(tmp_path: P
 
 
 def test_a_new_version_of_the_file_is_read_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)
     git_dir = _repo(tmp_path, _mirror(600))
     repo = _open(git_dir)
     before = git_pack.snapshot_refs(repo)
@@ -222,7 +222,7 @@ def test_a_new_version_of_the_file_is_read_at_once(tmp_path: Path, monkeypatch: 
 
 
 def test_lines_that_would_not_fit_are_made_for_the_request_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)
     git_dir = _repo(tmp_path, _mirror(600))
     path = os.path.join(bytes(git_dir), b"packed-refs")
     parsed_cost = 601 + 601 // 2 + 600 // 4 + 1

@@ -2,10 +2,13 @@
 ``^`` lines) peeled it, where ``peel`` (a loose ref's tag, include-tag's filter) raised "tag chain
 longer than 32", one object short; git peels it.  Both now take chains of ``MAX_PEEL`` tags and
 refuse longer ones alike; so does every other place that follows a chain of tags (one
-``MAX_PEEL``, where five modules had limits of 16, 32 and 64 of their own)."""
+``MAX_PEEL``, where five modules had limits of 16, 32 and 64 of their own).  ``MAX_PEEL`` went from 32
+to 256: a chain of 40 (git peels it) made every advertisement of its repository fail; a longer chain
+than ``MAX_PEEL`` is now listed unpeeled by the advertisement (``peel_many``), the other refs peeled."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from backends import git_pack
 from backends.git_objects import MAX_PEEL
 from backends.interfaces import ObjectId
 from protocols.errors import ProtocolError
+from tests.integration.test_git_deep_tag_chain import write_tag_chain
 
 
 def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
@@ -37,13 +41,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, list[b
         b"blob\nmark :1\ndata 2\nb\ncommit refs/heads/main\nmark :2\ncommitter a <a@b> 1700000000 +0000\n"
         b"data 2\nc\nM 644 :1 f\n"))
     main = git(repo, "rev-parse", "main").strip()
-    tags: list[bytes] = []
-    target, kind = main, b"commit"
-    for n in range(1, MAX_PEEL + 2):
-        target = git(repo, "hash-object", "-w", "-t", "tag", "--stdin", input=(
-            b"object %s\ntype %s\ntag t%d\ntagger a <a@b> 1700000000 +0000\n\nt\n" % (target, kind, n))).strip()
-        tags.append(target)
-        kind = b"tag"
+    tags = [tag.encode() for tag in write_tag_chain(repo, main.decode(), MAX_PEEL + 1)]
     git(repo, "repack", "-adq")
     return repo, main, tags
 
@@ -62,8 +60,8 @@ def _peel_both(repo: Path, oid: bytes) -> tuple[object, object]:
                     answers.append(git_pack.peel_many(store, [ObjectId(oid)], types)[ObjectId(oid)])
                 else:
                     answers.append(git_pack.peel(store, ObjectId(oid), types))
-            except ProtocolError as exc:
-                answers.append(type(exc))
+            except ProtocolError:
+                answers.append(ProtocolError)  # (TagChainTooLong is one)
             finally:
                 if types is not None:
                     types.close()
@@ -80,11 +78,31 @@ def test_a_chain_of_max_peel_tags_is_peeled_by_both(chain: tuple[Path, bytes, li
     assert _peel_both(repo, tags[MAX_PEEL - 1]) == (main, main)
 
 
-def test_a_longer_chain_is_refused_by_both(chain: tuple[Path, bytes, list[bytes]],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_longer_chain_is_refused_by_peel_and_left_unpeeled_by_peel_many(chain: tuple[Path, bytes, list[bytes]],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # peel_many (the advertisement's) refused it too, and with it every other ref of the repository
     monkeypatch.setattr(git_pack, "_peeled", {})
     repo, _main, tags = chain
-    assert _peel_both(repo, tags[MAX_PEEL]) == (ProtocolError, ProtocolError)
+    assert _peel_both(repo, tags[MAX_PEEL]) == (ProtocolError, tags[MAX_PEEL])
+
+
+def test_the_advertisement_peels_refs_at_each_tag_of_a_chain_and_lists_a_too_long_one_unpeeled(
+        chain: tuple[Path, bytes, list[bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a ref at each tag of the chain: those within MAX_PEEL of main are peeled (each tag's end read
+    # once), the one past it listed unpeeled and named; the advertisement raised "tag chain longer
+    # than 32" before, every other ref unserved
+    from backends import load_backend
+
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    source, main, tags = chain
+    repo = tmp_path / "refs.git"
+    shutil.copytree(source, repo)
+    refs = {b"refs/tags/t%03d" % n: tag for n, tag in enumerate(tags, 1)}
+    git(repo, "update-ref", "--stdin", input=b"".join(b"create %s %s\n" % item for item in refs.items()))
+    snapshot = git_pack.snapshot_refs(load_backend("fs", str(tmp_path)).open("refs.git"))  # type: ignore[arg-type]
+    assert snapshot.refs[b"refs/heads/main"] == main
+    assert snapshot.peeled == {name: main for name in refs if name != b"refs/tags/t%03d" % (MAX_PEEL + 1)}
+    assert snapshot.unpeeled == (b"refs/tags/t%03d" % (MAX_PEEL + 1),)
 
 
 def _each_path(repo: Path, oid: bytes) -> dict[str, object]:
@@ -107,7 +125,8 @@ def _each_path(repo: Path, oid: bytes) -> dict[str, object]:
         git_pack._peeled.clear()
         types = git_pack._stored_types(store)
         try:
-            found["peel_many"] = git_pack.peel_many(store, [ObjectId(oid)], types)[ObjectId(oid)]
+            many = git_pack.peel_many(store, [ObjectId(oid)], types)[ObjectId(oid)]
+            found["peel_many"] = None if many == oid else many  # (listed unpeeled)
         except ProtocolError:
             found["peel_many"] = None
         finally:
@@ -146,3 +165,14 @@ def test_every_path_follows_max_peel_tags_and_no_more(chain: tuple[Path, bytes, 
     paths = _each_path(repo, tags[MAX_PEEL - 1])
     assert paths == dict.fromkeys(paths, main)
     assert _each_path(repo, tags[MAX_PEEL]) == dict.fromkeys(paths)
+
+
+def test_every_path_follows_a_chain_of_40_tags(chain: tuple[Path, bytes, list[bytes]],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # git peels it (git ls-remote lists deep^{}); with a bound of 32 the advertisement refused the
+    # repository and each of the others stopped short (archive 'not a tree object', web 404, ...)
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    repo, main, tags = chain
+    assert git(repo, "rev-parse", f"{tags[39].decode()}^{{}}").strip() == main
+    paths = _each_path(repo, tags[39])
+    assert paths == dict.fromkeys(paths, main)

@@ -154,7 +154,7 @@ def test_an_advertisement_reads_the_refs_once(tmp_path: Path, monkeypatch: pytes
         real(self, container, *held)  # type: ignore[arg-type]
 
     monkeypatch.setattr(git_backend.DiskRefs, "__init__", counted)
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)  # the ids name no objects here
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)  # the ids name no objects here
     snapshot = git_pack.snapshot_refs(repo)
     assert len(reads) == 1
     assert snapshot.refs == {b"HEAD": B, b"refs/heads/main": B, b"refs/tags/v1": A,
@@ -174,7 +174,7 @@ def test_a_backend_without_the_joint_read_is_asked_twice(monkeypatch: pytest.Mon
         def symrefs(self) -> dict[bytes, bytes]:
             return {b"HEAD": b"refs/heads/main", b"refs/heads/gone": b"refs/heads/main"}
 
-    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None, rests=None: oid)
     snapshot = git_pack.snapshot_refs(Plain())  # type: ignore[arg-type]
     assert snapshot.refs == {b"HEAD": A, b"refs/heads/main": A}
     assert snapshot.symrefs == {b"HEAD": b"refs/heads/main"}  # a symref to an unlisted name is left out
