@@ -1983,8 +1983,9 @@ class DulwichGitRepository:
                 return
             store = self.object_store
             refs = sorted((name, oid) for name, oid in self.refs().items() if name.startswith(b"refs/"))
+            ends = git_pack.peel_many(store, [oid for _name, oid in refs])  # (a too long chain: unpeeled)
             git_maintenance.write_server_info(
-                git_dir, [(name, oid, git_pack.peel(store, oid)) for name, oid in refs], self.shared_perm())
+                git_dir, [(name, oid, ends[oid]) for name, oid in refs], self.shared_perm())
         except (OSError, ConfigValueError, KeyError, ObjectFormatException) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.reflog_failures.append(f"info/refs for dumb HTTP clients could not be written ({why})")

@@ -17,9 +17,11 @@ import pytest
 from twisted.logger import formatEvent
 
 from backends.git_objects import MAX_PEEL
+from backends.interfaces import Kind
 from backends.lru import LruCache
 from gateway import git_session
 from tests.conftest import LOOPBACK, Client, RunningServer, log_events
+from tests.integration.test_git_daemon import commit
 
 
 def write_tag_chain(repo: Path, target: str, count: int) -> list[str]:
@@ -98,3 +100,26 @@ def test_a_deep_tag_chain_leaves_the_repository_served(make_server: Callable[...
     client.git(*proto, "fetch", "-q", "--tags", url, cwd=fetched)
     assert client.git("rev-parse", "deep", "deep^{}", cwd=fetched).stdout.split() == [deep, main]
     client.git("fsck", "--full", cwd=fetched)
+
+
+def test_a_push_writes_info_refs_beside_a_too_long_chain(make_server: Callable[..., RunningServer],
+                                                        client: Client) -> None:
+    # receive.updateServerInfo peeled each ref by itself: 'tag chain longer than ...' escaped the
+    # push once its refs were updated
+    server = make_server("fs", git=[LOOPBACK])
+    server.backend.create("r", Kind.GIT)
+    git_dir = server.root / "r.git"
+    url = server.git_url("r")
+    work = client.cwd / "work"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    main = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    deep = write_tag_chain(git_dir, main, MAX_PEEL + 1)[-1]
+    client.git("update-ref", "refs/tags/deep", deep, cwd=git_dir)
+    client.git("--git-dir", str(git_dir), "config", "receive.updateServerInfo", "true")
+    commit(client, work, "b.txt", "b\n", "b")
+    pushed = client.git("push", "origin", "HEAD:main", cwd=work)
+    assert "error" not in pushed.stderr.lower() and "warning" not in pushed.stderr.lower(), pushed.stderr
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert (git_dir / "info" / "refs").read_text() == f"{head}\trefs/heads/main\n{deep}\trefs/tags/deep\n"
