@@ -1609,20 +1609,25 @@ def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -
     exempt: set[bytes] = set()
     named_trees: set[bytes] = set()
     tagged_trees: set[bytes] = set()
+    followed: set[bytes] = set()  # the tags whose chain was followed to its end (wants at each tag of one chain)
     for want in wants:
         exempt.add(bytes(want))
         obj = _lookup(store, want)
         if isinstance(obj, Tree):
             named_trees.add(bytes(want))
+        path: list[bytes] = []
         for _ in range(MAX_PEEL):
-            if not isinstance(obj, Tag):
+            if not isinstance(obj, Tag) or obj.id in followed:
                 break
+            path.append(obj.id)
             target = bytes(obj.object[1])
             obj = _lookup(store, target)
             if isinstance(obj, (Tag, Blob)):
                 exempt.add(target)
             elif isinstance(obj, Tree):
                 tagged_trees.add(target)
+        if not isinstance(obj, Tag) or obj.id in followed:
+            followed.update(path)
     roots = {bytes(oid) for oid, hint in object_ids if hint == (Tree.type_num, b"")}
     if tagged_trees:
         for oid, hint in object_ids:
@@ -1742,16 +1747,21 @@ def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, w
 def _tips(store: BaseObjectStore, wants: Sequence[bytes]) -> set[bytes]:
     """The wants and what they name through tags (of tags)."""
     tips: set[bytes] = set()
+    followed: set[bytes] = set()  # the tags whose chain was followed to its end (wants at each tag of one chain)
     for want in wants:
         target = bytes(want)
         tips.add(target)
         obj = _lookup(store, target)
+        path: list[bytes] = []
         for _ in range(MAX_PEEL):
-            if not isinstance(obj, Tag):
+            if not isinstance(obj, Tag) or obj.id in followed:
                 break
+            path.append(obj.id)
             target = bytes(obj.object[1])
             tips.add(target)
             obj = _lookup(store, target)
+        if not isinstance(obj, Tag) or obj.id in followed:
+            followed.update(path)
     return tips
 
 
