@@ -1421,14 +1421,19 @@ def generate_pack(
     a ref it leaves out is no annotated tag), for include-tag to read only the tags of sent objects.
     """
     view = _WithoutBitmaps(store, set() if plan.filtered else None, plan.abandoned)
-    finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
-        view,  # type: ignore[arg-type]  # a read-only view of the store
-        haves=_duls(plan.known),
-        wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
-        shallow=set(_duls(plan.shallow.boundary)),
-    )
-    other_haves = finder.get_remote_has() if plan.thin else None
-    object_ids = list(finder)
+    try:
+        finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
+            view,  # type: ignore[arg-type]  # a read-only view of the store
+            haves=_duls(plan.known),
+            wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
+            shallow=set(_duls(plan.shallow.boundary)),
+        )
+        other_haves = finder.get_remote_has() if plan.thin else None
+        object_ids = list(finder)
+    except RecursionError:  # (dulwich follows a tag's chain by recursion: some 900 tags of tags)
+        raise ProtocolError("a wanted tag heads a chain of tags of tags too long for this server to walk here "
+                            "(a fetch with --filter, or one the fast path declines): fetch it without --filter, "
+                            "or have the operator point its ref at the commit the chain ends at") from None
     if plan.include_tag:
         object_ids += _included_tags(view, refs, {oid for oid, _ in object_ids}, finder.sha_done,  # type: ignore[arg-type]  # (watched)
                                      peeled)

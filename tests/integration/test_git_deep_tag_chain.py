@@ -123,3 +123,21 @@ def test_a_push_writes_info_refs_beside_a_too_long_chain(make_server: Callable[.
     assert "error" not in pushed.stderr.lower() and "warning" not in pushed.stderr.lower(), pushed.stderr
     head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
     assert (git_dir / "info" / "refs").read_text() == f"{head}\trefs/heads/main\n{deep}\trefs/tags/deep\n"
+
+
+def test_a_filtered_clone_of_a_chain_too_deep_to_walk_says_what_to_do(make_server: Callable[..., RunningServer],
+                                                                     client: Client) -> None:
+    # dulwich's walk follows a wanted tag's chain by recursion: past some 900 tags it raised
+    # RecursionError, which the client saw as 'early EOF' after an internal error; git daemon serves it
+    server = make_server("fs", git=[LOOPBACK])
+    repo = server.root / "huge.git"
+    main, _deep = _deep_repo(client, repo, 1500, "packed")
+    client.git("config", "uploadpack.allowFilter", "true", cwd=repo)
+    url = server.url("git", "huge.git")
+    failed = client.git("clone", "-q", "--bare", "--filter=blob:none", url, str(client.cwd / "filtered"), check=False)
+    assert failed.returncode != 0
+    assert "remote: a wanted tag heads a chain of tags of tags too long for this server to walk here" in failed.stderr
+    assert "fetch it without --filter" in failed.stderr
+    client.git("clone", "-q", "--bare", "--filter=blob:none", "--no-tags", url, str(client.cwd / "branches"))
+    client.git("clone", "-q", "--bare", url, str(client.cwd / "whole"))
+    assert client.git("rev-parse", "deep^{}", cwd=client.cwd / "whole").stdout.strip() == main
