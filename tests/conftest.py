@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,15 +166,17 @@ def server(request: pytest.FixtureRequest, make_server: Callable[..., RunningSer
 
 
 @pytest.fixture
-def client_env(tmp_path: Path) -> dict[str, str]:
+def client_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An environment for real clients that ignores the machine's and user's config."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    # A client's temporary files stay in the test's directory: an hg push over HTTP writes its whole
-    # bundle to $TMPDIR/hg-bundle-*.hg first, and a client a test kills mid-push left it in the
-    # host's /tmp (one 36 MB file a run, from test_an_interrupted_push_leaves_no_snapshot_behind).
-    scratch = tmp_path / "tmp"
-    scratch.mkdir(exist_ok=True)
+    # A client's temporary files go to a directory of the test's own, removed after it: an hg push
+    # over HTTP writes its whole bundle to $TMPDIR/hg-bundle-*.hg first, and a client a test kills
+    # mid-push left it in the host's /tmp (one 36 MB file a run, from
+    # test_an_interrupted_push_leaves_no_snapshot_behind).  A short path beside the host's, not
+    # under tmp_path: git-lfs puts its SSH connection's control socket there, whose path a socket
+    # address bounds to 107 bytes (under tmp_path git-lfs fell back to git-lfs-authenticate).
+    scratch = Path(tempfile.mkdtemp(prefix="hgw-client-"))
     env = {
         "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -194,7 +197,10 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     }
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
     subprocess.run(["git", "config", "--global", "pack.threads", "1"], env=env, check=True)  # (see GIT_CONFIG_COUNT)
-    return env
+    try:
+        yield env
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @dataclass
