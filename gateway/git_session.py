@@ -872,15 +872,22 @@ BROKEN_REFS_EVERY = 600.0
 
 def warn_broken_refs(repo: str, broken: Sequence[bytes]) -> None:
     """One warning line naming a repository's damaged loose ref files, at most every ten minutes."""
-    key = (repo, tuple(broken))
-    now = time.monotonic()
-    told = BROKEN_REFS_TOLD.get(key)
-    if told is not None and now - told < BROKEN_REFS_EVERY:
+    if _told_lately(BROKEN_REFS_TOLD, (repo, tuple(broken))):
         return
-    BROKEN_REFS_TOLD.put(key, now)
     log.warn("{repo}: {count} damaged ref files left out of what clients see ({refs}); "  # noqa: G010 - twisted's
              "'git fsck' in the repository names them, then repair or delete them",
              repo=repo, count=len(broken), refs=", ".join(r.decode("utf-8", "replace") for r in broken[:5]))
+
+
+def _told_lately(told: LruCache[tuple[str, tuple[bytes, ...]], float], key: tuple[str, tuple[bytes, ...]]) -> bool:
+    """Whether ``key`` was logged within ``BROKEN_REFS_EVERY`` seconds (``told`` keeps when); if
+    not, it is now."""
+    now = time.monotonic()
+    last = told.get(key)
+    if last is not None and now - last < BROKEN_REFS_EVERY:
+        return True
+    told.put(key, now)
+    return False
 
 
 UNPEELED_TOLD = LruCache[tuple[str, tuple[bytes, ...]], float](256)
@@ -890,12 +897,8 @@ UNPEELED_TOLD = LruCache[tuple[str, tuple[bytes, ...]], float](256)
 def warn_unpeeled_refs(repo: str, refs: Sequence[bytes]) -> None:
     """One warning line naming the refs of a repository listed without their peeled value, each a
     chain of more than ``MAX_PEEL`` tags of tags, at most every ten minutes."""
-    key = (repo, tuple(refs))
-    now = time.monotonic()
-    told = UNPEELED_TOLD.get(key)
-    if told is not None and now - told < BROKEN_REFS_EVERY:
+    if _told_lately(UNPEELED_TOLD, (repo, tuple(refs))):
         return
-    UNPEELED_TOLD.put(key, now)
     log.warn("{repo}: {count} refs name a chain of more than {limit} tags of tags and are listed without "  # noqa: G010 - twisted's
              "what they peel to ({refs}); clients fetch them, but 'git archive --remote', include-tag and the "
              "web pages do not follow them: point them at the tag or commit the chain ends at",
