@@ -45,7 +45,7 @@ class ConfigReads:
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == _null_device():
                     return b""
                 where = f"{self.whose} {name} is" if self._first else f"{self.whose} includes {name},"
-                raise StorageError(f"{where} {_file_kind(st.st_mode)}, where hgwire reads only regular files, so it "
+                raise StorageError(f"{where} {file_kind(st.st_mode)}, where hgwire reads only regular files, so it "
                                    "does not serve the repository; tell the server's operator")
             chunks: list[bytes] = []
             got = 0
@@ -92,7 +92,7 @@ def _null_device() -> int:
         return -1
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):

@@ -38,7 +38,7 @@ from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo, views_parts
-from backends.hg.vfs import FsVfs
+from backends.hg.vfs import FsVfs, read_regular
 from backends.interfaces import LockWait
 from backends.lru import LruCache, naming_under
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
@@ -91,8 +91,7 @@ def is_hg_repository(path: str) -> bool:
 
 def read_requirements(hg_dir: str) -> frozenset[str]:
     """Working-copy requirements plus, with share-safe, the store's own file."""
-    with open(os.path.join(hg_dir, "requires"), "rb") as f:
-        found = reqs.parse(f.read())
+    found = reqs.parse(read_regular(os.path.join(hg_dir, "requires")))  # (a FIFO: NotRegularFile, not a wait)
     if found & {"shared", "relshared"}:  # its store is another repository's (.hg/sharedpath)
         raise UnsupportedFeature("unsupported repository feature: a share of another repository (hg share); "
                                  "serve the repository its .hg/sharedpath names instead")
@@ -113,8 +112,7 @@ def _store_requirements(hg_dir: str) -> set[str]:
     deadline = time.monotonic() + STORE_REQUIRES_WAIT
     while True:
         try:
-            with open(path, "rb") as f:
-                return reqs.parse(f.read())
+            return reqs.parse(read_regular(path))
         except FileNotFoundError:
             if time.monotonic() >= deadline:
                 raise StorageError("the repository's .hg/requires says share-safe but its .hg/store/requires is "

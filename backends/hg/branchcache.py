@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from backends.hg import kept
 from backends.hg.changelog import DEFAULT_BRANCH, parse_changeset, parse_extra
 from backends.hg.revlog import Revlog
-from backends.hg.vfs import Stamp, Vfs
+from backends.hg.vfs import NotRegularFile, Stamp, Vfs
 from backends.lru import LruCache
 
 RBC_RECORD = struct.Struct(">4sI")
@@ -81,7 +81,7 @@ def _names_and_records(plain: Vfs, cl: Revlog) -> tuple[bytes, bytes, list[bytes
     try:
         names = plain.read(names_path).split(b"\0")
         records = plain.read_range(revs_path, 0, RBC_RECORD.size * len(cl))
-    except OSError:
+    except (OSError, NotRegularFile):  # (a FIFO there: absent, as hg takes a cache it cannot read; rewritten)
         return None
     return names_path, revs_path, names, records
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
+from backends.hg.vfs import open_regular
 from protocols.errors import StorageError, storage_advice
 
 DEFAULT_TIMEOUT = 120.0
@@ -59,11 +60,17 @@ def read_holder(path: str) -> str | None:
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+    try:  # a regular file only: a FIFO there held the worker for ever (NotRegularFile says so)
+        fd, _size = open_regular(path)
     except FileNotFoundError:
         return None
+    try:
+        parts = []
+        while chunk := os.read(fd, 4096):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("utf-8", "replace")
 
 
 def held_message(path: str, holder: str | None) -> str:

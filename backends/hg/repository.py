@@ -73,7 +73,7 @@ from backends.hg.revlog import (
     index_lineage,
 )
 from backends.hg.store import decode_dir, store_encoder
-from backends.hg.vfs import Stamp, Vfs
+from backends.hg.vfs import NotRegularFile, Stamp, Vfs
 from backends.hg.writer import SingleHeadRule, Transaction
 from backends.interfaces import (
     NULL_NODE,
@@ -930,7 +930,7 @@ class HgRepo:
                 if rev is None or rev > tip or state not in (b"o", b"c"):
                     return None
                 heads.append((rev, name, state == b"c"))
-        except (ValueError, OSError):
+        except (ValueError, OSError, NotRegularFile):  # a FIFO there: absent, as hg takes a cache it cannot read
             return None
         return (tip + 1, heads) if heads else None
 
@@ -1902,7 +1902,7 @@ class HgRepo:
             try:
                 if self.plain.exists(path) and self.plain.size(path) <= MAX_STREAM_CACHE:
                     found.append((name, self.plain.read(path)))
-            except OSError:  # a cache hg is rewriting or removing: the client builds it
+            except (OSError, NotRegularFile):  # a cache hg is rewriting or removing, or a FIFO: the client builds it
                 continue
         return found
 

@@ -7,13 +7,17 @@ are store-relative byte strings (already encoded by ``store.py``).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from backends.blobs import process_umask
+from backends.config_files import file_kind
+from protocols.errors import StorageError
 
 Stamp = tuple[int, int, int, int]
 """(size, mtime_ns, inode, ctime_ns) for a file on disk; (size, version, 0, 0) in memory.
@@ -149,6 +153,53 @@ def disambiguate(full: bytes, old: os.stat_result | None) -> None:
         os.utime(full, ns=(new.st_atime_ns, later))
 
 
+class NotRegularFile(StorageError):
+    """A file of ``.hg`` that hg writes itself (a cache, the dirstate, a store file, ``requires``)
+    is a FIFO, a device or a socket: hgwire does not read it, where an open of a FIFO waited for a
+    writer for ever, in a worker thread every repository shares, and ``/dev/zero`` never ended.
+    Where hg rebuilds the file (a cache), the caller takes it as absent; elsewhere the repository
+    is refused with this one sentence."""
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+"""(``O_NONBLOCK``: the open of a FIFO returns at once; a regular file's reads ignore it.)"""
+
+
+def open_regular(full: str | bytes) -> tuple[int, int]:
+    """A descriptor of the regular file ``full``, to read, and its size: ``NotRegularFile`` for a FIFO, a
+    device or a socket, ``IsADirectoryError`` for a directory (as ``open`` raises), and
+    ``FileNotFoundError`` for a missing one.  One ``fstat`` more than a plain open."""
+    fd = os.open(full, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return fd, st.st_size
+    os.close(fd)
+    name = os.fsdecode(full)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    raise NotRegularFile(f"the repository's {name} is {file_kind(mode)}, where hgwire reads only regular files, "
+                         "so it does not serve the repository; tell the server's operator")
+
+
+def read_regular(full: str | bytes) -> bytes:
+    """The whole of the regular file ``full`` (``open_regular``'s errors otherwise)."""
+    fd, size = open_regular(full)
+    try:
+        parts = []
+        want = size + 1  # (one more: a file that grew meanwhile is read to its end)
+        while chunk := os.read(fd, want):
+            parts.append(chunk)
+            want = 1 << 20
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 class FsVfs:
     """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file.
 
@@ -191,21 +242,29 @@ class FsVfs:
         return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     def read(self, path: bytes) -> bytes:
-        with open(self.join(path), "rb") as f:
-            return f.read()
+        return read_regular(self.join(path))
 
     def read_range(self, path: bytes, offset: int, length: int) -> bytes:
-        with open(self.join(path), "rb") as f:
-            f.seek(offset)
-            return f.read(length)
+        fd, _size = open_regular(self.join(path))
+        try:
+            data = os.pread(fd, length, offset)
+            if len(data) == length or not data:
+                return data
+            parts = [data]  # (a short read: rare, so joined only then)
+            got = len(data)
+            while got < length and (chunk := os.pread(fd, length - got, offset + got)):
+                parts.append(chunk)
+                got += len(chunk)
+            return b"".join(parts)
+        finally:
+            os.close(fd)
 
     def read_head(self, path: bytes, length: int, whole: Callable[[bytes], bool]) -> tuple[int, bytes] | None:
         try:
-            fd = os.open(self.join(path), os.O_RDONLY)
+            fd, size = open_regular(self.join(path))
         except FileNotFoundError:
             return None
         try:  # plain descriptors: a stream clone does this for every file of the store
-            size = os.fstat(fd).st_size
             head = os.read(fd, length) if length else b""
             if not whole(head):
                 return size, head
