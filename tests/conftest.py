@@ -167,16 +167,28 @@ def server(request: pytest.FixtureRequest, make_server: Callable[..., RunningSer
 
 @pytest.fixture
 def client_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """An environment for real clients that ignores the machine's and user's config."""
+    """An environment for real clients that ignores the machine's and user's config
+    (``client_environment``), their temporary files in a directory of the test's own, removed after
+    it: an hg push over HTTP writes its whole bundle to $TMPDIR/hg-bundle-*.hg first, and a client a
+    test kills mid-push left it in the host's /tmp (one 36 MB file a run, from
+    test_an_interrupted_push_leaves_no_snapshot_behind).  A short path beside the host's, not under
+    tmp_path: git-lfs puts its SSH connection's control socket there, whose path a socket address
+    bounds to 107 bytes (under tmp_path git-lfs fell back to git-lfs-authenticate)."""
+    scratch = Path(tempfile.mkdtemp(prefix="hgw-client-"))
+    try:
+        yield client_environment(tmp_path, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def client_environment(tmp_path: Path, scratch: Path | None = None) -> dict[str, str]:
+    """``client_env``'s environment (its home in ``tmp_path``), for a module's set-up too; its
+    clients' temporary files in ``scratch`` (``tmp_path/tmp`` by default)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    # A client's temporary files go to a directory of the test's own, removed after it: an hg push
-    # over HTTP writes its whole bundle to $TMPDIR/hg-bundle-*.hg first, and a client a test kills
-    # mid-push left it in the host's /tmp (one 36 MB file a run, from
-    # test_an_interrupted_push_leaves_no_snapshot_behind).  A short path beside the host's, not
-    # under tmp_path: git-lfs puts its SSH connection's control socket there, whose path a socket
-    # address bounds to 107 bytes (under tmp_path git-lfs fell back to git-lfs-authenticate).
-    scratch = Path(tempfile.mkdtemp(prefix="hgw-client-"))
+    if scratch is None:
+        scratch = tmp_path / "tmp"
+        scratch.mkdir(exist_ok=True)
     env = {
         "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -197,10 +209,7 @@ def client_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
     subprocess.run(["git", "config", "--global", "pack.threads", "1"], env=env, check=True)  # (see GIT_CONFIG_COUNT)
-    try:
-        yield env
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    return env
 
 
 @dataclass

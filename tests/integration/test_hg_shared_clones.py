@@ -30,7 +30,7 @@ CLONES = 3
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The SSH tests' history repository, built once for this module and only read."""
     base = tmp_path_factory.mktemp("history")
-    env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]
+    env = conftest.client_environment(base)
     return test_hg_ssh.build_history(Client(env, base), base)
 
 

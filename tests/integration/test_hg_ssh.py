@@ -96,7 +96,7 @@ def build_history(client: Client, base: Path) -> Path:
 def built_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``build_history`` once per module: it costs some twenty hg runs."""
     base = tmp_path_factory.mktemp("history")
-    env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]  # the fixture's own function
+    env = conftest.client_environment(base)
     return build_history(Client(env, base), base)
 
 

@@ -35,7 +35,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     it, and a directory of 2,000 files made by the first.  Built once for the module (the hg
     history's 1,200 changesets cost some ten seconds), each test serving a copy of its own."""
     base = tmp_path_factory.mktemp("client-gone")
-    client = Client(conftest.client_env.__wrapped__(base), base)  # type: ignore[attr-defined]  # the fixture's function
+    client = Client(conftest.client_environment(base), base)
     built = base / "built"
     built.mkdir()
     client.hg("init", str(built / "hg"))
