@@ -182,7 +182,9 @@ def open_regular(full: str | bytes) -> tuple[int, int]:
     name = os.fsdecode(full)
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-    raise NotRegularFile(f"the repository's {name} is {file_kind(mode)}, where hgwire reads only regular files, "
+    at = name.rfind("/.hg/")  # (named from the repository's .hg: a client is not shown where the server keeps it)
+    shown = name[at + 1:] if at >= 0 else name
+    raise NotRegularFile(f"the repository's {shown} is {file_kind(mode)}, where hgwire reads only regular files, "
                          "so it does not serve the repository; tell the server's operator")
 
 
