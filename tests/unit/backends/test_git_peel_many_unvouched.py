@@ -88,14 +88,7 @@ def test_an_unvouched_file_too_big_to_keep_is_peeled_without_reading_each_tag(
     repo = DulwichGitRepository("m.git", Repo(str(mirror)), owns_repo=True)
     try:
         store = repo.object_store
-        reads: list[bytes] = []
-        get_raw = store.get_raw
-
-        def counted(sha: Any) -> tuple[int, bytes]:
-            reads.append(sha)
-            return get_raw(sha)
-
-        monkeypatch.setattr(store, "get_raw", counted)
+        reads = _counted_reads(monkeypatch, store)
         for _ in range(2):  # (the second as the first: nothing of it kept)
             reads.clear()
             snap = git_pack.snapshot_refs(repo)
@@ -160,14 +153,7 @@ def test_tags_of_as_many_commits_are_peeled_a_level_at_a_time(tmp_path: Path, mo
     opened = DulwichGitRepository("d.git", Repo(str(repo)), owns_repo=True)
     try:
         store = opened.object_store
-        reads: list[bytes] = []
-        get_raw = store.get_raw
-
-        def counted(sha: Any) -> tuple[int, bytes]:
-            reads.append(sha)
-            return get_raw(sha)
-
-        monkeypatch.setattr(store, "get_raw", counted)
+        reads = _counted_reads(monkeypatch, store)
         oids = [ObjectId(oid) for name, oid in opened.refs().items() if name.startswith(b"refs/tags/")]
         types = git_pack._stored_types(store)
         assert types is not None
@@ -180,3 +166,16 @@ def test_tags_of_as_many_commits_are_peeled_a_level_at_a_time(tmp_path: Path, mo
         assert reads == [] and git_pack._peeled == {}
     finally:
         opened.close()
+
+
+def _counted_reads(monkeypatch: pytest.MonkeyPatch, store: Any) -> list[bytes]:
+    """The ids ``store.get_raw`` is asked for from now on, in order (the reads go on as before)."""
+    reads: list[bytes] = []
+    get_raw = store.get_raw
+
+    def counted(sha: Any) -> tuple[int, bytes]:
+        reads.append(sha)
+        return get_raw(sha)
+
+    monkeypatch.setattr(store, "get_raw", counted)
+    return reads
