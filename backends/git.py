@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Literal, cast
+from typing import BinaryIO, Literal, Self, cast
 
 from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile, match_glob_pattern
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
@@ -222,6 +222,61 @@ def _clear_way(refs: object, ref: Ref) -> str | None:
             name = ref.decode("utf-8", "replace")
             return f"there is a non-empty directory '{name}' blocking reference '{name}'"
     return None
+
+
+class _LooseLocks:
+    """Refs' own lock files (``refs/heads/NAME.lock``) taken without waiting, as git's refs code
+    takes them (``O_EXCL``: a ``git update-ref``, git's receive-pack or another push holding one is
+    left to its ref's usual update), with the directories they needed; all let go on leaving,
+    the directories made for them removed again (git leaves no empty directory for a ref it did
+    not write as a loose file)."""
+
+    def __init__(self, root: bytes) -> None:
+        self._root = os.path.normpath(root)
+        self._locks: list[bytes] = []
+        self._made: list[bytes] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def take(self, loose: bytes) -> bool:
+        """Whether ``loose``'s lock is now held (not: held by another, or no place for it)."""
+        lock = loose + b".lock"
+        for _ in range(2):
+            try:
+                os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileNotFoundError:
+                if not self._make_parents(os.path.dirname(lock)):
+                    return False
+                continue
+            except OSError:  # held (EEXIST), a file where a directory goes …
+                return False
+            self._locks.append(lock)
+            return True
+        return False
+
+    def _make_parents(self, directory: bytes) -> bool:
+        missing: list[bytes] = []
+        while not os.path.lexists(directory) and os.path.normpath(directory) != self._root:
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for made in reversed(missing):
+            try:
+                os.mkdir(made)
+            except FileExistsError:
+                continue
+            except OSError:
+                return False
+            self._made.append(made)
+        return bool(missing)
+
+    def __exit__(self, *exc: object) -> None:
+        for lock in self._locks:
+            with suppress(OSError):
+                os.unlink(lock)
+        for made in reversed(self._made):
+            with suppress(OSError):  # (not empty: another process's ref is there now)
+                os.rmdir(made)
 
 
 class _NamingInflater(PackInflater):
@@ -2385,34 +2440,23 @@ class DulwichGitRepository:
         (no ``.lock``), checked under ``packed-refs.lock``; the others, and all of them when the
         lock is held or the file cannot be written, are left to ``_swap``.  What the new refs
         peel to is written with them (``^`` lines), so the file's traits stay true.  The result
-        of each ref created: None."""
+        of each ref created: None.
+
+        Each ref's own lock (``refs/heads/NAME.lock``) is taken first and kept until the new
+        ``packed-refs`` is in place, as git's refs code locks every ref a transaction changes: a
+        ``git update-ref`` or git's receive-pack creating one of them meanwhile waits for it and is
+        refused ("cannot lock ref"), where it created the ref too, its loose file hiding the
+        packed one this push reported made."""
         refs = self.dulwich_repo.refs
         creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new) and u.ref != HEAD]
         if len(creations) < PACKED_CREATIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes):
             return {}
-        path = os.path.join(refs.path, b"packed-refs")
-        created: dict[bytes, str | None] = {}
-        try:
-            with GitFile(path, "wb") as f:
-                try:
-                    with open(path, "rb") as current:
-                        data: bytes | None = current.read()
-                except FileNotFoundError:
-                    data = None
-                traits, lines = _fully_peeled(self.object_store, *_packed_lines(data))
-                added: PackedLines = {}
-                for update in creations:
-                    loose = refs.refpath(Ref(update.ref))
-                    if update.ref in lines or update.ref in added or os.path.lexists(loose) \
-                            or os.path.lexists(loose + b".lock"):
-                        continue  # (``_swap`` says what stands in its way)
-                    target = git_pack.peel(self.object_store, update.new)
-                    added[update.ref] = (update.new, None if target == update.new else target)
-                lines.update(added)
-                f.write(_packed_text(traits, lines))
-        except (FileLocked, OSError, KeyError, PackedRefsException, ProtocolError):
+        with _LooseLocks(refs.path) as held:
+            added = self._packed_creations(refs, [u for u in creations if held.take(refs.refpath(Ref(u.ref)))])
+        if added is None:
             return {}  # each goes the usual way, which says what is wrong (a file it cannot read: kept as it is)
+        created: dict[bytes, str | None] = {}
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
         if invalidate is not None:
             invalidate()
@@ -2423,6 +2467,30 @@ class DulwichGitRepository:
         if created:
             self._share_written(next(iter(created)))  # (the packed-refs file)
         return created
+
+    def _packed_creations(self, refs: DiskRefsContainer, creations: list[RefUpdate]) -> PackedLines | None:
+        """Write into ``packed-refs`` (under its lock) those of ``creations``, whose own locks are
+        held, that exist neither loose nor packed: the lines added; None when none could be."""
+        path = os.path.join(refs.path, b"packed-refs")
+        try:
+            with GitFile(path, "wb") as f:
+                try:
+                    with open(path, "rb") as current:
+                        data: bytes | None = current.read()
+                except FileNotFoundError:
+                    data = None
+                traits, lines = _fully_peeled(self.object_store, *_packed_lines(data))
+                added: PackedLines = {}
+                for update in creations:
+                    if update.ref in lines or update.ref in added or os.path.lexists(refs.refpath(Ref(update.ref))):
+                        continue  # (``_swap`` says what stands in its way)
+                    target = git_pack.peel(self.object_store, update.new)
+                    added[update.ref] = (update.new, None if target == update.new else target)
+                lines.update(added)
+                f.write(_packed_text(traits, lines))
+        except (FileLocked, OSError, KeyError, PackedRefsException, ProtocolError):
+            return None
+        return added
 
     def _delete_packed(self, updates: list[RefUpdate]) -> dict[bytes, str | None]:
         """Delete the packed refs ``updates`` deletes from ``packed-refs`` at once, when they are
