@@ -152,8 +152,11 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
 def may_create(ctx: SessionContext, wanted: bool) -> bool:
     """Whether the missing repository a push names may be made: ``wanted`` (``--create-on-push``)
     and servable where it was asked for (one made over git:// or HTTP under ``[git] export_all =
-    false`` could not be served there); ``PermissionDenied`` when the rules refuse the user."""
-    if not wanted or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
+    false`` could not be served there); ``PermissionDenied`` when the rules refuse the user.  Not
+    for a path whose "not found" carries a hint (an scp-like URL's port, ``host:2222/app.git``: the
+    user meant port 2222, not a repository ``2222/app.git``): that refusal tells them so."""
+    if not wanted or ctx.extra.get("not_found_hint") \
+            or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
         return False
     if ctx.authorizer is not None:
         ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)

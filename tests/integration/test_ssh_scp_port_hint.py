@@ -44,3 +44,26 @@ def test_an_scp_like_url_with_a_port_is_told_the_ssh_url(make_server: Callable[.
     hg = client.hg("--config", f"ui.ssh={ssh_keys.command(port)}", "id", f"ssh://git@127.0.0.1:{port}/2222/app",
                    check=False)
     assert hg.returncode != 0 and "scp-like" not in hg.stderr + hg.stdout, hg.stderr
+
+
+def test_create_on_push_makes_no_repository_named_by_the_port(make_server: Callable[..., RunningServer],
+                                                               client: Client, ssh_keys: SshKeys,
+                                                               tmp_path: Path) -> None:
+    """Under ``--create-on-push``, ``git push host:2222/app.git`` made a repository ``2222/app.git``
+    (the user meant port 2222): it is refused with the same hint, and nothing is made; the path
+    written as an ``ssh://`` URL's makes it."""
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(ssh_keys.host_key),
+                         authorized_keys=str(ssh_keys.authorized_keys), create_on_push=True)
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    source = tmp_path / "source"
+    client.git("init", "-q", "-b", "main", source)
+    client.git("commit", "-q", "--allow-empty", "-m", "first", cwd=source)
+
+    pushed = client.git("push", "git@127.0.0.1:2222/app.git", "main", cwd=source, check=False)
+    assert pushed.returncode != 0 and HINT in pushed.stderr, pushed.stderr
+    assert not server.backend.exists("2222/app.git") and not (server.root / "2222").exists()
+
+    client.git("push", "-q", f"ssh://git@127.0.0.1:{port}/2222/app.git", "main", cwd=source)
+    assert server.backend.exists("2222/app.git")
+    client.git("--git-dir", str(server.root / "2222" / "app.git"), "fsck", "--full")
