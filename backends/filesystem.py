@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import BinaryIO
 
@@ -622,6 +622,9 @@ class _ServedRepo(Repo):
 
     precious_objects = False
 
+    refusals: Mapping[str, tuple[str, str]] = {}
+    """What git would refuse of the repository for its config, by service (``_booleans_for_dulwich``)."""
+
     opened_config: ConfigFile | None = None
     """The config the open read (without the extensions hgwire ignores), until a session takes it."""
 
@@ -655,7 +658,7 @@ class _ServedRepo(Repo):
             raise StorageError(f"the repository's git config cannot be read ({why}); "
                                "tell the server's operator") from None
         if getattr(self, "_judging", False):
-            _booleans_for_dulwich(config)
+            self.refusals = _booleans_for_dulwich(config)
             _sizes_for_dulwich(config)
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:
@@ -729,12 +732,22 @@ DULWICH_BOOLEANS = ((b"core", b"commitgraph"), (b"core", b"multipackindex"), (b"
 ``true`` and ``false``: a repository whose config said ``core.commitGraph = no`` (or ``off``, ``0``,
 ``1``, ``yes``, as git reads them) was served to nobody, each client told "internal error"."""
 
+REFUSED_BY = {"core.commitgraph": ("upload-pack", "receive-pack"), "core.multipackindex": ("upload-pack", "receive-pack"),
+              "core.fsyncobjectfiles": ("pack", "receive-pack"), "pack.writebitmaphashcache": ("pack",),
+              "pack.writebitmaplookuptable": ("pack",)}
+"""What git 2.39 refuses when one of ``DULWICH_BOOLEANS`` has a value it would not read: each
+service whose git process dies on it as it starts (``upload-pack``, ``receive-pack``), or
+``pack`` for a fetch that gets a pack (git's pack-objects dies; the advertisement is answered).
+The others (``pack.writeBitmaps``, ``repack.writeBitmaps``) only ``git repack`` reads."""
 
-def _booleans_for_dulwich(config: ConfigFile) -> None:
+
+def _booleans_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
     """``DULWICH_BOOLEANS`` set in ``config`` made ``true`` or ``false`` as git reads them, before
-    dulwich's open reads them; ``core.commitGraph`` with a value git would not read refuses the
-    repository in git's words (git's upload-pack dies on it), any other such value is left to the
-    setting's own readers (dropped from what dulwich's open reads)."""
+    dulwich's open reads them; one with a value git would not read is dropped from what dulwich's
+    open reads and refuses the repository in git's words where git refuses it (``REFUSED_BY``): the
+    repository (``StorageError``) when every service refuses it, else what each refused service
+    is told, by key (``_ServedRepo.refusals``)."""
+    refusals: dict[str, tuple[str, str]] = {}
     for section, name in DULWICH_BOOLEANS:
         try:
             value = config.get((section,), name)
@@ -744,10 +757,13 @@ def _booleans_for_dulwich(config: ConfigFile) -> None:
         try:
             config.set((section,), name, b"true" if _git_bool(value, key) else b"false")
         except ConfigValueError as exc:
-            if key == "core.commitgraph":
+            services = REFUSED_BY.get(key, ())
+            if {"upload-pack", "receive-pack"} <= set(services):
                 raise StorageError(str(exc)) from None
+            refusals.update({service: (key, str(exc)) for service in services if service not in refusals})
             with suppress(KeyError):
                 config.remove((section,), name)
+    return refusals
 
 
 DULWICH_SIZES = ((b"core", b"bigfilethreshold"), (b"core", b"deltabasecachelimit"))

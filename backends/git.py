@@ -1297,6 +1297,14 @@ class DulwichGitRepository:
         rules = [value for config in self._config_layers for value in _hide_rules(config, wanted, matchers, whole)]
         return _hiding(rules) if rules else git_pack.nothing_hidden  # (an unreadable config hides nothing)
 
+    def service_refusal(self, service: str) -> str | None:
+        """Why git would refuse ``service`` of this repository for what its open found on disk
+        (``receive-pack``: a push; ``pack``: a fetch that gets a pack), in git's words; None when
+        it would not (a setting git would not read, ``_booleans_for_dulwich``)."""
+        refusals = getattr(self.dulwich_repo, "refusals", None) or {}
+        found = refusals.get(service)
+        return str(found[1]) if found else None
+
     base_config: str | None = None
     """A git config file read before the repository's own (the ``--config`` file's ``[git] config``,
     set by the gateway), as git reads the system's and the user's; its values come first, so the

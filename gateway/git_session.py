@@ -196,7 +196,22 @@ def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
     if refusal is not None:
         close_git(repo)
         raise refusal
+    try:
+        refuse_service(repo, "receive-pack")
+    except StorageError:
+        close_git(repo)
+        raise
     return repo
+
+
+def refuse_service(repo: object, service: str) -> None:
+    """``StorageError`` in git's words when git would refuse ``service`` (``receive-pack``, or
+    ``pack`` for a fetch that gets a pack) of the repository for what is on disk (the optional
+    ``service_refusal(service) -> str | None`` of a repository: a setting git would not read)."""
+    refusal = getattr(repo, "service_refusal", None)
+    reason = refusal(service) if refusal is not None else None
+    if reason:
+        raise StorageError(reason)
 
 
 class _GitSession(PumpedSession):
@@ -645,6 +660,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     if wanted_refs:
         request = replace(request, wants=tuple(dict.fromkeys([*request.wants, *(oid for oid, _ in wanted_refs)])))
     git_pack.check_wants(store, snapshot, request.wants)
+    refuse_service(repo, "pack")
     git_pack.check_deepen_not(request, snapshot.refs)
     negotiator = git_pack.Negotiator(store, request.wants)
     verdicts = negotiator.negotiate(fetch.haves, readiness=False).verdicts
@@ -940,6 +956,7 @@ def _prepare_fetch(
     snapshot = kept.snapshot() if isinstance(kept, git_pack.KeptRefs) else kept
     store = repo.object_store
     git_pack.check_wants(store, snapshot, request.wants)
+    refuse_service(repo, "pack")
     plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
     return git_pack.Negotiator(store, request.wants), plan, snapshot
 
