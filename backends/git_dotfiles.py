@@ -458,6 +458,9 @@ def _normalize_path(path: bytes) -> bytes | None:
 class ConfigSyntaxError(ValueError):
     """Where git's config parser stops (``bad config line``)."""
 
+    line = 0
+    """The line of the setting, header or comment it stops in (1 the first; 0 before any)."""
+
 
 _SPACE = frozenset(b" \t\r")
 """git's ``isspace`` but the newline (which ends lines)."""
@@ -486,32 +489,38 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
             raise ConfigSyntaxError("a partial byte-order mark")
         at = len(_BOM)
     stem = b""
-    while at < end:
-        byte = text[at]
-        if byte == 0x0A or byte in _SPACE:
-            at += 1
-        elif byte in b"#;":
-            newline = text.find(b"\n", at)
-            at = end if newline < 0 else newline + 1
-        elif byte == 0x5B:  # "["
-            stem, at = _section(text, at + 1)
-        elif 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A:
-            key = _KEY.match(text, at)
-            assert key is not None
-            name = stem + key.group().lower()
-            at = key.end()
-            while at < end and text[at] in b" \t":
+    start = at
+    try:
+        while at < end:
+            start = at
+            byte = text[at]
+            if byte == 0x0A or byte in _SPACE:
                 at += 1
-            if at >= end or text[at] == 0x0A:
-                yield name, None
-                at += 1
-            elif text[at] == 0x3D:  # "="
-                value, at = _value(text, at + 1)
-                yield name, value
+            elif byte in b"#;":
+                newline = text.find(b"\n", at)
+                at = end if newline < 0 else newline + 1
+            elif byte == 0x5B:  # "["
+                stem, at = _section(text, at + 1)
+            elif 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A:
+                key = _KEY.match(text, at)
+                assert key is not None
+                name = stem + key.group().lower()
+                at = key.end()
+                while at < end and text[at] in b" \t":
+                    at += 1
+                if at >= end or text[at] == 0x0A:
+                    yield name, None
+                    at += 1
+                elif text[at] == 0x3D:  # "="
+                    value, at = _value(text, at + 1)
+                    yield name, value
+                else:
+                    raise ConfigSyntaxError("a key without '='")
             else:
-                raise ConfigSyntaxError("a key without '='")
-        else:
-            raise ConfigSyntaxError("not a section, key or comment")
+                raise ConfigSyntaxError("not a section, key or comment")
+    except ConfigSyntaxError as exc:
+        exc.line = text.count(b"\n", 0, start) + 1
+        raise
 
 
 def _section(text: bytes, at: int) -> tuple[bytes, int]:
