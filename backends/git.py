@@ -1338,7 +1338,8 @@ class DulwichGitRepository:
         config = self._config()
         key = section if isinstance(section, tuple) else (section,)
         try:
-            return [bytes(v) for v in config.get_multivar(key, name)] if config is not None else []
+            return [v if isinstance(v, ServerConfigValue) else bytes(v)  # (its file named in messages)
+                    for v in config.get_multivar(key, name)] if config is not None else []
         except KeyError:
             return []
 
@@ -1524,10 +1525,11 @@ class DulwichGitRepository:
         a value git would not read."""
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
-        unborn = (self._config_last(b"lsrefs", b"unborn") or b"advertise").decode("utf-8", "replace").lower()
+        unborn_value = self._config_last(b"lsrefs", b"unborn") or b"advertise"
+        unborn = unborn_value.decode("utf-8", "replace").lower()
         if unborn not in ("advertise", "allow", "ignore"):
-            raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; fix it in the repository's "
-                               "config on the server (advertise, allow or ignore)")
+            raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; {_fix_it(unborn_value)} "
+                               "(advertise, allow or ignore)")
         tips = any(self._config_bool(b"uploadpack", name) is True
                    for name in (b"allowtipsha1inwant", b"allowreachablesha1inwant", b"allowanysha1inwant"))
         self._use_commit_graph()
@@ -1757,7 +1759,7 @@ class DulwichGitRepository:
                 text = f.read(MAX_SKIP_LIST + 1)
         except OSError as exc:
             raise StorageError(f"could not open receive.fsck.skipList '{name}' ({exc.strerror or exc}); "
-                               "fix the repository's config on the server") from None
+                               f"{_fix_it(value)}") from None
         if len(text) > MAX_SKIP_LIST:
             raise StorageError(f"receive.fsck.skipList '{name}' is larger than {MAX_SKIP_LIST >> 20} MiB")
         ids: list[bytes] = []
@@ -2962,7 +2964,7 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     path = getattr(config, "path", None)
     if not path:
         return gathered
-    reads = GitConfigReads()
+    reads = GitConfigReads(getattr(config, "whose", REPOSITORY_CONFIG))
     files = _files_read(config)  # (the bytes the config was read from, as they were then)
     data = files.get(os.fspath(path))
     if data is None:
@@ -3022,7 +3024,7 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
             if len(section) == 1 and kind in wanted:
                 values = [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
                 if b"true" in values:
-                    _refuse_valueless(data, start, end, kind, path)
+                    _refuse_valueless(data, start, end, kind, path, reads.whose)
                 found += values
             elif (kind == b"include" and len(section) == 1) or (kind == b"includeif" and len(section) == 2):
                 condition = section[-1] if kind == b"includeif" else None
@@ -3065,7 +3067,7 @@ _kept_config_parts = functools.lru_cache(maxsize=MAX_PARTS_KEPT)(_parse_config_p
 _VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*hiderefs[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
 
 
-def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: str) -> None:
+def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: str, whose: str) -> None:
     """``StorageError`` when the part ``data[start:end]`` of the config file ``path`` writes
     ``hideRefs`` without ``=`` (dulwich reads it as ``true``; git's upload-pack and receive-pack
     refuse the config: "missing value for 'transfer.hiderefs'")."""
@@ -3074,9 +3076,8 @@ def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: s
         return
     key = f"{section.decode('ascii', 'replace')}.hiderefs"
     line = data.count(b"\n", 0, found.start()) + 1
-    raise StorageError(f"the repository's git config sets '{key}' without a value (line {line} of "
-                       f"{os.path.basename(path)}), which git refuses as a bad config variable; "
-                       "tell the server's operator")
+    raise StorageError(f"{whose} sets '{key}' without a value (line {line} of {_shown_file(path, whose)}), "
+                       "which git refuses as a bad config variable; tell the server's operator")
 
 
 def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
@@ -3098,7 +3099,7 @@ def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
     takes it.  ``files``: the bytes the config's read took of the files it opened (read again only
     when it did not open it: an ``[includeIf]`` dulwich judged otherwise)."""
     if depth > MAX_CONFIG_INCLUDE_DEPTH:
-        raise StorageError(f"the repository's git config includes files more than {MAX_CONFIG_INCLUDE_DEPTH} "
+        raise StorageError(f"{reads.whose} includes files more than {MAX_CONFIG_INCLUDE_DEPTH} "
                            "deep (does one include itself?), which git refuses; tell the server's operator")
     path = os.path.join(os.path.dirname(including), os.path.expanduser(target))
     data = files.get(path) if files else None
@@ -3107,7 +3108,7 @@ def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
-        raise StorageError(f"the repository's git config includes a file that cannot be read ({exc.strerror}), "
+        raise StorageError(f"{reads.whose} includes a file that cannot be read ({exc.strerror}), "
                            "which git refuses; tell the server's operator") from None
     return _in_file_order(data, path, wanted, conditions, whole, depth, reads, files)
 
@@ -3121,6 +3122,26 @@ lines): git reads any size, a byte at a time; dulwich reads a file whole, so an 
 REPOSITORY_CONFIG = "the repository's git config"
 SERVER_CONFIG = "the server's git config"
 """What the messages call a repository's own config and the ``[git] config`` file read before it."""
+
+
+def _shown_file(path: str, whose: str) -> str:
+    """A config file as a message names it: a repository's by its base name (not its place on the
+    server), one of the server's ``[git] config`` by its path (the operator's own)."""
+    return path if whose == SERVER_CONFIG else os.path.basename(path)
+
+
+class ServerConfigValue(bytes):
+    """A value the server's ``[git] config`` file gave (``with_base_config``), so that a message
+    about it names that file, not the repository's config (``_fix_it``)."""
+
+    path = ""
+
+
+def _fix_it(value: bytes) -> str:
+    """Where the message about ``value`` tells the operator to fix it."""
+    if isinstance(value, ServerConfigValue):
+        return f"fix it in the server's git config {value.path}"
+    return "fix it in the repository's config on the server"
 
 
 class GitConfigReads(ConfigReads):
@@ -3144,10 +3165,9 @@ class GitConfigReads(ConfigReads):
         self.files[name] = data
         line = _bad_config_line(data)
         if line:
-            server = self.whose == SERVER_CONFIG
-            whose = f"{self.whose} {next(iter(self.files))}" if server else self.whose
+            whose = f"{self.whose} {next(iter(self.files))}" if self.whose == SERVER_CONFIG else self.whose
             raise StorageError(f"{whose} cannot be read (bad config line {line} in file "
-                               f"{name if server else os.path.basename(name)}), and git cannot read it either; "
+                               f"{_shown_file(name, self.whose)}), and git cannot read it either; "
                                "tell the server's operator")
         return data
 
@@ -3190,6 +3210,7 @@ def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | 
     reads = GitConfigReads(whose)
     config = ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=reads.open)
     config.files_read = reads.files  # type: ignore[attr-defined]  # (for _hide_rules: git reads them once a request)
+    config.whose = whose  # type: ignore[attr-defined]  # (and whose they are, for its messages)
     return config
 
 
@@ -3224,8 +3245,14 @@ def with_base_config(base: ConfigFile, own: ConfigFile) -> ConfigFile:
             except KeyError:
                 values = merged._values[section] = CaseInsensitiveOrderedMultiDict.make()
             for name, value in config.items(section):
-                values[name] = value
+                values[name] = _server_value(value, base.path) if config is base else value
     return merged
+
+
+def _server_value(value: bytes, path: str | bytes | os.PathLike[str] | None) -> ServerConfigValue:
+    tagged = ServerConfigValue(value)
+    tagged.path = os.fsdecode(path) if path is not None else ""
+    return tagged
 
 
 class ConfigValueError(ValueError):
@@ -3260,7 +3287,7 @@ def _git_bool(value: bytes | None, key: str) -> bool:
         number = int(text[:-1] if text[-1:] in (b"k", b"m", b"g") else text, 10)
     except ValueError:
         raise ConfigValueError(f"bad boolean config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
-                               "fix it in the repository's config on the server") from None
+                               f"{_fix_it(value)}") from None
     return number != 0
 
 
@@ -3274,7 +3301,7 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
         return int(text[:-1] if scale != 1 else text, 10) * scale
     except ValueError:
         raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
-                               "fix it in the repository's config on the server") from None
+                               f"{_fix_it(value)}") from None
 
 
 def _deny_action(value: bytes | None, key: str) -> str:
