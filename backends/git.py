@@ -29,7 +29,7 @@ from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, Co
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
-from dulwich.objects import ZERO_SHA, Blob, ObjectID, ShaFile, Tree, valid_hexsha
+from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, ShaFile, Tree, valid_hexsha
 from dulwich.pack import Pack, PackData, PackInflater, UnpackedObject
 from dulwich.refs import (
     DiskRefsContainer,
@@ -322,6 +322,11 @@ def _quarantine_removed(exc: OSError, quarantines: Sequence[git_ingest.Quarantin
 
 MAX_SYMREF_DEPTH = 5
 """Symbolic refs followed before giving up on a chain (dulwich's ``SymrefLoop`` depth)."""
+MAX_GRAFT_VERDICTS = 1024
+"""Repositories' ``info/grafts`` files whose ``_cutting_graft`` verdict is kept."""
+_graft_verdicts: dict[tuple[str, int, int, int, int], str | None] = {}
+_graft_verdicts_guard = threading.Lock()
+
 MAX_GRAFTS_FILE = 16 << 20
 """What of a repository's ``info/grafts`` is read (a line a commit: some 300,000 of them)."""
 _GRAFT_BLANK = re.compile(rb"[ \t\r]")
@@ -1304,7 +1309,45 @@ class DulwichGitRepository:
         it would not (a setting git would not read, ``_booleans_for_dulwich``)."""
         refusals = getattr(self.dulwich_repo, "refusals", None) or {}
         found = refusals.get(service)
-        return str(found[1]) if found else None
+        if found:
+            return str(found[1])
+        return self._cutting_graft() if service == "pack" else None
+
+    def _cutting_graft(self) -> str | None:
+        """Why a fetch's pack is refused when ``info/grafts`` takes a commit's own parent from it:
+        git's upload-pack sends the history the grafts give (deprecated, "use git replace
+        --convert-graft-file"), without what a graft cuts off, and the client, which checks the
+        commits' own parents, refuses that pack ("did not receive expected object"); serving the
+        commits' own history instead would hand out what the operator's grafts cut off.  A graft
+        that only adds parents changes nothing a client sees (git's pack has more objects, no ref
+        reaches them) and is served as the commits say.  Kept by the file's identity on disk."""
+        path = self._disk_git_dir()
+        if path is None:
+            return None
+        try:
+            st = os.stat(os.path.join(path, "info", "grafts"))
+        except OSError:
+            return None
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in _graft_verdicts:
+            verdict = self._judge_grafts()
+            with _graft_verdicts_guard:
+                _graft_verdicts[key] = verdict
+                while len(_graft_verdicts) > MAX_GRAFT_VERDICTS:
+                    del _graft_verdicts[next(iter(_graft_verdicts))]
+        return _graft_verdicts[key]
+
+    def _judge_grafts(self) -> str | None:
+        for commit, parents in self.grafts().items():
+            try:
+                obj = self.object_store[ObjectID(commit)]
+            except KeyError:  # (a graft of a commit not here changes nothing)
+                continue
+            if isinstance(obj, Commit) and set(obj.parents) - set(parents):
+                return (f"the repository's info/grafts cuts commit {commit.decode('ascii')} off from its own "
+                        "parents, so git would send its history cut and a clone would fail; tell the server's "
+                        "operator to run 'git replace --convert-graft-file' in the repository")
+        return None
 
     base_config: str | None = None
     """A git config file read before the repository's own (the ``--config`` file's ``[git] config``,

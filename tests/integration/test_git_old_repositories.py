@@ -152,11 +152,12 @@ def test_a_repository_with_a_commented_grafts_file_is_served(make_server: Callab
     """``info/grafts`` (what git before replace refs read to join or cut a history) with a comment,
     a blank line or a line git skips as bad: git serves the repository, and clones get the history
     as stored; hgwire refused every request to it ("the repository holds an object the server
-    cannot read (Invalid graftpoint b'#')", a 500 over HTTP)."""
+    cannot read (Invalid graftpoint b'#')", a 500 over HTTP).  (A graft that cuts a commit off from
+    its parents fails git's clones: test_git_grafts_cut.py.)"""
     server, repo = _served_history(make_server, client, "grafted", 3, "main")
     ids = client.git("--git-dir", str(repo), "rev-list", "main").stdout.split()
     (repo / "info").mkdir(exist_ok=True)
-    (repo / "info" / "grafts").write_text(f"# history before this was cut\n\n{ids[1]}\nnot-an-id {ids[0]}\n")
+    (repo / "info" / "grafts").write_text(f"# history before this was cut\n\n{ids[1]} {ids[2]}\nnot-an-id {ids[0]}\n")
     for url in (server.git_url("grafted"), server.url("http", "grafted")):
         served = client.git("ls-remote", url).stdout
         assert served == client.git("ls-remote", f"file://{repo}").stdout
