@@ -89,7 +89,7 @@ def break_hardlink(full: bytes) -> None:
         st = os.stat(full)
     except FileNotFoundError:
         return
-    if st.st_nlink != 1:
+    if st.st_nlink != 1 and stat.S_ISREG(st.st_mode):  # (the write refuses any other: a copy of a FIFO waited)
         _copy_in_place(full, st.st_mode)
 
 
@@ -179,13 +179,46 @@ def open_regular(full: str | bytes) -> tuple[int, int]:
     if stat.S_ISREG(mode):
         return fd, st.st_size
     os.close(fd)
+    raise _not_regular(full, mode)
+
+
+def _not_regular(full: str | bytes, mode: int, does: str = "reads") -> OSError | NotRegularFile:
+    """What refuses the file ``full`` of ``mode`` that is not regular: ``IsADirectoryError`` for a
+    directory (as ``open`` raises), else ``NotRegularFile`` naming it from the repository's ``.hg``
+    and saying what hgwire ``does`` (reads, writes) only with regular files."""
     name = os.fsdecode(full)
     if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        return IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
     at = name.rfind("/.hg/")  # (named from the repository's .hg: a client is not shown where the server keeps it)
     shown = name[at + 1:] if at >= 0 else name
-    raise NotRegularFile(f"the repository's {shown} is {file_kind(mode)}, where hgwire reads only regular files, "
-                         "so it does not serve the repository; tell the server's operator")
+    return NotRegularFile(f"the repository's {shown} is {file_kind(mode)}, where hgwire {does} only regular files, "
+                          "so it does not serve the repository; tell the server's operator")
+
+
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+"""(``O_NONBLOCK``: the open of a FIFO no process reads fails at once, ENXIO, where ``open(, "ab")``
+waited for a reader for ever; one some process reads opens, and ``fstat`` refuses it.)"""
+
+
+def open_append(full: bytes) -> int:
+    """A descriptor appending to the regular file ``full``, made when missing (``FileNotFoundError``
+    when its directory is): ``NotRegularFile`` for a FIFO, a device or a socket, whose bytes would
+    go to whatever reads it (or to nothing, ``/dev/null``) rather than into the repository."""
+    try:
+        fd = os.open(full, _APPEND_FLAGS, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # (a FIFO no one reads, or a device without its driver)
+            raise
+        raise _not_regular(full, os.stat(full).st_mode, "writes") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if stat.S_ISREG(mode):
+        return fd
+    os.close(fd)
+    raise _not_regular(full, mode, "writes")
 
 
 def read_regular(full: str | bytes) -> bytes:
@@ -315,13 +348,13 @@ class FsVfs:
         break_hardlink(full)
         created = self.createmode is not None and not os.path.lexists(full)
         try:
-            f = open(full, "ab")
+            fd = open_append(full)  # (a FIFO, a device: NotRegularFile, not a wait nor bytes sent away)
         except FileNotFoundError:  # a new directory (a push's first file there): rarely
             self._makedirs(path)
-            f = open(full, "ab")
-        with f:
+            fd = open_append(full)
+        with open(fd, "ab") as f:
             if created:
-                os.fchmod(f.fileno(), self.createmode & 0o666)  # type: ignore[operator]
+                os.fchmod(fd, self.createmode & 0o666)  # type: ignore[operator]
             f.write(data)
         disambiguate(full, old)
 
