@@ -65,6 +65,10 @@ a chain may be as long as this over the text's size allows, from ``SHORT_CHAIN_L
 CHAIN_SLACK = 1024
 """Compressed bytes a delta chain may hold past twice its text: a small text's chain (a 2 KiB
 manifest's) may go on some links where Mercurial's would start an intermediate snapshot."""
+SPAN_TO_TEXT = 4
+"""In a generaldelta revlog that is not sparse, how many times its text the bytes from a delta
+chain's first chunk to its last may span: hg reads that span whole (revlogutils/deltas.py
+``_is_good_delta_info_chain_quality``, ``textlen * 4``); a sparse revlog's readers skip the gaps."""
 
 
 def chain_limit(text_size: int) -> int:
@@ -1582,11 +1586,12 @@ class RevlogWriter:
     """
 
     def __init__(self, revlog: Revlog, journal: Journal, compressor: Compressor,
-                 spool_dir: bytes | None = None, changelog: bool = False) -> None:
+                 spool_dir: bytes | None = None, changelog: bool = False, sparse: bool = True) -> None:
         """``spool_dir``: where the chunks of a long buffered group wait (:class:`PendingChunks`),
         for a writer flushed only at the commit.  ``changelog``: write as hg writes the changelog
         (changelog.py: ``may_inline=False``, ``_storedeltachains = False``): every revision a full
-        snapshot, and an inline changelog split at its first write whatever its size."""
+        snapshot, and an inline changelog split at its first write whatever its size.  ``sparse``:
+        the store has the ``sparserevlog`` requirement (else a chain's span is bounded too)."""
         self.vfs = revlog.vfs
         self.reader = revlog
         self.index_path = revlog.index_path
@@ -1608,6 +1613,10 @@ class RevlogWriter:
         self.texts_size = 0
         self._chain_info: dict[int, tuple[int, int]] = {}
         """(chain length, chain bytes) of stored revisions, measured when a delta is based on one."""
+        self.sparse = sparse
+        self._chain_bases: dict[int, int] = {}
+        """The first revision of the chain of revisions a delta was based on, or added (a revlog that
+        is not sparse: ``_span_from``)."""
         self._added_from = len(self.entries)
         self._added_lengths = array("i")
         self._added_sizes = array("q")
@@ -1753,6 +1762,7 @@ class RevlogWriter:
         self.texts.clear()
         self.texts_size = 0
         self._chain_info.clear()
+        self._chain_bases.clear()
         self._added_lengths = array("i")
         self._added_sizes = array("q")
 
@@ -1775,6 +1785,17 @@ class RevlogWriter:
             info = (length, size)
             self._chain_info[rev] = info
         return info
+
+    def _span_from(self, base: int) -> int:
+        """Where the data of the chain ``base`` ends (its first revision's chunk's offset): a delta
+        on it spans from there to the end of the new chunk.  Generaldelta only."""
+        first = self._chain_bases.get(base)
+        if first is None:
+            first = base
+            while (entry_base := self.entries[first][3]) != first:
+                first = entry_base
+            self._chain_bases[base] = first
+        return self.entries[first][0] >> 16
 
     def add(self, node: Node, p1: Node, p2: Node, linkrev: int, text: bytes,
             delta: tuple[int, bytes] | None = None, flags: int = 0) -> int:
@@ -1830,21 +1851,28 @@ class RevlogWriter:
                     and self.logical_index.startswith(b"data/")):
                 candidates.append(delta[0])  # a file's delta as the client sent it: hg's choice, no diff made
             limit, longest = 2 * len(text) + CHAIN_SLACK, chain_limit(len(text))
+            spanned = self.generaldelta and not self.sparse
+            end, span = self._data_end(), SPAN_TO_TEXT * len(text)
             for base in candidates:
                 if base == NULL_REV:
                     continue
                 length, size = self._chain(base)
                 if length >= longest or size >= limit:
                     continue
+                start = self._span_from(base) if spanned else end
+                if end - start > span:
+                    continue
                 raw = delta[1] if delta is not None and delta[0] == base else mpatch.diff(self.text(base), text)
                 chunk = self.compressor.compress(raw)
-                if len(chunk) <= len(text) and size + len(chunk) <= limit and (
+                if len(chunk) <= len(text) and size + len(chunk) <= limit and end + len(chunk) - start <= span and (
                         best is None or len(chunk) < len(best[1])):
                     best = (base, chunk, length, size)
         if best is not None:
             base, chunk, length, size = best
             self._added_lengths.append(length + 1)
             self._added_sizes.append(size + len(chunk))
+            if self.generaldelta and not self.sparse:
+                self._chain_bases[rev] = self._chain_bases[base]
             return (base if self.generaldelta else self.entries[base][3]), chunk
         chunk = self.compressor.compress(text)
         self._added_lengths.append(1)
@@ -1999,7 +2027,7 @@ class RevlogWriter:
         waiting for the commit too (a second group of one file)."""
         index = parse_index(self.vfs.read(self.index_file), None, self.header)
         writer = RevlogWriter(Revlog(self.vfs, self.index_path, index, self.logical_index), self.journal,
-                              self.compressor)
+                              self.compressor, sparse=self.sparse)
         writer.split_index, writer.index_file = self.split_index, self.index_file
         writer._split_data = writer._journaled = True
         return writer

@@ -140,6 +140,8 @@ class Transaction:
             found = repo.requirements()
             engine = "zstd" if reqs.ZSTD in found else "none" if reqs.NO_COMPRESSION in found else "zlib"
             self.compressor = Compressor(engine)
+            self.sparse = reqs.SPARSEREVLOG in found
+            """(Else the span of a chain a revision is a delta on is bounded: ``RevlogWriter``.)"""
             # the changelog is written at the commit: a long group's chunks wait in the store's directory
             self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor,
                                    spool_dir=getattr(repo.store, "root", None), changelog=True)
@@ -285,7 +287,8 @@ class Transaction:
     def _writer(self, index_path: bytes, logical: bytes | None = None) -> RevlogWriter:
         writer = self.writers.get(index_path)
         if writer is None:
-            writer = RevlogWriter(self.repo.revlogs.open(index_path, logical), self.journal, self.compressor)
+            writer = RevlogWriter(self.repo.revlogs.open(index_path, logical), self.journal, self.compressor,
+                                  sparse=self.sparse)
             self.writers[index_path] = writer
         return writer
 

@@ -39,9 +39,10 @@ class _Journal:
         pass
 
 
-def _writer(engine: str = "zstd", header: int = FLAG_GENERALDELTA | 1, path: bytes = b"data/f.py.i") -> RevlogWriter:
+def _writer(engine: str = "zstd", header: int = FLAG_GENERALDELTA | 1, path: bytes = b"data/f.py.i",
+            sparse: bool = True) -> RevlogWriter:
     vfs = MemoryVfs()
-    return RevlogWriter(RevlogCache(vfs, header).open(path), _Journal(), Compressor(engine))
+    return RevlogWriter(RevlogCache(vfs, header).open(path), _Journal(), Compressor(engine), sparse=sparse)
 
 
 def _node(text: bytes, p1: Node, p2: Node) -> Node:
@@ -62,6 +63,14 @@ def _stored(writer: RevlogWriter) -> Revlog:
 def _chain(revlog: Revlog, rev: int) -> tuple[int, int]:
     revs, _ = revlog.delta_chain(rev)
     return len(revs), sum(revlog.index.entry(r)[1] for r in revs)
+
+
+def _span(revlog: Revlog, rev: int) -> int:
+    """The bytes from the start of ``rev``'s chain to its end, which hg reads whole in a revlog that
+    is not sparse (``hg debugdeltachain``'s ``lindist``)."""
+    revs, _ = revlog.delta_chain(rev)
+    entry = revlog.index.entry
+    return (entry(rev)[0] >> 16) + entry(rev)[1] - (entry(revs[0])[0] >> 16)
 
 
 def test_an_edit_of_a_small_file_larger_than_half_of_it_is_stored_as_a_delta() -> None:
@@ -129,6 +138,30 @@ def test_a_manifests_delta_is_against_a_parent_whatever_the_client_sent() -> Non
     assert revlog.revision(rev, verify=True) == texts[2]
 
 
+def test_a_delta_far_from_its_base_is_stored_whole_in_a_revlog_that_is_not_sparse() -> None:
+    """A long-lived branch's next revision, its parent behind another branch's revisions: a delta
+    on it in a generaldelta revlog without ``sparserevlog`` made hg read the whole span between
+    (24 times the text in an hg push's case); hg stores such a revision whole past 4 times."""
+    rng = random.Random(11)
+    lines = [b"line %d %x\n" % (i, rng.getrandbits(64)) for i in range(120)]
+    base = b"".join(lines)
+    edited = base.replace(b"line 7 ", b"LINE 7 ")
+    for sparse in (True, False):
+        writer = _writer(sparse=sparse)
+        _add(writer, base)
+        previous = 0
+        for _ in range(8):  # the other branch: texts unlike each other
+            previous = _add(writer, rng.randbytes(len(base) // 2).hex().encode(), previous)
+        rev = _add(writer, edited, 0)
+        _add(writer, edited.replace(b"line 9 ", b"LINE 9 "), rev)
+        revlog = _stored(writer)
+        assert revlog.delta_parent(rev) == (0 if sparse else NULL_REV)
+        assert revlog.delta_parent(rev + 1) == rev  # (near its base: a delta as before)
+        assert revlog.revision(rev, verify=True) == edited
+        if not sparse:
+            assert all(_span(revlog, r) <= 4 * revlog.raw_size(r) for r in range(len(revlog)))
+
+
 def test_small_edits_of_a_file_make_chains_longer_than_200_links() -> None:
     rng = random.Random(5)
     lines = [b"%d %x\n" % (i, rng.getrandbits(64)) for i in range(300)]
@@ -160,11 +193,11 @@ _step = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(seed_text=st.binary(max_size=600), steps=st.lists(_step, min_size=1, max_size=40),
-       engine=st.sampled_from(["zstd", "zlib", "none"]), generaldelta=st.booleans())
+       engine=st.sampled_from(["zstd", "zlib", "none"]), generaldelta=st.booleans(), sparse=st.booleans())
 def test_random_edit_histories_read_back_as_written_within_mercurials_bounds(
         seed_text: bytes, steps: list[tuple[list[tuple[int, int, bytes]], int, bool, int]], engine: str,
-        generaldelta: bool) -> None:
-    writer = _writer(engine, (FLAG_GENERALDELTA if generaldelta else 0) | 1)
+        generaldelta: bool, sparse: bool) -> None:
+    writer = _writer(engine, (FLAG_GENERALDELTA if generaldelta else 0) | 1, sparse=sparse)
     texts = [seed_text]
     _add(writer, seed_text)
     for edits, p1_pick, merge, p2_pick in steps:
@@ -190,4 +223,6 @@ def test_random_edit_histories_read_back_as_written_within_mercurials_bounds(
         length, size = _chain(revlog, rev)
         assert size <= 2 * len(text) + CHAIN_SLACK
         assert length <= chain_limit(len(text))
+        if not sparse:
+            assert _span(revlog, rev) <= 4 * len(text)
         assert mpatch.apply(revlog.revision(base), revlog.stored_delta(rev)[1]) == text
