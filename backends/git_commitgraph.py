@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import mmap
 import os
+import stat
 import struct
 import sys
 import threading
@@ -201,8 +202,13 @@ def commit_graph(objects_dir: str, raw_len: int) -> CommitGraph | None:
     None when it has none this module reads.  Kept while the file stays the same one."""
     path = os.path.join(objects_dir, "info", "commit-graph")
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+        if not stat.S_ISREG(os.stat(path).st_mode):  # (a FIFO's open waited for a writer for ever, as git's does)
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (replaced by a FIFO meanwhile: no wait)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
             key = (path, st.st_ino, st.st_size, st.st_mtime_ns, raw_len)
             with _KEPT_LOCK:
                 if key in _KEPT:
@@ -211,7 +217,9 @@ def commit_graph(objects_dir: str, raw_len: int) -> CommitGraph | None:
             if not st.st_size:
                 graph = None
             else:
-                graph = parse_commit_graph(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), raw_len)
+                graph = parse_commit_graph(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), raw_len)
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return None
     with _KEPT_LOCK:
