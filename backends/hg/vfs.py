@@ -366,7 +366,11 @@ class FsVfs:
             mode: int | None = os.lstat(full).st_mode & 0o777  # as hg's atomic files: the mode it had
         except FileNotFoundError:
             mode = self.createmode & 0o666 if self.createmode is not None else None
-        with open(tmp, "wb") as f:
+        try:  # (a stale one, of any kind: a FIFO's open waited for ever, a link's wrote where it pointed)
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), "wb") as f:
             if mode is not None:
                 os.fchmod(f.fileno(), mode)
             f.write(data)

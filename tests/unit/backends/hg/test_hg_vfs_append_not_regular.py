@@ -108,3 +108,21 @@ def test_appends_to_regular_files_as_before(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError):
         vfs.append(b"d", b"x")
+
+
+def test_a_replace_is_not_led_astray_by_what_is_at_its_temporary_name(tmp_path: Path) -> None:
+    """``replace`` writes ``NAME.hgwire-tmp`` then renames it over ``NAME``: a FIFO left at that
+    name took the bytes (or waited for a reader for ever) and was renamed into place, a link wrote
+    through to where it pointed."""
+    vfs = FsVfs(os.fsencode(tmp_path))
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not the repository's")
+    (tmp_path / "phaseroots.hgwire-tmp").symlink_to(outside)
+    vfs.replace(b"phaseroots", b"1 " + b"0" * 40 + b"\n")
+    assert (tmp_path / "phaseroots").read_bytes() == b"1 " + b"0" * 40 + b"\n"
+    assert not (tmp_path / "phaseroots").is_symlink()
+    assert outside.read_bytes() == b"not the repository's"
+    with drained_fifo_at(tmp_path / "bookmarks.hgwire-tmp") as got:
+        vfs.replace(b"bookmarks", b"marks")
+    assert (tmp_path / "bookmarks").read_bytes() == b"marks"
+    assert got == []
