@@ -248,6 +248,8 @@ class HgHttpCommand:
             return
         if self.method != b"POST":
             raise ProtocolError("push requires POST request", http_status=405)
+        if self.front.authorizer.read_only:
+            return  # the authorizer's "this server is read-only": https:// would not let the push in either
         if not (self.secure or self.front.config.allow_push_over_http):
             raise PlainHttpPush("pushing over plain HTTP is refused; use https:// "
                                 "(or start hgwire with --allow-push-over-http)")

@@ -355,6 +355,7 @@ def test_push_reports_count_as_hg_counts(fs_http: HgHttp, tmp_path: Path) -> Non
 @pytest.mark.parametrize("settings, message", [
     ({"read_only": True}, "HTTP Error 403: this server is read-only"),
     ({"allow_push_over_http": False}, "HTTP Error 403: pushing over plain HTTP is refused; use https://"),
+    ({"read_only": True, "allow_push_over_http": False}, "HTTP Error 403: this server is read-only"),
 ])
 def test_push_refused_by_the_server(make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,
                                     tmp_path: Path, settings: dict[str, Any], message: str) -> None:
