@@ -80,6 +80,14 @@ _REPOSITORY_PAGE_SLOTS: dict[str, defer.DeferredSemaphore] = {}
 slots (an entry goes once none is taken or waited for)."""
 
 
+def query_path(request: server.Request) -> str:
+    """hgweb's ``?file=PATH`` (its last value, as hgweb's): the path of a page whose URL names none
+    after its revision (``/NAME/archive/tip.zip?file=src``, ``/NAME/raw-file/tip?file=src/a.c``);
+    "" without one.  A path in the URL wins, as with hgweb."""
+    values = request.args.get(b"file")
+    return "/".join(filter(None, values[-1].decode("utf-8", "surrogateescape").split("/"))) if values else ""
+
+
 def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(_queued, front, request, route)
@@ -97,14 +105,15 @@ def _queued(user: str | None, front: HttpFront, request: server.Request, route: 
 def _make_and_send(user: str | None, front: HttpFront, request: server.Request, route: Route) -> defer.Deferred[None]:
     if request.finished or request._disconnected:  # gone while it waited for a slot
         return defer.succeed(None)
-    made: defer.Deferred[hg_archive.Archive | WebArchive] = run_blocking(_prepare, front, route, user)
+    made: defer.Deferred[hg_archive.Archive | WebArchive] = run_blocking(_prepare, front, route, user,
+                                                                           query_path(request))
     return made.addCallback(_send, request, route)
 
 
-def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Archive | WebArchive:
+def _prepare(front: HttpFront, route: Route, user: str | None, asked: str = "") -> hg_archive.Archive | WebArchive:
     """The archive the route names, once the repository's settings let ``user`` pull it (blocking):
-    a Mercurial repository's as hgweb makes it, a git repository's of the types ``[git] archives``
-    allows."""
+    a Mercurial repository's as hgweb makes it (of the path ``asked`` by ``?file=`` when the URL
+    names none), a git repository's of the types ``[git] archives`` allows."""
     segments = route.service.split("/")
     at = next((i for i, segment in enumerate(segments) if hg_archive.split_type(segment) is not None), -1)
     parsed = hg_archive.split_type("/".join(segments[:at + 1])) if at >= 0 else None
@@ -116,6 +125,8 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     if isinstance(repo, HgRepo):
         if at:
             raise ProtocolError("Unsupported archive type", 404)
+        if at + 1 == len(segments):
+            path = asked
         return hg_archive.prepare(repo, route.repo, key, kind, path)
     try:
         archive = GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))

@@ -37,6 +37,7 @@ from gateway.hg_archive import (
     context_arg,
     line_range,
     page_queued,
+    query_path,
     readable_any,
     send_page,
     serve_raw_file,
@@ -68,6 +69,10 @@ LOG_PAGES = ("shortlog", "log", "changelog")
 FILE_PAGES = ("file", "manifest")
 NAME_PAGES = ("tags", "branches", "bookmarks")
 DEFAULT_REVCOUNT = 60
+QUERY_PATH_PAGES = frozenset({RAW_FILE_SEGMENT, "file", "manifest", "annotate", "raw-annotate", "diff", "filediff",
+                              "raw-filediff", "comparison", "filelog", "log"})
+"""The pages that take a path after their revision, which hgweb also takes as ``?file=PATH``
+(its ``file`` argument) when the URL names none."""
 HEAD_PAGES = frozenset({*LOG_PAGES, *FILE_PAGES, "graph"})
 """The pages of HEAD (the header's links): a git repository without a commit there says why instead."""
 
@@ -117,6 +122,8 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
         return
     name, page = found
+    if len(page) == 2 and page[0] in QUERY_PATH_PAGES and (asked := query_path(request)):
+        page = [*page, *asked.split("/")]  # hgweb's /NAME/file/REV?file=PATH
     if page and page[0] == RAW_FILE_SEGMENT:
         serve_raw_file(front, request, Route(RouteKind.HG_RAW_FILE, name, "/".join(page[1:] or ["tip"])))
         return

@@ -311,6 +311,26 @@ def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningS
     assert head.status == 200 and head.body == b"" and head.headers["content-length"] == "2"
 
 
+def test_a_path_given_as_the_file_argument_is_taken_as_hg_serve_takes_it(served: tuple[RunningServer, Path],
+                                                                          client: Client) -> None:
+    """hgweb takes a page's path from ``?file=PATH`` when its URL names none after the revision
+    (``/NAME/archive/tip.zip?file=src``): hgwire sent the whole revision's archive, the root's
+    listing for a raw file, the changeset's pages for a file's; now hg serve's answer, byte for byte."""
+    server, repo = served
+    with _hg_serve(client, repo) as port:
+        for target in ("archive/tip.tar.gz?file=bin", "archive/v1.0.zip?file=bin/run.sh",
+                       "archive/tip.zip?file=no/such", "archive/tip.zip/bin?file=a.txt",
+                       "raw-file/tip?file=a.txt", "raw-file/v1.0?file=bin", "raw-file/tip/a.txt?file=d.txt",
+                       "raw-file/tip?file=no/such", "file/tip?file=bin&style=raw",
+                       "annotate/tip?file=d.txt&style=json", "filelog/tip?file=d.txt&style=json",
+                       "comparison/tip?file=d.txt&style=json", "diff/tip?file=d.txt&style=raw"):
+            ours = raw(server.port("http"), "GET", f"/team/proj/{target}")
+            theirs = raw(port, "GET", f"/{target}")
+            assert ours.status == theirs.status, (target, ours.status, theirs.status)
+            if theirs.status == 200:
+                assert ours.body == theirs.body, target
+
+
 def test_archives_are_made_a_few_at_a_time_and_every_slot_comes_back(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """One slot, nobody may wait: while a download stalls (its client reads nothing), another is
