@@ -69,6 +69,10 @@ LOG_PAGES = ("shortlog", "log", "changelog")
 FILE_PAGES = ("file", "manifest")
 NAME_PAGES = ("tags", "branches", "bookmarks")
 DEFAULT_REVCOUNT = 60
+MERCURIAL_AGENT = b"mercurial"
+"""What hg's User-Agent holds (``mercurial/proto-1.0 (Mercurial 7.2.4)``): hgweb answers such a
+client's ``/NAME/rev/REV`` in the raw style, the patch ``hg import URL`` applies, whatever the
+``?style=``."""
 QUERY_PATH_PAGES = frozenset({RAW_FILE_SEGMENT, "file", "manifest", "annotate", "raw-annotate", "diff", "filediff",
                               "raw-filediff", "comparison", "filelog", "log"})
 """The pages that take a path after their revision, which hgweb also takes as ``?file=PATH``
@@ -129,6 +133,9 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         return
     if page and page[0] in RAW_STYLED_PAGES:  # hgweb's /NAME/raw-annotate/REV/PATH: the raw style named in the path
         serve_styled(front, request, name, [page[0].removeprefix("raw-"), *page[1:]], style="raw")
+        return
+    if page and page[0] == "rev" and MERCURIAL_AGENT in (request.getHeader(b"user-agent") or b""):
+        serve_styled(front, request, name, page, style="raw")  # `hg import URL` of a changeset's page: its patch
         return
     if styled(request):
         serve_styled(front, request, name, page)

@@ -465,6 +465,29 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
         assert client.hg("log", "-R", str(target), "-r", "tip", "-T", "{node}").stdout == node
 
 
+def test_hg_import_of_a_changeset_page_applies_its_patch_as_from_hg_serve(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``hg import http://HOST/NAME/rev/REV`` (a changeset's page, as a browser shows it): hgweb
+    answers hg's User-Agent with the raw style, the patch; hgwire sent the HTML page, and hg said
+    "no diffs found".  Other clients still get the page."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "patches"
+    _patches_repo(client, repo)
+    agent = {"User-Agent": "mercurial/proto-1.0 (Mercurial 7.2.4)"}
+    with _hg_serve(client, repo) as port:
+        for target in ("rev/1", "rev/2?style=json", "rev/tip"):
+            ours = raw(server.port("http"), "GET", f"/patches/{target}", agent)
+            theirs = raw(port, "GET", f"/{target}", agent)
+            assert (ours.status, ours.body) == (theirs.status, theirs.body), target
+    assert raw(server.port("http"), "GET", "/patches/rev/1").body.lstrip().startswith(b"<!DOCTYPE html>")
+    parent = client.hg("log", "-R", str(repo), "-r", "p1(1)", "-T", "{node}").stdout
+    target = tmp_path / "import"
+    client.hg("clone", "-q", "-r", parent, str(repo), str(target))
+    client.hg("import", "-q", "--exact", "-R", str(target), f"http://127.0.0.1:{server.port('http')}/patches/rev/1")
+    node = client.hg("log", "-R", str(repo), "-r", "1", "-T", "{node}").stdout
+    assert client.hg("log", "-R", str(target), "-r", "tip", "-T", "{node}").stdout == node
+
+
 def test_the_hgrc_s_web_name_names_archives_feeds_and_the_index_as_hg_serve(
         served: tuple[RunningServer, Path], client: Client, tmp_path: Path) -> None:
     """``[web] name`` of the repository's hgrc is the name hgweb gives it: an archive's top
