@@ -44,7 +44,9 @@ from twisted.web import server
 
 from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
+from backends.names import validate_name
 from gateway import metrics
+from gateway.auth import Access
 from gateway.channel import SessionContext, peer_text
 from gateway.errors import (
     OUT_OF_FILES,
@@ -65,6 +67,10 @@ from gateway.hg_session import (
     push_outcome,
 )
 from gateway.http import (
+    ARCHIVE_SEGMENT,
+    HTML_PAGES,
+    RAW_FILE_SEGMENT,
+    RAW_REV_SEGMENT,
     REALM,
     HttpFront,
     LoginNeeded,
@@ -73,6 +79,7 @@ from gateway.http import (
     Unauthorized,
     refusal_outcome,
     retry_after,
+    site_url,
 )
 from gateway.limits import bundle2_limits, changegroup_limits, gone_outcome, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
@@ -355,7 +362,13 @@ class HgHttpCommand:
         ``open_for_reading``, which may give one opened before while nothing changed on disk)."""
         backend = self.front.config.backend
         opener = getattr(backend, "open_for_reading", None) if reads_only else None
-        repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
+        try:
+            repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
+        except RepositoryNotFound:
+            if (owner := self._page_owner()) is not None:
+                raise RepositoryNotFound(f"{self.route.repo} is a page of repository {owner}, not a repository: "
+                                         f"use {site_url(self.front, self.request)}/{owner}") from None
+            raise
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
         if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden
@@ -364,6 +377,23 @@ class HgHttpCommand:
         ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
                              extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
+
+    def _page_owner(self) -> str | None:
+        """The repository whose web page the request's path names (``team/app/rev/tip``, a URL
+        copied from a browser into ``hg clone``): the longest name before a page's that exists and
+        the user may read; None when there is none (blocking: asks the backend)."""
+        segments = self.route.repo.split("/")
+        for at in range(len(segments) - 1, 0, -1):
+            if not _page_name(segments[at]):
+                continue
+            owner = "/".join(segments[:at])
+            try:
+                self.front.authorizer.check(self.user, owner, PROTO, Access.READ)
+                if self.front.config.backend.exists(validate_name(owner)):
+                    return owner
+            except HgwireError:
+                continue
+        return None
 
     def _hidden_access(self, repo: HgRepository) -> None:
         """Serve ``repo``'s hidden changesets to a user ``[experimental] server.allow-hidden-access``
@@ -588,6 +618,12 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("push")
     if allow_push is not None and not member(allow_push):
         refuse("push")
+
+
+def _page_name(segment: str) -> bool:
+    """Whether ``segment`` names one of hgweb's pages (``log``, ``rev``, ``raw-file``, ``json-tags``…)."""
+    return (segment in HTML_PAGES or segment in (RAW_FILE_SEGMENT, RAW_REV_SEGMENT, ARCHIVE_SEGMENT)
+            or segment.startswith(("json-", "atom-", "rss-", "raw-")))
 
 
 def _payload(content: IO[bytes] | _LiveReader) -> Iterator[bytes]:

@@ -368,6 +368,29 @@ def test_push_refused_by_the_server(make_server: Callable[..., RunningServer], c
     assert raw(hghttp.server.port("http"), "GET", "/p?cmd=heads").status == 200
 
 
+def test_a_page_url_given_to_hg_names_the_repository_it_belongs_to(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, tmp_path: Path) -> None:
+    """A browser's URL of a repository's page (``NAME/rev/tip``, ``NAME/log``) given to ``hg clone``
+    was answered "repository NAME/rev/tip not found" (hg serve: "Not Found"); now the repository
+    whose page it is, with its URL, to a user who may read it.  A page of a repository the user
+    may not read, or of none, is still "not found"."""
+    policy = tmp_path / "pages-policy.toml"
+    policy.write_text('anonymous_read = true\n[[repo]]\npattern = "private/app"\nread = ["bob"]\n')
+    hghttp = HgHttp(make_server("fs", **_settings(htpasswd, config_file=str(policy))), client)
+    for name in ("team/app", "private/app"):
+        client.hg("init", str(hghttp.server.root / name))
+    base = hghttp.url("team/app")
+    for page in ("log", "rev/tip", "file/tip/a.txt", "raw-file/tip/a.txt", "json-tags", "archive/tip.zip"):
+        answer = hghttp.hg("clone", "-q", f"{base}/{page}", str(tmp_path / "copy"), check=False)
+        assert answer.returncode != 0 and not (tmp_path / "copy").exists()
+        assert (f"HTTP Error 404: team/app/{page} is a page of repository team/app, not a repository: use {base}\n"
+                in answer.stderr), answer.stderr
+    for name in ("team/app/nope", "team/nope/log", "private/app/log"):
+        answer = hghttp.hg("identify", hghttp.url(name), check=False)
+        assert answer.returncode != 0 and "is a page of" not in answer.stderr, answer.stderr
+        assert f"repository {name} not found" in answer.stderr, answer.stderr
+
+
 # ------------------------------------------------------------------ negotiation with real hg
 
 
