@@ -2,7 +2,9 @@
 some pushes are refused by a ``pretxnchangegroup`` hook (their revisions written, then rolled
 back): the engine's caches (the kept repositories, the shared views and indexes, the writer's
 snapshot handed to the next open) must never serve a pull anything but a committed, consistent
-repository, and ``hg verify`` passes on the server's copy and every clone after."""
+repository, and ``hg verify`` passes on the server's copy and every clone after.  The same with a
+small budget of kept repositories, and pushes interrupted mid-transaction, are in
+test_hg_concurrent_push_pull_small_budget (two modules: two test processes share the stress)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,18 @@ def _check_pool() -> None:
         assert {entry for entries in pool._named.values() for entry in entries} == named
 
 
-@pytest.mark.parametrize("budget", [kept.KEPT_BYTES, 150_000])
 def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-        htpasswd: Path, tmp_path: Path, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        htpasswd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """With the default budget of kept repositories (a small one: test_hg_concurrent_push_pull_small_budget)."""
+    _pushes_and_pulls(make_server, client, ssh_keys, htpasswd, tmp_path, kept.KEPT_BYTES, monkeypatch)
+
+
+def _pushes_and_pulls(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                      htpasswd: Path, tmp_path: Path, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Three pushers (two over HTTP, one over SSH, a third of their pushes refused) and two pullers
+    at once, ``READ_REUSE_BUDGET`` being ``budget``; then every clone and the server's copy agree
+    and verify, and the writer's snapshot was taken for the changelog and the manifest."""
     monkeypatch.setattr(kept.KEPT, "budget", kept.KEPT.budget)  # (restored after)
     monkeypatch.setattr(hg_backend, "READ_REUSE_BUDGET", budget)
     taken: list[bytes] = []  # (the indexes whose writer's snapshot was taken: ``RevlogCache.appended``)
@@ -151,55 +160,6 @@ def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
             == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
     assert os.path.exists(served / ".hg" / "store" / "00changelog.i")
     assert os.path.exists(served / ".hg" / "store" / "00manifest.d"), "the wide push did not split the manifest"
-
-
-@pytest.mark.parametrize("kind", ["http", "ssh"])
-def test_an_interrupted_push_leaves_no_snapshot_behind(
-        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-        htpasswd: Path, tmp_path: Path, kind: str) -> None:  # noqa: F811
-    """A push whose client goes away once the server's transaction began (the bundle is spooled
-    whole before the lock, ``backends.hg.push_spool``, so it is then applied, over HTTP and SSH
-    alike): the next pulls and pushes see the repository as the files say, and ``hg verify`` passes."""
-    server = make_server("fs", **_settings(htpasswd), **ssh_server_settings(ssh_keys))
-    http = HgHttp(server, client)
-    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-    peer: Any = http if kind == "http" else ssh
-    url = http.push_url("r") if kind == "http" else ssh.url("r")
-    served = server.root / "r"
-    client.hg("init", str(served))
-    client.hg("debugbuilddag", "-q", "-R", str(served), "+200")
-    work = tmp_path / "work"
-    peer.hg("clone", "-q", url, str(work))
-    for n in range(3):
-        (work / f"big{n}").write_bytes(os.urandom(12 << 20))
-        client.hg("commit", "-q", "-A", "-m", f"big {n}", cwd=work)
-    hg = Path(sys.executable).parent / "hg"
-    args = [str(hg), "push", "-f", url] if kind == "http" else \
-        [str(hg), "--config", f"ui.ssh={ssh.ssh}", "push", "-f", url]
-    proc = subprocess.Popen(args, cwd=work, env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (served / ".hg" / "store" / "journal").exists() and proc.poll() is None \
-            and time.monotonic() < deadline:  # (the server began its transaction)
-        time.sleep(0.001)
-    assert proc.poll() is None, "the push ended before it could be interrupted"
-    proc.kill()
-    proc.wait()
-    if kind == "http":  # (hg's bundle for the HTTP request, left by the killed client in its TMPDIR, not the host's)
-        assert list(Path(client.env["TMPDIR"]).glob("hg-bundle-*")), "the killed push's bundle is not in its TMPDIR"
-    while (served / ".hg" / "store" / "journal").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)  # (a bundle received whole before the client went is applied, as by hg serve)
-    before = client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
-    pulled = tmp_path / "pulled"
-    http.hg("clone", "-q", "-U", http.url("r"), str(pulled))
-    assert client.hg("log", "-R", str(pulled), "-T", "{node}\n").stdout == before
-    (work / "small").write_text("s\n")
-    client.hg("commit", "-q", "-A", "-m", "small", cwd=work)
-    peer.hg("push", "-q", "-f", url, cwd=work)
-    http.hg("pull", "-q", http.url("r"), cwd=pulled)
-    assert client.hg("log", "-R", str(pulled), "-T", "{node}\n").stdout \
-        == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
-    client.hg("verify", "-q", "-R", str(served))
-    client.hg("verify", "-q", "-R", str(pulled))
 
 
 def test_the_writers_snapshot_gives_way_to_another_process_push_strip_and_rollback(
