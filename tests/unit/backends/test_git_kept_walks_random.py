@@ -2,7 +2,8 @@
 walk (``git rev-list --objects`` with the boundary as a shallow file): the closures kept between
 requests (by their tips and boundary, or by their tips alone when every tip is a boundary commit;
 a clone's with its tags, also without them), the tree entries a walk has seen (forgotten past a
-bound, here a tiny one), and haves found in the packs' index views, while the repository grows
+bound, here a tiny one), each tree read as where it differs from the last of its name (with one
+seed), and haves found in the packs' index views, while the repository grows
 (loose objects, a second pack) and is repacked between requests.
 
 The requests are those of shallow clones and their deepens (the clone's tips as haves, their
@@ -95,6 +96,8 @@ def test_random_shallow_requests_send_what_git_s_walk_does(tmp_path: Path, monke
                                                            seed: int, object_format: str) -> None:
     monkeypatch.setattr(git_reach, "KEEP_CLOSURE_STEPS", 1)  # (every walk kept)
     monkeypatch.setattr(git_reach, "SEEN_NAMES", 5)  # (forgotten at every tree)
+    if seed == 2:  # (every tree compared with the last one of its name, where it differs parsed)
+        monkeypatch.setattr(git_reach, "MEDIUM_TREE_BYTES", 1)
     rng = random.Random(seed)
     work, src = tmp_path / "work", tmp_path / "src.git"
     git(tmp_path, "init", "-q", "-b", "main", f"--object-format={object_format}", str(work))
