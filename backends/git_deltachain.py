@@ -15,6 +15,8 @@ it sent the object whole.
 
 from __future__ import annotations
 
+import functools
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,6 +209,8 @@ def compose_chain(deltas: Sequence[bytes]) -> Pieces:
 
 
 MIN_COPY = 8
+PREFIX_BLOCK = 1024
+"""Bytes ``common_prefix`` compares first, then twice as many each time (a large tree differs somewhere)."""
 """Copies shorter than this go as inserted bytes in ``rebase`` (an instruction costs up to 8)."""
 
 
@@ -261,49 +265,92 @@ def tree_pieces(target: bytes, base: bytes, raw_len: int) -> Pieces:
     mode and name ``base`` holds with another object name has that prefix copied and the name
     inserted, any other entry is inserted.  A few dict lookups an entry, where composing the stored
     chain between two versions of a tree went through each of its deltas' pieces.  DeltaError for
-    bytes that are not a tree."""
+    bytes that are not a tree.
+
+    The entries that go on where the base goes on are found as one run of bytes in common
+    (``common_prefix``), only their ends looked for; the base's entries are indexed when an entry
+    does not go on so (the next version of a tree of 150 files, two of them changed: its 150
+    entries were each looked up and appended, 14,000 such trees 1.5 s of a shallow fetch)."""
+    if not _tree_bytes(raw_len).fullmatch(base):
+        raise DeltaError("the base is not a tree")
+    index: tuple[dict[bytes, int], dict[bytes, int]] | None = None
+    pieces = Pieces(len(base), [], [], [], [])
+    append = pieces.append
+    at, end = 0, len(target)
+    find = target.find
+    follows = 0   # where the base continues after the last entry copied (-1: nowhere known)
+    while at < end:
+        if follows >= 0:
+            same = at + common_prefix(target, at, base, follows)
+            run = at
+            while (nul := find(b"\0", run, same)) >= 0 and nul + 1 + raw_len <= same:
+                run = nul + 1 + raw_len  # (a whole entry in common)
+            if run > at:
+                append(follows, run - at, b"")
+                follows += run - at
+                at = run
+                continue
+        nul = find(b"\0", at)
+        if nul < 0 or nul + 1 + raw_len > end:
+            raise DeltaError("the target is not a tree")
+        stop = nul + 1 + raw_len
+        size = stop - at
+        if follows >= 0 and base.startswith(target[at:nul + 1], follows) and follows + size <= len(base):
+            named = follows  # (the entry the base goes on with: its mode and name, another id)
+        else:
+            if index is None:
+                index = _tree_index(base, raw_len)
+            src = index[0].get(target[at:stop], -1)
+            if src >= 0:
+                append(src, size, b"")
+                follows = src + size
+                at = stop
+                continue
+            named = index[1].get(target[at:nul + 1], -1)
+        if named >= 0:
+            append(named, nul + 1 - at, b"")
+            append(-1, raw_len, target[nul + 1:stop])
+            follows = named + size
+        else:
+            append(-1, size, target[at:stop])
+            follows = -1
+        at = stop
+    return pieces
+
+
+def _tree_index(base: bytes, raw_len: int) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """Where each entry of the tree ``base`` starts, by its bytes and by its mode and name (the first
+    of each)."""
     at_entry: dict[bytes, int] = {}
     at_name: dict[bytes, int] = {}
     at, end = 0, len(base)
     find = base.find
     while at < end:
         nul = find(b"\0", at)
-        if nul < 0 or nul + 1 + raw_len > end:
-            raise DeltaError("the base is not a tree")
         stop = nul + 1 + raw_len
         at_entry.setdefault(base[at:stop], at)
         at_name.setdefault(base[at:nul + 1], at)
         at = stop
-    pieces = Pieces(end, [], [], [], [])
-    append = pieces.append
-    at, end = 0, len(target)
-    find = target.find
-    follows = -1   # where the base continues after the last entry copied
-    while at < end:
-        nul = find(b"\0", at)
-        if nul < 0 or nul + 1 + raw_len > end:
-            raise DeltaError("the target is not a tree")
-        stop = nul + 1 + raw_len
-        size = stop - at
-        entry = target[at:stop]
-        if follows >= 0 and base[follows:follows + size] == entry:
-            src = follows
-        else:
-            src = at_entry.get(entry, -1)
-        if src >= 0:
-            append(src, size, b"")
-            follows = src + size
-        else:
-            named = at_name.get(target[at:nul + 1], -1)
-            if named >= 0:
-                append(named, nul + 1 - at, b"")
-                append(-1, raw_len, target[nul + 1:stop])
-                follows = named + size
-            else:
-                append(-1, size, entry)
-                follows = -1
-        at = stop
-    return pieces
+    return at_entry, at_name
+
+
+@functools.cache
+def _tree_bytes(raw_len: int) -> re.Pattern[bytes]:
+    """Bytes that read as tree entries to their end: a name up to a NUL, then ``raw_len`` bytes."""
+    return re.compile(rb"(?:[^\0]*\0.{%d})*" % raw_len, re.DOTALL)
+
+
+def common_prefix(a: bytes, at: int, b: bytes, there: int) -> int:
+    """How many bytes ``a[at:]`` and ``b[there:]`` share first."""
+    size = min(len(a) - at, len(b) - there)
+    lo, block = 0, PREFIX_BLOCK
+    while lo < size:  # (blocks that double: a difference near the start costs little of a large tree)
+        hi = min(size, lo + block)
+        x, y = a[at + lo:at + hi], b[there + lo:there + hi]
+        if x != y:  # (the first differing byte: where the XOR of the two blocks, read big-endian, starts)
+            return hi - -((int.from_bytes(x, "big") ^ int.from_bytes(y, "big")).bit_length() // -8)
+        lo, block = hi, block * 2
+    return size
 
 
 def _put_varint(out: bytearray, value: int) -> None:

@@ -31,6 +31,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import parse_tree
 
 from backends.git_commitgraph import CommitGraph
+from backends.git_deltachain import PREFIX_BLOCK, common_prefix
 from backends.git_objects import LOWER_HEX, read_outside_packs
 from backends.git_packindex import PackIndexView
 from backends.interfaces import object_format_of
@@ -61,7 +62,6 @@ KEPT_NAMES = 256
 """Entry names ``_Marking.by_name`` keeps a tree of (each under ``LARGE_TREE_BYTES``: 4 MiB at most)."""
 KEPT_LISTING_BYTES = 64 << 20
 """Large trees a closure keeps to compare with: this many at most, holding no more bytes than this."""
-PREFIX_BLOCK = 1024
 SEEN_NAMES = 1 << 17
 """Hex names a walk keeps of the tree entries it has looked at (``_Marking.seen``; about 14 MiB
 for SHA-1): past it they are forgotten all at once and looked up again as met."""
@@ -658,7 +658,7 @@ class Walker:
         raw_len = self._raw_len
         best: tuple[int, _Listing] | None = None
         for listing in reached.listings:
-            covered = _common_prefix(raw, 0, listing.raw, 0) + _common_suffix(raw, listing.raw)
+            covered = common_prefix(raw, 0, listing.raw, 0) + _common_suffix(raw, listing.raw)
             if best is None or covered > best[0]:
                 best = covered, listing
         if best is not None:
@@ -689,7 +689,7 @@ def _differing_entries(raw: bytes, old: _Listing, raw_len: int,
     at, there, index = 0, 0, 0  # entry starts in raw and in prior; bounds[index] == there
     while at < len(raw):
         if there < len(prior):
-            same = _common_prefix(raw, at, prior, there)
+            same = common_prefix(raw, at, prior, there)
             last = bisect_right(bounds, there + same) - 1
             if last > index:  # whole entries in common: the old tree's, shifted
                 shift = at - there
@@ -759,19 +759,6 @@ def _entry_ends(entries: list[tuple[bytes, int, bytes]], start: int, raw_len: in
         at += (mode.bit_length() + 2) // 3 + len(name) + 2 + raw_len
         ends[n] = at
     return ends
-
-
-def _common_prefix(a: bytes, at: int, b: bytes, there: int) -> int:
-    """How many bytes ``a[at:]`` and ``b[there:]`` share first."""
-    size = min(len(a) - at, len(b) - there)
-    lo, block = 0, PREFIX_BLOCK
-    while lo < size:  # (blocks that double: a difference near the start costs little of a large tree)
-        hi = min(size, lo + block)
-        x, y = a[at + lo:at + hi], b[there + lo:there + hi]
-        if x != y:  # (the first differing byte: where the XOR of the two blocks, read big-endian, starts)
-            return hi - -((int.from_bytes(x, "big") ^ int.from_bytes(y, "big")).bit_length() // -8)
-        lo, block = hi, block * 2
-    return size
 
 
 def _common_suffix(a: bytes, b: bytes) -> int:
