@@ -51,7 +51,12 @@ dictionary: about 130 bytes more an object, weighed as ``MAPPED_WEIGHT`` objects
 ``MAX_CACHED_VIEW_OBJECTS``): a look-up in it costs a fifth of the binary search, and a walk of the
 bench corpus's trees (its 54,500 objects' pack) looks up some 58,000 names (its first ``git fetch
 --deepen=1``: 0.12-0.13 s of CPU by binary search, 0.09-0.10 with the map).  Larger packs' views
-keep to their name table and columns."""
+keep to their name table and columns.  The map is made once the view has answered a sixteenth of its
+objects' look-ups by binary search (``MAP_AFTER_LOOKUPS``): a request that looks up a few names
+(a shallow clone's ``git fetch --deepen=1`` of a pack of 200,000 objects: 1,100) does not pay for
+it (80 ms of the 0.2 s a cold view of that pack took to build)."""
+MAP_AFTER_LOOKUPS = 16
+"""A mappable view maps its names after as many binary searches as its objects, divided by this."""
 MAPPED_WEIGHT = 5
 """What an object of a mapped view weighs against ``MAX_CACHED_VIEW_OBJECTS`` (its 36 bytes and the
 map's: some 170 bytes, where an object of a view without one weighs 1)."""
@@ -168,16 +173,23 @@ class TableView(PackIndexView):
         """Where the names of each first byte begin, and the count."""
         self._starts = range(0, count * raw_len, raw_len)
         self._key = partial(struct.Struct(f"{raw_len}s").unpack_from, table)
-        if 0 < count <= MAPPED_VIEW_MAX_OBJECTS:
-            names = map(table.__getitem__, map(slice, self._starts, range(raw_len, (count + 1) * raw_len, raw_len)))
-            self._pos_of = dict(zip(names, idx_to_pos))
+        self._mappable = 0 < count <= MAPPED_VIEW_MAX_OBJECTS
+        self._searches_left = count // MAP_AFTER_LOOKUPS if self._mappable else -1
+        """Binary searches before the names are mapped (-1: never; ``MAPPED_VIEW_MAX_OBJECTS``)."""
 
     def __len__(self) -> int:
         return self._count
 
     @property
     def weight(self) -> int:
-        return self._count * (MAPPED_WEIGHT if self._pos_of else 1)
+        return self._count * (MAPPED_WEIGHT if self._mappable else 1)
+
+    def _map_names(self) -> None:
+        """Map each name to its pack position (``MAPPED_VIEW_MAX_OBJECTS``).  Requests in several
+        threads may do it at once: each makes the same map, and the last one made is kept."""
+        raw_len, count = self.raw_len, self._count
+        names = map(self._table.__getitem__, map(slice, self._starts, range(raw_len, (count + 1) * raw_len, raw_len)))
+        self._pos_of = dict(zip(names, self.idx_to_pos))
 
     def index_of(self, sha: bytes) -> int | None:
         """Index-order position of a binary object name, or None: a binary search of the names' first
@@ -203,6 +215,11 @@ class TableView(PackIndexView):
     def position(self, sha: bytes) -> int | None:
         if self._pos_of:
             return self._pos_of.get(sha)
+        if self._searches_left >= 0:
+            self._searches_left -= 1
+            if self._searches_left < 0:
+                self._map_names()
+                return self._pos_of.get(sha)
         i = self.index_of(sha)
         return None if i is None else self.idx_to_pos[i]
 
