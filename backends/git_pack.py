@@ -25,7 +25,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from typing import Any, cast
 
 from dulwich.errors import ObjectFormatException
@@ -1157,23 +1157,118 @@ def _by_rev_list(
     outside the selection become the new shallow boundary; the other included
     commits are NOT_SHALLOW (so a client's old boundary among them is lifted).
     """
-    excluded = _ancestors(store, [_resolve_ref(refs, name) for name in request.deepen_not], get_raw)
     since = request.deepen_since
-    included: dict[ObjectId, list[bytes]] = {}  # (each one's parents: a commit read once)
-    queue: deque[bytes] = deque(c.id for w in request.wants if (c := _commit(store, w, get_raw=get_raw)) is not None)
-    while queue:
-        oid = ObjectId(queue.popleft())
-        if oid in included or oid in excluded:
-            continue
-        commit = _commit(store, oid, get_raw=get_raw)
-        if commit is None or (since is not None and commit.commit_time < since):
-            continue
-        included[oid] = commit.parents
-        queue.extend(commit.parents)
+    if request.deepen_not:
+        excluded = [_resolve_ref(refs, name) for name in request.deepen_not]
+        included = _limited_rev_list(store, request.wants, excluded, since, get_raw)
+    else:
+        included = {}  # (each one's parents: a commit read once)
+        queue: deque[bytes] = deque(c.id for w in request.wants
+                                    if (c := _commit(store, w, get_raw=get_raw)) is not None)
+        while queue:
+            oid = ObjectId(queue.popleft())
+            if oid in included:
+                continue
+            commit = _commit(store, oid, get_raw=get_raw)
+            if commit is None or (since is not None and commit.commit_time < since):
+                continue
+            included[oid] = commit.parents
+            queue.extend(commit.parents)
     if not included:
         raise ProtocolError("no commits selected for shallow requests")
     result = [c for c, parents in included.items() if any(p not in included for p in parents)]
     return result, included.keys() - set(result)
+
+
+REV_LIST_SLOP = 5
+"""Commits a limited walk (``_limited_rev_list``) takes once only excluded ones wait, as git's
+``still_interesting`` (its ``SLOP``)."""
+
+
+def _limited_rev_list(store: BaseObjectStore, wants: Iterable[bytes], excluded: Iterable[bytes],
+                      since: int | None, get_raw: Callable[[bytes], tuple[int, bytes]] | None
+                      ) -> dict[ObjectId, list[bytes]]:
+    """The commits ``git rev-list [--max-age=since] WANTS --not EXCLUDED`` lists, each with its
+    parents, walked as git's ``limit_list`` walks them: newest first, an excluded commit (or one
+    older than ``since``) marking what it reaches excluded, and the walk ending a few commits
+    (``REV_LIST_SLOP``) after only excluded ones wait and they are older than the last one listed.
+    A ``--shallow-exclude`` of a branch 8,000 commits below the tip walked all 34,000 commits
+    below that branch (0.1 s of 0.13 with a commit-graph, as many commits read without one); git
+    stops where the two histories meet."""
+    links: dict[bytes, _CommitLinks] = {}
+    bad: set[bytes] = set()
+    queue: list[tuple[int, int, bytes]] = []
+    order = count()
+
+    def read(oid: bytes) -> _CommitLinks | None:
+        link = links.get(oid)
+        if link is None and (link := _commit(store, oid, get_raw=get_raw)) is not None:
+            links[link.id] = link
+        return link
+
+    def mark_below(link: _CommitLinks) -> None:  # (git's mark_parents_uninteresting)
+        stack = list(link.parents)
+        while stack:
+            oid = stack.pop()
+            if oid not in bad:
+                bad.add(oid)
+                if oid in links:
+                    stack.extend(links[oid].parents)
+
+    def push(link: _CommitLinks) -> None:
+        heapq.heappush(queue, (-link.commit_time, next(order), link.id))
+
+    tips: set[bytes] = set()
+    for tip, is_bad in [*((w, False) for w in wants), *((x, True) for x in excluded)]:
+        link = read(tip)
+        if link is None:
+            continue
+        if is_bad:
+            bad.add(link.id)
+            mark_below(link)
+        if link.id not in tips:
+            tips.add(link.id)
+            push(link)
+    listed: dict[ObjectId, list[bytes]] = {}
+    last_listed: float = float("inf")
+    slop = REV_LIST_SLOP
+    steps = 0
+    while queue:
+        steps += 1
+        if not steps % CHECK_EVERY:
+            check("the shallow boundary")
+        _, _, oid = heapq.heappop(queue)
+        link = links[oid]
+        if since is not None and link.commit_time < since:
+            bad.add(oid)
+        is_bad = oid in bad
+        for parent in link.parents:
+            seen = parent in links
+            if is_bad:
+                bad.add(parent)
+            parent_link = read(parent)
+            if parent_link is None:
+                continue
+            if is_bad:
+                mark_below(parent_link)
+            if not seen:
+                push(parent_link)
+        if is_bad:
+            mark_below(link)
+            # (git's still_interesting: go on while a listed commit is older than what waits,
+            # or something not excluded waits; else a few more)
+            if not queue:
+                break
+            if last_listed <= -queue[0][0] or any(item[2] not in bad for item in queue):
+                slop = REV_LIST_SLOP
+            else:
+                slop -= 1
+                if not slop:
+                    break
+            continue
+        last_listed = link.commit_time
+        listed[ObjectId(oid)] = link.parents
+    return {oid: parents for oid, parents in listed.items() if oid not in bad}
 
 
 def check_deepen_not(request: FetchRequest, refs: Mapping[bytes, ObjectId]) -> None:
@@ -1189,18 +1284,6 @@ def _resolve_ref(refs: Mapping[bytes, ObjectId], name: bytes) -> ObjectId:
         if candidate in refs:
             return refs[candidate]
     raise ProtocolError(f"git upload-pack: ambiguous deepen-not: {name.decode('utf-8', 'replace')}")
-
-
-def _ancestors(store: BaseObjectStore, heads: Iterable[bytes],
-               get_raw: Callable[[bytes], tuple[int, bytes]] | None = None) -> set[bytes]:
-    seen: set[bytes] = set()
-    stack: list[bytes] = [c.id for h in heads if (c := _commit(store, h, get_raw=get_raw)) is not None]
-    while stack:
-        oid = stack.pop()
-        if oid not in seen:
-            seen.add(oid)
-            stack.extend(_parents(store, oid, get_raw))
-    return seen
 
 
 def object_sizes(store: BaseObjectStore, oids: Sequence[ObjectId]) -> list[tuple[ObjectId, int | None]]:
