@@ -56,7 +56,7 @@ from backends.lfs import (
     LockNotOwned,
 )
 from backends.names import strip_git_suffix
-from gateway import audit, git_session
+from gateway import audit, git_session, metrics
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig, user_name
@@ -431,7 +431,9 @@ def _send_object(request: server.Request, route: Route, oid: str, size: int, chu
         if corrupt:  # changed on disk since it was found intact: cut short, its last bytes never sent
             _log_corrupt(route.repo, failure.value, "its download was cut short before its end")  # type: ignore[arg-type]
         elif failure.check(defer.CancelledError):  # its client gone (said by nothing), or cut by the stop
-            if gone_outcome("client gone", getattr(request, "transport", None)) == CUT_AT_SHUTDOWN:
+            outcome = gone_outcome("client gone", getattr(request, "transport", None))
+            metrics.count_http_outcome(request.code, outcome)  # (its status, 200, is no error)
+            if outcome == CUT_AT_SHUTDOWN:
                 log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
                          outcome=f"{CUT_AT_SHUTDOWN} during {what}")
         else:

@@ -30,6 +30,7 @@ from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
 from backends.interfaces import GitRepository, Kind
+from gateway import metrics
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.git_session import PackStream
@@ -223,8 +224,9 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
     def broke(failure: Failure) -> None:  # the client sees a cut download
         if failure.check(defer.CancelledError):  # its client gone, or the stop's grace over (cut)
             cut = gone_outcome("client gone", getattr(request, "transport", None)) == CUT_AT_SHUTDOWN
-            log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo,
-                     outcome=f"{CUT_AT_SHUTDOWN} during {what}" if cut else f"the client went away during {what}")
+            outcome = f"{CUT_AT_SHUTDOWN} during {what}" if cut else f"the client went away during {what}"
+            metrics.count_http_outcome(request.code, outcome)  # (its status, 200, is no error)
+            log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=outcome)
             return
         if failure.check(StorageError):  # a file gone from its store, an LFS blob corrupt on disk (its path)
             where = getattr(failure.value, "path", None)

@@ -117,14 +117,17 @@ def transport_of(proto: str) -> str:
 
 def outcome_kind(outcome: str) -> str | None:
     """The kind of error a session's outcome (its log line's) says, None for a success: ``refused``
-    (a permission, a limit, a hook or a protected branch), ``client_gone``, ``timeout``,
+    (a permission, a limit, a hook or a protected branch), ``client_gone``, ``shutdown`` (cut by the
+    service's stop once ``--shutdown-grace`` was over: its client had not gone), ``timeout``,
     ``not_found``, ``internal`` (logged with its traceback), ``failed`` (anything else)."""
     text = outcome.strip().lower()
     if not text or text.startswith(("ok", "asked to log in", "no request", "done")):
         return None
     if text.startswith("refused"):
         return "refused"
-    if "client gone" in text or "went away" in text or text.startswith("cut at shutdown"):
+    if text.startswith("cut at shutdown"):
+        return "shutdown"
+    if "client gone" in text or "went away" in text:
         return "client_gone"
     if "timeout" in text or "timed out" in text or "too slow" in text:
         return "timeout"
@@ -292,8 +295,8 @@ def families(config: Any) -> list[Family]:
                "(one hg-serve session carries many hg commands), an HTTP request.",
                _counted(REQUESTS, ("transport", "service"))),
         Family("hgwire_errors_total", "counter",
-               "Requests that ended in an error, by transport and kind (refused, not_found, client_gone, timeout, "
-               "internal, failed, limit, unavailable, bad_request, connection_limit).", errors),
+               "Requests that ended in an error, by transport and kind (refused, not_found, client_gone, shutdown, "
+               "timeout, internal, failed, limit, unavailable, bad_request, connection_limit).", errors),
         Family("hgwire_connections_total", "counter", "Connections accepted, by transport.",
                per_transport("accepted")),
         Family("hgwire_received_bytes_total", "counter",

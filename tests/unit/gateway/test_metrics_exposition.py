@@ -47,6 +47,7 @@ def test_exposition_of_special_values() -> None:
     ("asked to log in (401): authentication required", None),
     ("refused: 2 refs", "refused"), ("refused 403: alice may not write team/app", "refused"),
     ("client gone", "client_gone"), ("the client went away during the archive", "client_gone"),
+    ("cut at shutdown after the grace", "shutdown"), ("cut at shutdown after the grace during tip/big", "shutdown"),
     ("error: request timeout", "timeout"),
     ("error: repository nothing-here.git not found", "not_found"),
     ("error: internal error", "internal"), ("error: bad pack: truncated", "failed"), ("exit 1", "failed"),
