@@ -160,9 +160,12 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
     """An error as the API gives it: its status and a JSON message (401 with the challenges)."""
     exc = failure.value
     assert exc is not None
-    if isinstance(exc, BodyAborted):  # the client went (or the body was refused) while it came: nobody to tell
-        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
-                 outcome="the upload did not arrive whole; nothing was kept")
+    if isinstance(exc, BodyAborted):  # the client went (or the body was refused, logged so) while it came
+        outcome = "the upload did not arrive whole; nothing was kept"
+        if not getattr(request, "_refused", False):  # counted as a git push its client left is
+            outcome = gone_outcome("client gone: " + outcome, getattr(request, "transport", None))
+            metrics.count_http_outcome(request.code, outcome)
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=outcome)
         return
     if isinstance(exc, LfsObjectRefused):
         status, message = exc.status, str(exc)

@@ -521,8 +521,9 @@ class HgHttpCommand:
     def _fail(self, failure: Failure) -> None:
         exc = failure.value
         assert exc is not None
-        if isinstance(exc, BodyAborted):  # the client went (or its body was refused) while it sent it
-            self._log("the push did not arrive whole; nothing was changed")
+        if isinstance(exc, BodyAborted):  # the client went (or its body was refused, logged so) while it sent it
+            gone = "" if getattr(self.request, "_refused", False) else "client gone: "
+            self._log(gone + "the push did not arrive whole; nothing was changed")
             return
         if isinstance(exc, ClientGone):
             self._log(f"client gone: {exc.message}")

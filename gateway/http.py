@@ -47,6 +47,7 @@ import enum
 import importlib
 import os
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ from gateway.limits import (
     address_key,
     close_sent,
     count_request,
+    gone_outcome,
     limits_for,
     tcp_address,
     trusted_proxies,
@@ -705,13 +707,18 @@ def streams_body(command: bytes, path: bytes, headers: Headers) -> bool:
     encodings = headers.getRawHeaders(b"content-encoding") or [b""]
     if len(encodings) > 1 or encodings[0].strip().lower() not in (b"", b"identity"):
         return False
+    routed = route_of(command, path)
+    kind = routed.kind
+    if (command, kind) == (b"POST", RouteKind.HG_COMMAND):  # a push's bundle or a largefile: not other commands' bodies
+        return routed.service in HG_STREAMED_COMMANDS
+    return (command, kind) in STREAMED_ROUTES
+
+
+def route_of(command: bytes, path: bytes) -> Route:
+    """The route of a request line's method and target, before twisted.web has parsed them."""
     raw, _, query = path.partition(b"?")
     segments = decode_segments([unquote_to_bytes(segment) for segment in raw[1:].split(b"/")])
-    args = decode_query(http.parse_qs(query, 1))
-    kind = route(command.decode("ascii"), segments, args).kind
-    if (command, kind) == (b"POST", RouteKind.HG_COMMAND):  # a push's bundle or a largefile: not other commands' bodies
-        return args.get(HG_COMMAND_ARG, [""])[0] in HG_STREAMED_COMMANDS
-    return (command, kind) in STREAMED_ROUTES
+    return route(command.decode("ascii", "replace"), segments, decode_query(http.parse_qs(query, 1)))
 
 
 HG_STREAMED_COMMANDS = frozenset({"unbundle", "putlfile"})
@@ -738,7 +745,7 @@ class RootResource(resource.Resource):
         matched = route(method, segments, query)
         service = metrics.http_service(matched.kind.value, matched.service)
         setattr(request, METRICS_SERVICE, service)
-        request.notifyFinish().addBoth(_ended, metrics.started("http", service))  # finished, or its client gone
+        request.notifyFinish().addBoth(_ended, metrics.started("http", service), service)  # finished, or its client gone
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.REDIRECT:
             request.setHeader(b"Location", matched.service.encode("ascii"))
@@ -754,8 +761,10 @@ class RootResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _ended(result: object, end: Callable[[], None]) -> None:
+def _ended(result: object, end: Callable[[], None], service: str) -> None:
     end()
+    if isinstance(result, Failure):  # its connection went before its answer was whole: no access line counts it
+        metrics.count_request("http", service)  # (its handler's line counts its error: client gone, cut)
 
 
 class BoundedRequest(server.Request):
@@ -770,6 +779,13 @@ class BoundedRequest(server.Request):
 
     max_body = MAX_REQUEST_BODY
     _client: IAddress | None = None
+    _announced: int | None = None
+    _headers_in = False
+    _body_in = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._begun = time.monotonic()
 
     def getClientAddress(self) -> IAddress:
         if self._client is None:
@@ -801,6 +817,7 @@ class BoundedRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         self._body_bytes = 0
+        self._headers_in, self._announced = True, length
         limits = getattr(getattr(self.channel, "site", None), "connection_limits", None)
         if limits is not None:  # [limits] max_request_body of the policy file in force now
             self.max_body = limits().max_request_body
@@ -833,6 +850,7 @@ class BoundedRequest(server.Request):
         super().requestReceived(command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self._body_in = True
         if getattr(self, "_refused", False):  # answered (413, 507); over TLS the body came in to its end
             return
         if not self._early:
@@ -926,7 +944,27 @@ class BoundedRequest(server.Request):
 
     def connectionLost(self, reason: Failure) -> None:
         self._continue_held = False  # the client is gone: an answer its handler gives is held, never sent
+        if self._headers_in and not (self._body_in or self._early or getattr(self, "_refused", False)):
+            self._log_cut_body()
         super().connectionLost(reason)
+
+    def _log_cut_body(self) -> None:
+        """The connection went while twisted.web spooled the body, so nothing ran and nothing was
+        logged: one line and its count, as a git:// or SSH request its client left has (the stop's
+        cut said as such, ``gone_outcome``)."""
+        channel = self.channel
+        command, path = (bytes(getattr(channel, name, None) or b"?") for name in ("_command", "_path"))
+        routed = route_of(command, path)
+        service = metrics.http_service(routed.kind.value, routed.service)
+        whole = f"of {self._announced} bytes" if self._announced is not None else "bytes of a chunked body"
+        outcome = gone_outcome("client gone", getattr(channel, "transport", None))
+        outcome += f": its body was cut after {self._body_bytes} {whole}"
+        metrics.count_request("http", service, outcome)
+        log.info("{method} {path} from {peer}: {outcome} in {elapsed_ms} ms",
+                 method=command.decode("ascii", "replace"), path=path[:200].decode("ascii", "replace"),
+                 peer=peer_text(self.getClientAddress()), repo=routed.repo or None, service=service,
+                 outcome=outcome, bytes_in=self._body_bytes,
+                 elapsed_ms=round((time.monotonic() - self._begun) * 1000))
 
     def handleContentChunk(self, data: bytes) -> None:
         if getattr(self, "_refused", False):  # (TLS closes once the client stops sending: dropped meanwhile)
