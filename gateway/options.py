@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import MutableMapping
 from typing import Any
@@ -12,6 +13,7 @@ from gateway.listen_checks import shared_port
 from gateway.logs import SafeLogger
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
+from gateway.start_locks import Held, claim_pid_file, drop_pid_file_claim
 from gateway.threads import MAX_POOL_SIZE
 
 log = SafeLogger()
@@ -124,6 +126,37 @@ def check_pid_file(options: MutableMapping[str, Any]) -> None:
     if not pid_file:
         return
     path = os.path.abspath(pid_file)
+    try:
+        claim_pid_file(path)  # two starts racing on one file both found it free: twistd writes it seconds later
+    except Held as held:
+        raise ValueError(_held_pid_file(path, held.holder)) from None
+    except OSError as exc:
+        raise ValueError(f"--pidfile {path} cannot be written ({exc.strerror}): name a file in a directory "
+                         "hgwire's user may write, or give --pidfile= for none") from None
+    try:
+        _check_pid_number(path)
+    except ValueError:
+        drop_pid_file_claim()
+        raise
+
+
+def _held_pid_file(path: str, holder: int | None) -> str:
+    """What to say when another start holds the pid file's lock: hgwire runs (its number is in the
+    file), or it is starting (not yet written)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(path, "rb") as f:
+            pid = int(f.read(64).strip())
+        os.kill(pid, 0)
+        return (f"hgwire already runs as process {pid} with --pidfile {path}: stop it first "
+                f"(kill {pid}), or give this one a --pidfile of its own")
+    who = f"process {holder}" if holder is not None else "another process"
+    stop = f" (kill {holder})" if holder is not None else ""
+    return (f"another hgwire, {who}, is starting with --pidfile {path}: let it start, or stop it{stop}, "
+            "or give this one a --pidfile of its own")
+
+
+def _check_pid_number(path: str) -> None:
+    """The number a pid file left holds: ValueError when it is a live process's (see ``check_pid_file``)."""
     try:
         with open(path, "rb") as f:
             text = f.read(64)

@@ -828,6 +828,12 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
     # read now, in the process systemd started (twistd without -n forks later), and taken out of
     # the environment: no hook or git command of ours talks to systemd
     svc.notifier = Notifier.from_environment()
+    from twisted.internet import reactor
+
+    from gateway.start_locks import release_pid_file
+
+    # (twistd ends a stop by SIGTERM with that signal, so no atexit runs: the --pidfile's lock file goes now)
+    reactor.addSystemEventTrigger("after", "shutdown", release_pid_file)
     return svc
 
 

@@ -78,11 +78,13 @@ def test_a_daemonized_start_that_cannot_listen_exits_1(tmp_path: Path) -> None:
 
 
 def _parsed_as_twistd(*argv: str) -> Any:
-    """twistd's own command line parsed as ``twistd`` parses it (its options, then the plugin's)."""
+    """twistd's own command line parsed as ``twistd`` parses it (its options, then the plugin's),
+    without a pid file (the default, ./twistd.pid, would be claimed by the test's own process for
+    its whole run: ``gateway.start_locks``)."""
     from twisted.scripts._twistd_unix import ServerOptions
 
     config = ServerOptions()  # type: ignore[no-untyped-call]
-    config.parseOptions(list(argv))  # type: ignore[no-untyped-call]
+    config.parseOptions(["--pidfile=", *argv])  # type: ignore[no-untyped-call]
     return config
 
 
