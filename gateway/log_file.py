@@ -33,6 +33,7 @@ from typing import Any, cast
 from twisted.python import logfile, threadable
 
 from gateway.logs import SafeLogger
+from gateway.start_locks import follow_log_file
 
 log = SafeLogger()
 
@@ -202,6 +203,9 @@ def manage_log_file(reactor: Any, size: int = 1_000_000, keep: int = 0) -> Rotat
     def open_appending() -> None:
         opened()
         _append(log_file)
+        if not follow_log_file(log_file._file.fileno()):  # (another start took the new file meanwhile)
+            reactor.callFromThread(log.warn, "the log file {path} is locked by another process now: another "
+                                   "hgwire writes it too; give each its own --logfile", path=log_file.path)
 
     log_file._openFile = open_appending  # type: ignore[method-assign]
     _append(log_file)

@@ -13,7 +13,7 @@ from gateway.listen_checks import shared_port
 from gateway.logs import SafeLogger
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
-from gateway.start_locks import Held, claim_pid_file, drop_pid_file_claim
+from gateway.start_locks import Held, claim_log_file, claim_pid_file, drop_pid_file_claim
 from gateway.threads import MAX_POOL_SIZE
 
 log = SafeLogger()
@@ -25,6 +25,7 @@ MAX_SHUTDOWN_GRACE = 86400
 def check_options(options: MutableMapping[str, Any]) -> None:
     """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
     check_pid_file(options)
+    check_log_file(options)
     try:
         workers = int(options["workers"])
     except (TypeError, ValueError):
@@ -138,6 +139,34 @@ def check_pid_file(options: MutableMapping[str, Any]) -> None:
     except ValueError:
         drop_pid_file_claim()
         raise
+
+
+def twistd_log_path(parent: Any) -> str | None:
+    """The file twistd writes its log to, as its ``UnixAppLogger`` chooses it: none under
+    ``--syslog``, ``--logger``, ``--logfile -`` or ``-n`` without ``--logfile``; ``twistd.log``
+    for a daemon without one."""
+    if parent is None or parent.get("syslog") or parent.get("logger"):
+        return None
+    name = parent.get("logfile") or ""
+    if name == "-" or (parent.get("nodaemon") and not name):
+        return None
+    return os.path.abspath(name or "twistd.log")
+
+
+def check_log_file(options: MutableMapping[str, Any]) -> None:
+    """Claim twistd's ``--logfile`` for this service: ValueError when another hgwire writes it (each
+    would rotate the other's file away, ``gateway.start_locks``) or it cannot be opened."""
+    path = twistd_log_path(getattr(options, "parent", None))
+    if path is None:
+        return
+    try:
+        claimed = claim_log_file(path)
+    except OSError as exc:
+        raise ValueError(f"--logfile {path} cannot be opened ({exc.strerror}): make its directory and let "
+                         "hgwire's user write there, or name another file") from None
+    if not claimed:
+        raise ValueError(f"--logfile {path} is written by another hgwire already, and each would rotate the "
+                         "other's file away: give each service a --logfile of its own, or stop the other first")
 
 
 def _held_pid_file(path: str, holder: int | None) -> str:

@@ -1,13 +1,18 @@
-"""Locks a start takes on the files one service may not share with another: its ``--pidfile``.
+"""Locks a start takes on the files one service may not share with another: its ``--pidfile`` and
+its ``--logfile``.
 
 twistd checks a pid file when it starts and writes it only once the service is made, seconds
 later: two starts racing on one file both found it free, both ran, and the first to stop removed
-the other's file.  The file is now claimed by an exclusive ``flock``, taken without waiting and
-held for the life of the process (twistd's daemon inherits it through its forks; the kernel lets
-it go with the process, whatever ends it), so the second start is told at once.
+the other's file.  twistd's ``--logfile`` is renamed by its own rotation (``--log-size``,
+SIGUSR1): two services writing one file rotated each other's lines away, each writing on into
+the file the other had renamed.  Each file is now claimed by an exclusive ``flock``, taken without
+waiting and held for the life of the process (twistd's daemon inherits it through its forks; the
+kernel lets it go with the process, whatever ends it), so the second start is told at once.
 
 The pid file is claimed through a ``FILE.lock`` beside it: twistd removes a stale pid file and
-writes a new one, so a lock on the file itself would not outlive that.
+writes a new one, so a lock on the file itself would not outlive that.  The log file is locked
+itself (a ``FILE.lock`` beside a log is one more file for logrotate's ``*`` to rotate away), and
+the lock follows the file each time it is opened anew (``follow_log_file``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import os
 
 _pid_lock: list[tuple[int, str]] = []
 """The descriptor and path of the pid file's lock, while it is held."""
+_log_lock: list[int] = []
+"""The descriptor holding the log file's lock (a file at the log's path, now or earlier)."""
 
 
 class Held(Exception):
@@ -87,3 +94,36 @@ def drop_pid_file_claim() -> None:
     release_pid_file()
     while _pid_lock:
         os.close(_pid_lock.pop()[0])
+
+
+def claim_log_file(path: str) -> bool:
+    """Lock the log file at ``path`` (made if missing, as twistd makes it) for this process; False
+    when another process holds it.  OSError when it cannot be opened."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    if _log_lock and _same(_log_lock[-1], path):  # (options parsed again in one process: embedding, tests)
+        os.close(fd)
+        return True
+    if not _locked(fd):
+        os.close(fd)
+        return False
+    _log_lock.append(fd)
+    return True
+
+
+def follow_log_file(fd: int) -> bool:
+    """The log file was opened anew as ``fd`` (a rotation, a reopen after logrotate moved it): move
+    the lock onto it.  False when another process locked that file first."""
+    if not _log_lock:
+        return True
+    held = os.fstat(_log_lock[-1])
+    now = os.fstat(fd)
+    if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+        return True  # the same file (copytruncate, or no rotation): locked already
+    mine = os.dup(fd)  # the lock's own descriptor: twistd closes its own at the next rotation
+    if not _locked(mine):
+        os.close(mine)
+        return False
+    while _log_lock:
+        os.close(_log_lock.pop())
+    _log_lock.append(mine)
+    return True
