@@ -1609,6 +1609,18 @@ class HgwireSSHFactory(factory.SSHFactory):
         return None  # group-exchange off; curve25519 and the fixed DH groups remain
 
 
+def _warn_keys_unreadable(path: str) -> None:
+    """Say at the start that the ``--authorized-keys`` file cannot be read (a directory, no read
+    right), as ``--htpasswd``'s is said: each login said so, the start nothing."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        log.warn("--authorized-keys {path} could not be read ({reason}); nobody can log in over SSH "  # noqa: G010
+                 "until it can: give the service's user a file it may read", path=path,
+                 reason=exc.strerror or str(exc))
+
+
 def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     """The protocol factory of one ``--ssh`` listener."""
     register_sessions()
@@ -1620,6 +1632,8 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     elif not os.path.exists(config.authorized_keys):
         log.warn("--authorized-keys {path} does not exist (yet): nobody can log in over SSH until it does",  # noqa: G010
                  path=config.authorized_keys)
+    else:
+        _warn_keys_unreadable(config.authorized_keys)
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
     certificates = [HostCertificateFile(path, host_keys) for path in key_paths]
