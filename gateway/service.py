@@ -28,6 +28,7 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
 from backends import load_backend
+from backends.memory import MemoryBackend
 from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.channel import url_host
@@ -447,8 +448,7 @@ class HgwireService(service.MultiService):
                              "or leave them out and bound the journal's size instead")
         warn_unusable_root(self.config)
         warn_unreadable_files(self.config)
-        log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
-                 root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
+        _log_serving(self.config)
         if self.config.create_on_push:
             warn_unknown_default_hash(self.config.backend)
         if self.notifier.enabled:  # READY=1 once every listener is bound and the reactor runs
@@ -799,6 +799,22 @@ def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) 
         for description in getattr(config, kind):
             svc.add_listener(kind, description)
     return svc
+
+
+def _log_serving(config: ServiceConfig) -> None:
+    """The start's last line: where the repositories are.  The memory backend's are in the process,
+    not under ROOT (the line named a ROOT that did not exist), and it starts empty: without
+    ``--create-on-push`` no git repository can be made in it, which a warning says."""
+    if not isinstance(config.backend, MemoryBackend):
+        log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
+                 root=config.root, backend=type(config.backend).__name__, workers=config.workers)
+        return
+    log.info("hgwire serves repositories kept in memory, lost when it stops, with the {backend} backend and "
+             "{workers} worker threads", backend=type(config.backend).__name__, workers=config.workers)
+    if not config.create_on_push:
+        log.warn("the memory backend starts with no repository, and without --create-on-push no git "  # noqa: G010
+                 "repository can be made in it (a push is told it is not found; hg init ssh://... makes an "
+                 "hg one): add --create-on-push, or use --backend fs")
 
 
 def make_service(options: Mapping[str, Any]) -> HgwireService:
