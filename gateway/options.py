@@ -274,6 +274,9 @@ def _check_host_keys(options: MutableMapping[str, Any]) -> None:
 
 def _make_root(root: str, owner: tuple[int, int] | None = None) -> None:
     """ROOT, made when missing (given to ``owner``, the user the service switches to)."""
+    if not root.strip():  # (``--root=``, or a variable left unset: "--root  cannot be made (No such file…)")
+        raise ValueError("--root is empty; give the directory of the repositories (made if missing), "
+                         "e.g. --root /srv/repos")
     if os.path.exists(root) and not os.path.isdir(root):
         raise ValueError(f"--root {root} is not a directory; give the directory of the repositories (made if missing)")
     try:
