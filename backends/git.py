@@ -930,6 +930,20 @@ def symlink_ref(filename: bytes) -> bytes | None:
     return _SYMREF + target if target.startswith(b"refs/") and ref_format_ok(target) else None
 
 
+def remove_empty_parents(root: bytes, filename: bytes) -> None:
+    """Remove the directories under ``root``'s ``refs/`` that a deleted ref's ``filename`` leaves
+    empty, as git's refs code does once the ref is gone (a ref of that name can be made again),
+    sparing ``refs/``'s own directories (``refs/heads``, ``refs/tags``) as git spares them."""
+    parent = os.path.dirname(filename)
+    top = os.path.join(root, b"refs")
+    while parent.startswith(top + b"/") and os.path.dirname(parent) != top:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
+
+
 class LinkedRefsContainer(DiskRefsContainer):
     """dulwich's refs on disk, reading a ref that is a symbolic link to ``refs/…`` as git does (a
     symbolic ref; dulwich read the file it leads to, so a linked ``HEAD`` named a commit, not its
@@ -1002,14 +1016,7 @@ class LinkedRefsContainer(DiskRefsContainer):
                 self._invalidate_packed_refs_cache()
         finally:
             ref_lock.abort()  # (the lock alone was wanted)
-        parent = os.path.dirname(filename)
-        top = os.path.join(self.path, b"refs")
-        while parent.startswith(top + b"/"):  # directories the ref leaves empty go, as with git
-            try:
-                os.rmdir(parent)
-            except OSError:
-                break
-            parent = os.path.dirname(parent)
+        remove_empty_parents(self.path, filename)
         return True
 
     def _remove_packed_ref(self, name: Ref) -> None:
@@ -2369,7 +2376,7 @@ class DulwichGitRepository:
             hook("aborted", updates, head)
             return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
         packed = self._delete_packed(updates)  # (an atomic push's: one rewrite of packed-refs)
-        results = [RefResult(u.ref, None if u.ref in packed else self._swap(u)) for u in updates]
+        results = [RefResult(u.ref, packed[u.ref] if u.ref in packed else self._swap(u)) for u in updates]
         made = [u for u, r in zip(updates, results, strict=True) if r.reason is None]
         failed = [u for u, r in zip(updates, results, strict=True) if r.reason is not None]
         if made:
@@ -2550,24 +2557,65 @@ class DulwichGitRepository:
         """Delete the packed refs ``updates`` deletes from ``packed-refs`` at once, when they are
         ``PACKED_DELETIONS_MIN`` or more (a rewritten history's mirror push, ``git push --prune``):
         one file written, where each deletion rewrote the whole file (6,000 deletions from a file
-        of 6,750 refs took 550 s).  Only refs that exist packed alone (no loose file, no ``.lock``)
-        and still name the id the push saw, checked under ``packed-refs.lock``, are deleted here; a
-        packed value hidden by a loose file that names that id leaves the file too (as git's
-        receive-pack deletes: the packed values first, then the loose files), its loose file being
-        ``_swap``'s.  The others, and all of them when the lock is held or the file cannot be read
-        or written, are left to ``_swap``, which says what stands in the way.  The file is written
-        fully peeled (``_fully_peeled``), as git's receive-pack writes it.  The result of each ref
-        deleted: None."""
+        of 6,750 refs took 550 s).  Only refs that are packed and still name the id the push saw,
+        checked under ``packed-refs.lock``, are deleted here; a packed value hidden by a loose file
+        that names that id leaves the file too, then its loose file (as git's receive-pack deletes:
+        the packed values first).  The others, and all of them when the lock is held or the file
+        cannot be read or written, are left to ``_swap``, which says what stands in the way.  The
+        file is written fully peeled (``_fully_peeled``), as git's receive-pack writes it.  The
+        result of each ref deleted: None.
+
+        Each ref's own lock (``refs/heads/NAME.lock``) is taken first and kept until its packed line
+        and loose file are gone, as git's refs code locks every ref a transaction changes before
+        ``packed-refs.lock``: a ``git update-ref`` or git's receive-pack moving one of them
+        meanwhile is refused ("cannot lock ref"), where it read the old ``packed-refs``, wrote the
+        ref loose and both said so, the push reporting deleted a ref that named the other's value.
+        A ref whose lock another process holds is left to ``_swap``."""
         refs = self.dulwich_repo.refs
         deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref != HEAD]
         if len(deletions) < PACKED_DELETIONS_MIN or not isinstance(refs, DiskRefsContainer) \
-                or not isinstance(refs.path, bytes):
+                or not isinstance(refs.path, bytes) or not os.path.exists(os.path.join(refs.path, b"packed-refs")):
             return {}
+        results: dict[bytes, str | None] = {}
+        removed: list[bytes] = []
+        with _LooseLocks(refs.path) as held:
+            gone = self._packed_deletions(refs, [u for u in deletions if held.take(refs.refpath(Ref(u.ref)))])
+            for update in gone or ():  # (under their locks, as git: the packed lines first, then the loose files)
+                results[update.ref] = self._remove_loose(refs.refpath(Ref(update.ref)), removed)
+        if gone is None:
+            return {}  # each goes the usual way (a file it cannot read: kept as it is)
+        invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
+        if invalidate is not None:
+            invalidate()
+        for loose in removed:
+            remove_empty_parents(refs.path, loose)
+        for update in gone:
+            if results[update.ref] is None:
+                self._log_update(update)
+        if gone:
+            self._share_written(gone[0].ref)  # (the packed-refs file)
+        return results
+
+    def _remove_loose(self, loose: bytes, removed: list[bytes]) -> str | None:
+        """Remove a deleted ref's loose file, if it has one (added to ``removed``): None, else why
+        it could not be, in a ref's result's words (the error kept for the gateway's log, as
+        ``_swap`` keeps it)."""
+        try:
+            os.remove(loose)
+        except FileNotFoundError:
+            return None  # (packed alone)
+        except OSError as exc:
+            self._write_errors.append(_naming(exc, loose))
+            return f"failed to update ref: {exc.strerror or exc}"
+        removed.append(loose)
+        return None
+
+    def _packed_deletions(self, refs: DiskRefsContainer, deletions: list[RefUpdate]) -> list[RefUpdate] | None:
+        """Take out of ``packed-refs`` (under its lock) those of ``deletions``, whose own locks are
+        held, that are packed and name the id the push saw (their loose file, when there is one):
+        the updates deleted, whose loose files are to go next; None when none could be."""
         path = os.path.join(refs.path, b"packed-refs")
-        if not os.path.exists(path):
-            return {}
-        removed: list[RefUpdate] = []
-        shadowed = 0
+        gone: list[RefUpdate] = []
         try:
             with GitFile(path, "wb") as f:
                 with open(path, "rb") as current:
@@ -2575,30 +2623,18 @@ class DulwichGitRepository:
                 for update in deletions:
                     entry = lines.get(update.ref)
                     loose = refs.refpath(Ref(update.ref))
-                    if entry is None or os.path.lexists(loose + b".lock"):
-                        continue
-                    if os.path.lexists(loose):  # its loose file goes in ``_swap``, and its packed value here
-                        if _loose_ref(loose) == update.old:
-                            del lines[update.ref]
-                            shadowed += 1
-                        continue
-                    if entry[0] == update.old:
+                    if entry is None:
+                        continue  # (loose alone: ``_swap``'s)
+                    if (_loose_ref(loose) if os.path.lexists(loose) else entry[0]) == update.old:
                         del lines[update.ref]
-                        removed.append(update)
-                if removed or shadowed:
+                        gone.append(update)
+                if gone:
                     f.write(_packed_text(*_fully_peeled(self.object_store, traits, lines)))
                 else:
                     f.abort()
         except (FileLocked, OSError, PackedRefsException):
-            return {}  # each goes the usual way (a file it cannot read: kept as it is)
-        invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
-        if invalidate is not None:
-            invalidate()
-        for update in removed:
-            self._log_update(update)
-        if removed:
-            self._share_written(removed[0].ref)  # (the packed-refs file)
-        return {update.ref: None for update in removed}
+            return None
+        return gone
 
     def _reflog_rule(self) -> tuple[str, bytes]:
         """``core.logAllRefUpdates`` (``always``, ``true`` or ``false``; unset: false in a bare
