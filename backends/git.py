@@ -1132,6 +1132,8 @@ class DulwichGitRepository:
         """``_config()``'s answer; False until asked."""
         self._config_layers: tuple[ConfigFile, ...] = ()
         """The config files ``_config()`` read, in git's order (``base_config``'s, the repository's)."""
+        self._base_refusals: dict[str, str] = {}
+        """What git would refuse, by service, for a value ``base_config`` gives (``_base_refusals``)."""
         self._reflog: tuple[str, bytes] | None = None
         self.reflog_failures: list[str] = []
         """Reflogs a push's ref updates could not append to (a full disk, permissions), and the
@@ -1318,6 +1320,9 @@ class DulwichGitRepository:
         found = refusals.get(service)
         if found:
             return str(found[1])
+        self._config()  # (``base_config``'s are judged as it is read)
+        if service in self._base_refusals:
+            return self._base_refusals[service]
         return self._cutting_graft() if service == "pack" else None
 
     def _cutting_graft(self) -> str | None:
@@ -1377,6 +1382,10 @@ class DulwichGitRepository:
             self._config_layers = (own,) if own is not None else ()
             if own is not None and self.base_config is not None:
                 base = read_base_config(self.base_config)
+                refused = _base_refusals(base, own)
+                if {"upload-pack", "receive-pack"} <= refused.keys():
+                    raise StorageError(refused["upload-pack"])
+                self._base_refusals = refused
                 self._config_layers = (base, own)
                 own = with_base_config(base, own)
             self._config_read = own
@@ -3332,6 +3341,62 @@ def _server_value(value: bytes, path: str | bytes | os.PathLike[str] | None) -> 
     tagged = ServerConfigValue(value)
     tagged.path = os.fsdecode(path) if path is not None else ""
     return tagged
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetting:
+    """How git reads a setting it reads as a repository opens or a pack is made, and whom it refuses
+    for a value it would not read: ``upload-pack`` and ``receive-pack`` (its process dies as it
+    starts: every request), ``pack`` (a fetch that gets a pack: its pack-objects dies)."""
+
+    number: bool
+    """A size (``512m``), else a boolean."""
+    last_only: bool
+    """git reads the last value the config files give (``repo_config_get_bool``), else each value
+    as its config callback meets it (a bad one dies even when a later file sets a good one)."""
+    refused_by: tuple[str, ...]
+
+
+OPEN_SETTINGS: Mapping[tuple[bytes, bytes], OpenSetting] = {
+    (b"core", b"commitgraph"): OpenSetting(False, True, ("upload-pack", "receive-pack")),
+    (b"core", b"multipackindex"): OpenSetting(False, True, ("upload-pack", "receive-pack")),
+    (b"core", b"fsyncobjectfiles"): OpenSetting(False, False, ("pack", "receive-pack")),
+    (b"pack", b"writebitmaphashcache"): OpenSetting(False, False, ("pack",)),
+    (b"pack", b"writebitmaplookuptable"): OpenSetting(False, False, ("pack",)),
+    (b"core", b"bigfilethreshold"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"core", b"deltabasecachelimit"): OpenSetting(True, False, ("pack", "receive-pack")),
+}
+"""The settings the server's ``[git] config`` file may give that git 2.39 refuses where they cannot
+be read (checked with that file as git's system config, ``GIT_CONFIG_SYSTEM``): the repository's own
+are judged as dulwich's open reads them (``backends.filesystem``)."""
+
+
+def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
+    """What git would refuse, by service, for a value of ``OPEN_SETTINGS`` the server's git config
+    ``base`` gives that git would not read, in git's words and naming that file: git reads it as
+    its ``/etc/gitconfig`` and refuses such a value there as in the repository's own (a
+    ``core.commitGraph`` or ``core.multiPackIndex`` only when the repository's own sets none)."""
+    refusals: dict[str, str] = {}
+    for (section, name), setting in OPEN_SETTINGS.items():
+        try:
+            values = [v if isinstance(v, bytes) else b"true" for v in base.get_multivar((section,), name)]
+        except KeyError:
+            continue
+        if setting.last_only:
+            try:
+                own.get((section,), name)
+                continue  # (the repository's own value is the last)
+            except KeyError:
+                values = values[-1:]
+        key = f"{section.decode()}.{name.decode()}"
+        try:
+            for value in values:
+                tagged = _server_value(value, base.path)
+                _git_int(tagged, key, 0) if setting.number else _git_bool(tagged, key)
+        except ConfigValueError as exc:
+            for service in setting.refused_by:
+                refusals.setdefault(service, str(exc))
+    return refusals
 
 
 class ConfigValueError(ValueError):
