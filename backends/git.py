@@ -323,8 +323,8 @@ def _quarantine_removed(exc: OSError, quarantines: Sequence[git_ingest.Quarantin
 MAX_SYMREF_DEPTH = 5
 """Symbolic refs followed before giving up on a chain (dulwich's ``SymrefLoop`` depth)."""
 MAX_GRAFT_VERDICTS = 1024
-"""Repositories' ``info/grafts`` files whose ``_cutting_graft`` verdict is kept."""
-_graft_verdicts: dict[tuple[str, int, int, int, int], str | None] = {}
+"""Repositories' ``info/grafts`` files whose cut commits (``_graft_cuts``) are kept."""
+_graft_verdicts: dict[tuple[str, int, int, int, int], tuple[bytes, ...]] = {}
 _graft_verdicts_guard = threading.Lock()
 
 MAX_GRAFTS_FILE = 16 << 20
@@ -1321,45 +1321,79 @@ class DulwichGitRepository:
         if found:
             return str(found[1])
         self._config()  # (``base_config``'s are judged as it is read)
-        if service in self._base_refusals:
-            return self._base_refusals[service]
-        return self._cutting_graft() if service == "pack" else None
+        return self._base_refusals.get(service)
 
-    def _cutting_graft(self) -> str | None:
-        """Why a fetch's pack is refused when ``info/grafts`` takes a commit's own parent from it:
-        git's upload-pack sends the history the grafts give (deprecated, "use git replace
-        --convert-graft-file"), without what a graft cuts off, and the client, which checks the
-        commits' own parents, refuses that pack ("did not receive expected object"); serving the
-        commits' own history instead would hand out what the operator's grafts cut off.  A graft
-        that only adds parents changes nothing a client sees (git's pack has more objects, no ref
-        reaches them) and is served as the commits say.  Kept by the file's identity on disk."""
+    def graft_refusal(self, wants: Sequence[ObjectId], plan: git_pack.ShallowPlan | None) -> str | None:
+        """Why a fetch's pack is refused when ``info/grafts`` takes a commit's own parent from it
+        and the pack would go through that commit to its own parents: git's upload-pack sends the
+        history the grafts give (deprecated, "use git replace --convert-graft-file"), without what
+        a graft cuts off, and the client, which checks the commits' own parents, refuses that pack
+        ("did not receive expected object"); serving the commits' own history instead would hand
+        out what the operator's grafts cut off.  A pack that stops at or above the cut commits is
+        git's too and is served: a deepened request's (``plan``: its shallow boundary, as
+        ``git_pack.plan_shallow`` made it) whose walk from ``wants`` and the unshallowed commits'
+        parents, by the commits' own parents, stops at the boundary before any cut commit's
+        parents (a ``--depth 1`` clone of the grafted commit, which git sends as a shallow one).
+        Any other pack (``plan`` None) is refused whenever a graft cuts: how far it goes depends on
+        the haves not read yet, and finding out would walk the history before the pack walks it.
+        A graft that only adds parents changes nothing a client sees (git's pack has more objects,
+        no ref reaches them) and is served as the commits say."""
+        cuts = self._graft_cuts()
+        if not cuts:
+            return None
+        if plan is None:
+            return _graft_cut_message(cuts[0])
+        cut = set(cuts)
+        opened = [oid for oid in plan.unshallow if oid in cut]  # (its own parents are the pack's)
+        if opened:
+            return _graft_cut_message(opened[0])
+        store = self.object_store
+        seen: set[bytes] = set()
+        pending: list[bytes] = [git_pack.peel(store, oid) for oid in (*wants, *plan.extra_wants)]
+        while pending:
+            oid = pending.pop()
+            if oid in seen or oid in plan.boundary:
+                continue
+            seen.add(oid)
+            if oid in cut:
+                return _graft_cut_message(oid)
+            try:
+                obj = store[ObjectID(oid)]
+            except KeyError:
+                continue
+            if isinstance(obj, Commit):
+                pending.extend(obj.parents)
+        return None
+
+    def _graft_cuts(self) -> tuple[bytes, ...]:
+        """The commits ``info/grafts`` cuts off from some of their own parents, in the file's
+        order; kept by the file's identity on disk."""
         path = self._disk_git_dir()
         if path is None:
-            return None
+            return ()
         try:
             st = os.stat(os.path.join(path, "info", "grafts"))
         except OSError:
-            return None
+            return ()
         key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if key not in _graft_verdicts:
-            verdict = self._judge_grafts()
+            cuts = self._judge_grafts()
             with _graft_verdicts_guard:
-                _graft_verdicts[key] = verdict
+                _graft_verdicts[key] = cuts
                 while len(_graft_verdicts) > MAX_GRAFT_VERDICTS:
                     del _graft_verdicts[next(iter(_graft_verdicts))]
         return _graft_verdicts[key]
 
-    def _judge_grafts(self) -> str | None:
+    def _judge_grafts(self) -> tuple[bytes, ...]:
+        cuts = []
         for commit, parents in self.grafts().items():
             try:
                 obj = self.object_store[ObjectID(commit)]
             except KeyError:  # (a graft of a commit not here changes nothing)
                 continue
             if isinstance(obj, Commit) and set(obj.parents) - set(parents):
-                return (f"the repository's info/grafts cuts commit {commit.decode('ascii')} off from its own "
-                        "parents, so git would send its history cut and a clone would fail; tell the server's "
-                        "operator to run 'git replace --convert-graft-file' in the repository")
-        return None
+                cuts.append(commit)
+        return tuple(cuts)
 
     base_config: str | None = None
     """A git config file read before the repository's own (the ``--config`` file's ``[git] config``,
@@ -3397,6 +3431,12 @@ def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
             for service in setting.refused_by:
                 refusals.setdefault(service, str(exc))
     return refusals
+
+
+def _graft_cut_message(commit: bytes) -> str:
+    return (f"the repository's info/grafts cuts commit {commit.decode('ascii')} off from its own parents, so "
+            "git would send its history cut and a clone would fail; tell the server's operator to run "
+            "'git replace --convert-graft-file' in the repository")
 
 
 class ConfigValueError(ValueError):

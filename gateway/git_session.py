@@ -214,6 +214,16 @@ def refuse_service(repo: object, service: str) -> None:
         raise StorageError(reason)
 
 
+def refuse_cut_history(repo: object, request: git_upload.FetchRequest, plan: git_pack.ShallowPlan) -> None:
+    """``StorageError`` when the request's pack would go through a commit the repository's
+    ``info/grafts`` cuts off from its own parents (the optional ``graft_refusal(wants, plan)`` of a
+    repository; ``plan`` only for a deepened request, whose shallow boundary bounds the pack)."""
+    refusal = getattr(repo, "graft_refusal", None)
+    reason = refusal(request.wants, plan if request.deepen else None) if refusal is not None else None
+    if reason:
+        raise StorageError(reason)
+
+
 class _GitSession(PumpedSession):
     """The pump shared by every git service (``gateway.pump``), with git's error rendering."""
 
@@ -672,6 +682,8 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
         git_pack.check_shallows(store, request.shallows)  # (as git's upload-pack reads them, each round)
     shallow = (git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
                if fetch.sends_pack_now or ready else git_pack.ShallowPlan())
+    if fetch.sends_pack_now or ready:
+        refuse_cut_history(repo, request, shallow)
     return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs,
                        snapshot.peeled)
 
@@ -958,6 +970,7 @@ def _prepare_fetch(
     git_pack.check_wants(store, snapshot, request.wants)
     refuse_service(repo, "pack")
     plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
+    refuse_cut_history(repo, request, plan)
     return git_pack.Negotiator(store, request.wants), plan, snapshot
 
 

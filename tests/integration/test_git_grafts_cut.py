@@ -33,7 +33,7 @@ def test_a_graft_that_cuts_history_refuses_the_fetch_as_git_fails_it(
     for url in (f"file://{bare}", server.git_url("g")):
         tag = "git" if url.startswith("file:") else "ours"
         assert "refs/heads/main" in client.git("ls-remote", url).stdout
-        for how in ((), ("--depth", "2")):
+        for how in ((), ("--depth", "3")):  # (a pack that stops at c3 is git's too: test_git_grafts_shallow_tip)
             cloned = client.git("clone", "-q", *how, url, str(client.cwd / f"{tag}{len(how)}"), check=False)
             assert cloned.returncode != 0, (tag, how)
             if tag == "ours":
