@@ -256,6 +256,11 @@ class _LooseLocks:
             return True
         return False
 
+    def committed(self, loose: bytes) -> None:
+        """``loose``'s lock was renamed into place (the ref written): not to be removed on leaving,
+        where another process may hold it by then."""
+        self._locks.remove(loose + b".lock")
+
     def _make_parents(self, directory: bytes) -> bool:
         missing: list[bytes] = []
         while not os.path.lexists(directory) and os.path.normpath(directory) != self._root:
@@ -2358,6 +2363,11 @@ class DulwichGitRepository:
         if atomic and any(reason for _, reason in checked):  # their transaction cannot be made
             return [RefResult(u.ref, reason if reason and reason != NON_COMMIT_BRANCH else ATOMIC_TRANSACTION_FAILED)
                     for u, reason in checked]
+        if atomic and transaction_hook is None and deploy is None:
+            held_results = self._atomic_held([u for u, _ in checked])
+            if held_results is not None:
+                self._repair_head()
+                return held_results
         if atomic:
             current = self.refs()
             stale = next((u for u, _ in checked if current.get(u.ref, self.object_format.zero) != u.old), None)
@@ -2389,6 +2399,113 @@ class DulwichGitRepository:
                                else self._transaction(transaction_hook, [u], head)[0])
         self._repair_head()
         return results
+
+    def _atomic_held(self, updates: list[RefUpdate]) -> list[RefResult] | None:
+        """An atomic push's updates made as git's ref transaction makes them: every ref's own lock
+        taken first (waiting ``core.filesRefLockTimeout`` for one another process holds), every
+        value checked under them, then the packed refs deleted (under ``packed-refs.lock``), the
+        loose files removed and written, each reflog appended, and only then the locks let go.
+        One lock that cannot be taken, one ref that moved, or ``packed-refs`` that cannot be
+        rewritten fails them all with nothing changed.  None, for the usual way, off disk or where
+        a symbolic ref is among them (its target is what moves).  The refs were checked under
+        hgwire's own lock alone, then written one by one: a ``git update-ref`` or git's
+        receive-pack moving the second after the first was written left the push half made."""
+        refs = self.dulwich_repo.refs
+        if not isinstance(refs, DiskRefsContainer) or not isinstance(refs.path, bytes) or any(
+                u.ref == HEAD or _symref_target(refs.read_loose_ref(Ref(u.ref))) is not None for u in updates):
+            return None
+        with _LooseLocks(refs.path) as held:
+            for update in updates:
+                if not is_zero_id(update.new) and (blocked := _clear_way(refs, Ref(update.ref))) is not None:
+                    return self._all_failed(updates, update, f"failed to update ref: {blocked}")
+                refused = self._take_waiting(held, refs.refpath(Ref(update.ref)))
+                if refused == "":  # (a file where its directory goes: one the push deletes makes room
+                    return None  # the usual way, a ref at a time)
+                if refused is not None:
+                    return self._all_failed(updates, update, refused)
+            stale = next((u for u in updates if self._current(u.ref) != u.old), None)
+            if stale is not None:
+                return self._all_failed(updates, stale, self._lost_race(stale)[1], told=True)
+            made, removed = self._commit_held(refs, updates, held)
+        for loose in removed:
+            remove_empty_parents(refs.path, loose)
+        return made
+
+    def _take_waiting(self, held: _LooseLocks, loose: bytes) -> str | None:
+        """Take ``loose``'s lock, waiting while another process holds it as ``_retrying_locked``
+        waits (``core.filesRefLockTimeout``); None once held, else why it is not, in git's words
+        ("" when there is no place for it: a file where a directory goes)."""
+        lock = loose + b".lock"
+
+        def taken() -> bool:
+            if held.take(loose):
+                return True
+            if os.path.lexists(lock):
+                raise FileLocked(loose, lock)
+            return False  # (no place for it: a file where a directory goes)
+
+        try:
+            if self._retrying_locked(taken):
+                return None
+        except FileLocked as exc:
+            return self._locked_reason(exc)
+        return ""
+
+    def _all_failed(self, updates: list[RefUpdate], failed: RefUpdate, reason: str,
+                    told: bool = False) -> list[RefResult]:
+        """An atomic transaction failed at ``failed`` (why: ``reason``, told to the pusher in an
+        ``error:`` line as git's receive-pack tells it, unless ``told`` already), nothing changed."""
+        if not told:
+            self._told += f"error: {reason}\n".encode()
+        return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED, cause=reason if u is failed else None) for u in updates]
+
+    def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks
+                     ) -> tuple[list[RefResult], list[bytes]]:
+        """Write ``updates`` whose locks are held and values checked: the results, and the loose
+        files removed (their empty directories go once the locks are let go)."""
+        deletions = [u for u in updates if is_zero_id(u.new)]
+        packed = refs.get_packed_refs()
+        if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions) is None:
+            lock = os.path.join(refs.path, b"packed-refs.lock")
+            return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock))), []
+        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
+        added = (self._packed_creations(refs, creations) or {}) if len(creations) >= PACKED_CREATIONS_MIN else {}
+        invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
+        if invalidate is not None:
+            invalidate()
+        results: list[RefResult] = []
+        removed: list[bytes] = []
+        for update in updates:
+            loose = refs.refpath(Ref(update.ref))
+            if is_zero_id(update.new):
+                reason = self._remove_loose(loose, removed)
+            elif update.ref in added:
+                reason = None
+            else:
+                reason = self._write_held(loose, update.new)
+                if reason is None:
+                    held.committed(loose)
+            if reason is None:
+                self._share_written(update.ref)
+                self._log_update(update)  # (under the ref's lock, as git writes its reflog)
+            results.append(RefResult(update.ref, reason))
+        return results, removed
+
+    def _write_held(self, loose: bytes, new: bytes) -> str | None:
+        """Write ``new`` into ``loose``'s lock file (held) and rename it into place, as git commits
+        a ref's lock; None, else why not."""
+        try:
+            fd = os.open(loose + b".lock", os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+            try:
+                os.write(fd, new + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(loose + b".lock", loose)
+        except OSError as exc:
+            self._write_errors.append(_naming(exc, loose))
+            return f"failed to update ref: {exc.strerror or exc}"
+        return None
 
     def _non_commit_branches(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool
                              ) -> list[tuple[RefUpdate, str | None]]:
