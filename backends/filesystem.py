@@ -658,8 +658,7 @@ class _ServedRepo(Repo):
             raise StorageError(f"the repository's git config cannot be read ({why}); "
                                "tell the server's operator") from None
         if getattr(self, "_judging", False):
-            self.refusals = _booleans_for_dulwich(config)
-            _sizes_for_dulwich(config)
+            self.refusals = {**_sizes_for_dulwich(config), **_booleans_for_dulwich(config)}
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:
                 with suppress(KeyError):
@@ -772,19 +771,31 @@ DULWICH_SIZES = ((b"core", b"bigfilethreshold"), (b"core", b"deltabasecachelimit
 repository served to nobody, every client told "internal error"."""
 
 
-def _sizes_for_dulwich(config: ConfigFile) -> None:
+SIZES_REFUSED_BY = ("pack", "receive-pack")
+"""What git 2.39 refuses when one of ``DULWICH_SIZES`` has a value it would not read: a fetch that
+gets a pack (its pack-objects dies) and a push (its index-pack or unpack-objects); ``ls-remote`` is
+answered (its upload-pack does not read them)."""
+
+
+def _sizes_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
     """``DULWICH_SIZES`` set in ``config`` made plain integers as git reads them, before dulwich's
-    open reads them; one git would not read refuses the repository in git's words (every git
-    command dies on it)."""
+    open reads them; one git would not read is dropped from what dulwich's open reads and refuses
+    what git refuses (``SIZES_REFUSED_BY``), in git's words, by service (``_ServedRepo.refusals``):
+    the repository was refused whole, ``ls-remote`` too."""
+    refusals: dict[str, tuple[str, str]] = {}
     for section, name in DULWICH_SIZES:
         try:
             value = config.get((section,), name)
         except KeyError:
             continue
+        key = f"{section.decode()}.{name.decode()}"
         try:
-            config.set((section,), name, str(_git_int(value, f"{section.decode()}.{name.decode()}", 0)).encode())
+            config.set((section,), name, str(_git_int(value, key, 0)).encode())
         except ConfigValueError as exc:
-            raise StorageError(str(exc)) from None
+            refusals.update({service: (key, str(exc)) for service in SIZES_REFUSED_BY if service not in refusals})
+            with suppress(KeyError):
+                config.remove((section,), name)
+    return refusals
 
 
 def _open_git(path: str) -> Repo:

@@ -1,0 +1,38 @@
+"""A repository's config giving ``core.bigFileThreshold`` or ``core.deltaBaseCacheLimit`` a value git
+would not read ("lots"): git 2.39 reads them as its pack-objects, index-pack and unpack-objects start,
+so a fetch that gets a pack and a push are refused, while ``ls-remote`` is answered (upload-pack
+alone does not read them).  hgwire refused every request, ``ls-remote`` too; it now refuses what git
+refuses, each checked beside git's own (``file://``)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+
+@pytest.mark.parametrize("key", ["core.bigFileThreshold", "core.deltaBaseCacheLimit"])
+def test_a_size_git_would_not_read_is_refused_where_git_refuses_it(
+        make_server: Callable[..., RunningServer], client: Client, key: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "f", "f\n", "first")
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    client.git("config", "pack.threads", "1", cwd=bare)
+    client.git("config", key, "lots", cwd=bare)
+    shutil.copytree(bare, twin, symlinks=True)
+    says = f"bad numeric config value 'lots' for '{key.lower()}'"
+    for url in (f"file://{twin}", server.git_url("v")):
+        tag = "git" if url.startswith("file:") else "ours"
+        done = (client.git("ls-remote", url, check=False),
+                client.git("clone", "-q", url, str(client.cwd / f"c-{tag}"), check=False),
+                client.git("push", url, "main:refs/heads/new", cwd=work, check=False))
+        for what, refused, run in zip(("ls-remote", "clone", "push"), (False, True, True), done, strict=True):
+            assert (run.returncode != 0) == refused, (tag, what, run.stderr)
+            if tag == "ours":
+                assert (says in run.stderr) == refused, (tag, what, run.stderr)
