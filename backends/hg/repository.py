@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import hashlib
 import itertools
 import operator
 import os
@@ -25,7 +26,7 @@ from operator import itemgetter
 from typing import Literal, Protocol
 
 from backends.config_files import ConfigReads
-from backends.hg import branchcache, graph, kept, mpatch, stablerange
+from backends.hg import branchcache, graph, kept, mpatch, rangecache, stablerange
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
@@ -59,6 +60,7 @@ from backends.hg.obsstore import (
     dirstate_parents,
     hidden_after,
     merge_pins,
+    relevance_changed,
     revealed,
 )
 from backends.hg.push_spool import spooled
@@ -798,6 +800,10 @@ class HgRepo:
         answers = []
         with hashes.lock:
             hashes.rebind(views.parents, cl.node)
+            if not hashes.disk_tried:
+                hashes.disk_tried = True
+                if not hashes.known():
+                    self._read_range_hashes(cl, hashes, store)
             hashes.use_store(store, nodemap.get)
             later = []
             for rev, (_node, index) in zip(known, ranges, strict=True):
@@ -813,8 +819,109 @@ class HgRepo:
                     hashes.obshash((rangeid[0], 0))  # (one the kept ranges lost is most often there)
                 if hashes.derived(rangeid):
                     answers[at] = hashes.obshash(rangeid)
+            to_save = self._range_hashes_to_save(cl, hashes, store)
+        if to_save is not None:
+            self._write_range_hashes(to_save)
         self._grew()
         return answers
+
+    def _obsstore_fit(self, store: ObsStore | None) -> tuple[int, int, bytes] | None:
+        """(size, markers, digest) of the obsstore file ``store`` was read from, as it is now
+        (None: it was rewritten since, or cannot be read)."""
+        if store is None:
+            return 0, 0, hashlib.sha1(b"").digest()
+        held = self._obsstore
+        if held is None or held[1] is not store or not isinstance(held[0], tuple):
+            return None
+        size, inode = held[0][0], held[0][2]
+        try:
+            data = self.store.read_range(OBSSTORE, 0, size)
+            now = self.store.stamp(OBSSTORE)
+        except (OSError, NotRegularFile):
+            return None
+        if len(data) != size or now is None or now[2] != inode:  # (grown since: its first bytes are the same)
+            return None
+        return size, len(store.markers), hashlib.sha1(data).digest()
+
+    def _read_range_hashes(self, cl: Revlog, hashes: stablerange.RangeHashes, store: ObsStore | None) -> None:
+        """Go on from the ranges ``rangecache.PATH`` holds where it fits this changelog (its first
+        revisions, the same) and has the hashes of markers ``store`` holds too; else leave
+        ``hashes`` as it is (an absent, damaged, truncated, oversized or foreign file, a FIFO or a
+        device there, is rebuilt, as hg rebuilds its caches)."""
+        if getattr(self.locks, "try_acquire_wlock", None) is None:
+            return  # in memory: nothing outlived the process
+        try:
+            head = self.plain.read_range(rangecache.PATH, 0, rangecache.HEADER.size)
+            fit = rangecache.header(head)
+            if fit is None or not 0 < fit.count <= len(cl) or cl.node(fit.count - 1) != fit.tip:
+                return
+            size = rangecache.expected_size(head)
+            if size > rangecache.bound(fit.count):
+                return
+            data = self.plain.read_range(rangecache.PATH, 0, size + 1)  # (one more: a longer file is another)
+        except (OSError, NotRegularFile):
+            return
+        if len(data) != size or not data.startswith(head):
+            return
+        if hashlib.sha1(cl.index.nodes()[:20 * fit.count]).digest() != fit.nodes_digest:
+            return  # (another changelog whose revision count-1 is the same: stripped and added back)
+        frozen = rangecache.decode(data)
+        if frozen is not None:
+            hashes.adopt(frozen, fit.count, store, self._markers_changed(cl, fit, store))
+
+    def _markers_changed(self, cl: Revlog, fit: rangecache.Fit, store: ObsStore | None) -> list[int] | None:
+        """The revisions below ``fit.count`` whose relevant markers differ between the obsstore the
+        file's hashes were computed on and ``store``: none where it is the same, those the markers
+        appended since touch where it was only appended to, None (all) otherwise."""
+        now = self._obsstore_fit(store)
+        if now is None or fit.obs_size > now[0] or fit.obs_count > now[1]:
+            return None
+        if (fit.obs_size, fit.obs_count) == now[:2]:
+            return [] if fit.obs_digest == now[2] else None
+        try:
+            before = self.store.read_range(OBSSTORE, 0, fit.obs_size)
+        except (OSError, NotRegularFile):
+            return None
+        if store is None or hashlib.sha1(before).digest() != fit.obs_digest:
+            return None
+        old = ObsStore(store.version, store.markers[:fit.obs_count]) if fit.obs_count else None
+        touched = relevance_changed(old, store, stablerange.FORGET_LIMIT)
+        if touched is None:
+            return None
+        nodemap = cl.index.lookup()
+        return [r for r in map(nodemap.get, touched) if r is not None and r < fit.count]
+
+    def _range_hashes_to_save(self, cl: Revlog, hashes: stablerange.RangeHashes, store: ObsStore | None,
+                              ) -> bytes | None:
+        """The bytes of ``rangecache.PATH`` for the ranges computed, where more than an eighth of
+        the changesets' worth of hashes were computed since they were last read or written (the
+        first question's, not a push's few: the file's markers, appended to, are told at reading)."""
+        count = hashes.known()
+        if hashes.unsaved <= count // 8 or getattr(self.locks, "try_acquire_wlock", None) is None:
+            return None
+        obs_fit = self._obsstore_fit(store)
+        if obs_fit is None or not count:
+            return None
+        hashes.unsaved = 0
+        fit = rangecache.Fit(count, cl.node(count - 1), hashlib.sha1(cl.index.nodes()[:20 * count]).digest(),
+                             *obs_fit)
+        found, subranges = hashes.export()
+        return rangecache.encode(fit, found, subranges)
+
+    def _write_range_hashes(self, data: bytes) -> None:
+        """Write ``rangecache.PATH`` whole (a temporary file renamed), under the ``wlock`` if it is
+        free now, as hg writes its caches; a repository where it cannot be written (busy, a
+        read-only disk) is served as before."""
+        try_wlock = getattr(self.locks, "try_acquire_wlock", None)
+        release_wlock = getattr(self.locks, "release_wlock", None)
+        if try_wlock is None or release_wlock is None or not try_wlock():
+            return
+        try:
+            self.plain.replace(rangecache.PATH, data)
+        except OSError:
+            pass
+        finally:
+            release_wlock()
 
     def _range_hashes(self, cl: Revlog, views: Views) -> stablerange.RangeHashes:
         """The stable ranges of this store, shared by its opens while its changelog has the

@@ -33,8 +33,10 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
 from backends.hg.obsstore import ObsStore, relevance_changed
+from backends.hg.rangecache import FrozenRanges, key
 from protocols import hg_obsmarkers as obs
 from protocols.hg_obsmarkers import Marker
 
@@ -82,6 +84,12 @@ class RangeHashes:
         """Held around a batch of questions: requests of several threads may share one."""
         self.snapshot: tuple[tuple[int, int, int, int] | None, int | None] | None = None
         """The changelog snapshot last computed on, as its owner tells one only appended to."""
+        self._frozen: FrozenRanges | None = None
+        """Ranges and hashes read back from disk (``adopt``), under those computed since."""
+        self.unsaved = 0
+        """Hashes computed since the ranges were last read from or written to disk."""
+        self.disk_tried = False
+        """Whether its owner looked for the ranges on disk (once, before the first question)."""
 
     def known(self) -> int:
         """How many revisions are computed on (those below stay as they are while the changelog
@@ -102,7 +110,44 @@ class RangeHashes:
         if relevant != self._relevant:
             self._relevant = relevant
             self._store = None
-            self._hashes = {}
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._hashes = {}
+        if self._frozen is not None:
+            self._frozen.hashed = False
+
+    def _holds_hashes(self) -> bool:
+        return bool(self._hashes) or (self._frozen is not None and self._frozen.hashed)
+
+    def adopt(self, frozen: FrozenRanges, count: int, store: ObsStore | None, changed: list[int] | None) -> None:
+        """Go on from ranges read back from disk, computed on the first ``count`` revisions (those
+        of this changelog) and hashed over markers of which ``store`` holds the same, and more:
+        ``changed``, the revisions whose relevant markers differ (None: every hash goes)."""
+        self._frozen = frozen
+        self._fill(count - 1)
+        self._store = (store,)
+        self._relevant = store.relevant if store is not None else _no_markers
+        if changed is None:
+            frozen.hashed = False
+        else:
+            self._forget(changed)
+        self.unsaved = 0
+
+    def export(self) -> tuple[dict[int, bytes], dict[int, list[int]]]:
+        """Every hash and every range's subranges, keyed by ``rangecache.key``, to be written to disk."""
+        frozen = self._frozen
+        hashes: dict[int, bytes] = dict(frozen.hashes()) if frozen is not None else {}
+        hashes.update((key(rangeid), value) for rangeid, value in self._hashes.items())
+        subranges: dict[int, list[int]] = {}
+        if frozen is not None:
+            items = frozen.sub_items
+            start = 0
+            for packed, end in zip(frozen.sub_keys, frozen.sub_ends, strict=True):
+                subranges[packed] = list(items[start:end])
+                start = end
+        subranges.update((key(rangeid), [key(s) for s in subs]) for rangeid, subs in self._subranges.items())
+        return hashes, subranges
 
     def use_store(self, store: ObsStore | None, rev_of: Callable[[bytes], int | None]) -> None:
         """Hash the markers of ``store`` (None: no markers); ``rev_of`` gives a node's revision (None
@@ -114,11 +159,11 @@ class RangeHashes:
             return
         self._store = (store,)
         self._relevant = store.relevant if store is not None else _no_markers
-        if not self._hashes:
+        if not self._holds_hashes():
             return
         changed = relevance_changed(old[0], store, FORGET_LIMIT) if old is not None else None
         if changed is None:
-            self._hashes = {}
+            self._forget_all()
             return
         known = len(self._depth)
         self._forget([r for r in map(rev_of, changed) if r is not None and 0 <= r < known])
@@ -138,12 +183,16 @@ class RangeHashes:
         todo = [(rev, depths[rev] - 1) for rev in revs]
         seen: set[Range] = set()
         hashes = self._hashes
+        frozen = self._frozen
         while todo:
             current = todo.pop()
             if current in seen:
                 continue
             seen.add(current)
             hashes.pop(current, None)
+            if frozen is not None:  # (a range under several: each is reached, ``seen`` ends the walk)
+                frozen.dropped.add(key(current))
+                todo.extend(frozen.supers_of(key(current)))
             above = supers.get(current)
             if above is None:
                 continue
@@ -173,7 +222,8 @@ class RangeHashes:
         a changeset once every range of its history is hashed)."""
         return (36 * len(self._depth) + 36 * self._mid_revs
                 + 150 * len(self._subranges) + 120 * len(self._hashes)
-                + (SUPERS_WEIGHT * len(self._supers) if self._supers is not None else 0))
+                + (SUPERS_WEIGHT * len(self._supers) if self._supers is not None else 0)
+                + (self._frozen.weight() if self._frozen is not None else 0))
 
     # -- the DAG --------------------------------------------------------------------------------
 
@@ -310,8 +360,11 @@ class RangeHashes:
         computing an earlier one's hash (a client descends only into the subranges of a range it
         asked about).  Any other index is a question no client asks, whose answer would cost a walk
         of the head's history (a request of 200 made-up indexes on 100,000 changesets: 3.6 s)."""
-        return (rangeid[1] == 0 or self.length(rangeid) == 1
-                or rangeid in self._subranges or rangeid in self._hashes)
+        if (rangeid[1] == 0 or self.length(rangeid) == 1
+                or rangeid in self._subranges or rangeid in self._hashes):
+            return True
+        frozen = self._frozen
+        return frozen is not None and (frozen.has_subranges(key(rangeid)) or frozen.hash_of(key(rangeid)) is not None)
 
     def length(self, rangeid: Range) -> int:
         return self.depth(rangeid[0]) - rangeid[1]
@@ -337,6 +390,10 @@ class RangeHashes:
         depth = self.depth(head)
         if depth - index <= 1:
             return []
+        if self._frozen is not None:
+            found = self._frozen.subranges_of(key(rangeid))
+            if found is not None and self._cut_by(rangeid, found):
+                return found
         cut = self._slice_point(rangeid)
         marked = self._walk_marked(head)
         for _ in range(depth - cut):
@@ -369,37 +426,66 @@ class RangeHashes:
         self._keep(rangeid, found)
         return found
 
+    def _cut_by(self, rangeid: Range, subs: list[Range]) -> bool:
+        """Whether ``subs`` (read from disk) can be the subranges of ``rangeid``: each a range of
+        a revision at or below its head, shorter than it, together as long, the last its head's.
+        Then a walk down them ends, whatever they hold."""
+        head = rangeid[0]
+        length = self.length(rangeid)
+        total = 0
+        for sub_head, sub_index in subs:
+            if not (0 <= sub_head <= head and 0 <= sub_index < self.depth(sub_head)):
+                return False
+            size = self.depth(sub_head) - sub_index
+            if size >= length:
+                return False
+            total += size
+        return total == length and len(subs) > 1 and subs[-1][0] == head
+
+    def _hash(self, rangeid: Range) -> bytes | None:
+        found = self._hashes.get(rangeid)
+        if found is None and self._frozen is not None:
+            found = self._frozen.hash_of(key(rangeid))
+        return found
+
     def obshash(self, rangeid: Range) -> bytes:
         """The hash of the markers relevant to the range (null when none is)."""
-        found = self._hashes.get(rangeid)
+        found = self._hash(rangeid)
         if found is not None:
             return found
+        hashes = self._hashes
+        held = hashes.get if self._frozen is None else self._hash
         # subranges first, deepest last, without recursion: a long history nests deeply
         todo = [rangeid]
         while todo:
             current = todo[-1]
-            if current in self._hashes:
+            if held(current) is not None:
                 todo.pop()
                 continue
             if self.length(current) == 1:
-                self._hashes[current] = self._leaf(current[0])
+                hashes[current] = self._leaf(current[0])
+                self.unsaved += 1
                 todo.pop()
                 continue
             subs = self.subranges(current)
-            pending = [s for s in subs if s not in self._hashes]
-            if pending:
-                todo.extend(pending)
+            found_values = [held(s) for s in subs]
+            if None in found_values:
+                todo.extend(s for s, v in zip(subs, found_values, strict=True) if v is None)
                 continue
-            pieces = [h for h in (self._hashes[s] for s in subs) if h != NULL_HASH]
+            values = cast(list[bytes], found_values)
+            pieces = [h for h in values if h != NULL_HASH]
             if not pieces:
                 value = NULL_HASH
             elif len(pieces) == 1:  # hg-evolve's: the last subrange's hash, null unless it is that one
-                value = self._hashes[subs[-1]]
+                value = values[-1]
             else:
                 value = hashlib.sha1(b"".join(pieces)).digest()
-            self._hashes[current] = value
+            hashes[current] = value
+            self.unsaved += 1
             todo.pop()
-        return self._hashes[rangeid]
+        found = self._hash(rangeid)
+        assert found is not None
+        return found
 
     def _leaf(self, rev: int) -> bytes:
         markers = self._relevant([self._node(rev)])
