@@ -37,7 +37,7 @@ from backends.hg import kept, revlog
 from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
-from backends.hg.repository import HgRepo, views_parts
+from backends.hg.repository import HgRepo, range_hashes_parts, views_parts
 from backends.hg.vfs import FsVfs, read_regular
 from backends.interfaces import LockWait
 from backends.lru import LruCache, naming_under
@@ -174,7 +174,7 @@ def _kept_parts(kept_repo: tuple[tuple[int, ...], HgRepo]) -> list[tuple[object,
         parts.append((markers[1], kept.markers_bytes(markers[1])))
     ranges = repo._kept_range_hashes
     if ranges is not None:
-        parts.append((ranges, ranges.weight()))
+        parts.extend(range_hashes_parts(ranges))
     return parts
 
 

@@ -2209,8 +2209,18 @@ def _no_markers(nodes: list[bytes]) -> list[Marker]:
     return []
 
 
+def range_hashes_parts(value: stablerange.RangeHashes) -> tuple[tuple[object, int], ...]:
+    """What hg-evolve's range hashes hold: their ranges and hashes, and the obsstore they were
+    computed on (the store's own, counted once, until a push's markers make a new one: then the one
+    before, held until the next range question, was not counted)."""
+    store = value.held_store()
+    if store is None:
+        return ((value, value.weight()),)
+    return (value, value.weight()), (store, kept.markers_bytes(store))
+
+
 SHARED_RANGE_HASHES: LruCache[bytes, stablerange.RangeHashes] = LruCache(
-    sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value, value.weight()),), regrow=True)
+    sys.maxsize, pool=kept.KEPT, parts=range_hashes_parts, regrow=True)
 """Per store directory: hg-evolve's stable ranges and their hashes over its markers
 (``HgRepo.obsmarker_range_hashes``), weighed again as they grow."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(

@@ -91,6 +91,11 @@ class RangeHashes:
         self.disk_tried = False
         """Whether its owner looked for the ranges on disk (once, before the first question)."""
 
+    def held_store(self) -> ObsStore | None:
+        """The store whose markers were hashed, held until the next is told (``use_store``) to tell
+        which ranges the markers added since touch: after a push, the store before it."""
+        return self._store[0] if self._store is not None else None
+
     def known(self) -> int:
         """How many revisions are computed on (those below stay as they are while the changelog
         only grows)."""
