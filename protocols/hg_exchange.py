@@ -282,21 +282,37 @@ def known_nodes(repo: HgRepository, nodes: Sequence[Node]) -> list[bool]:
     return [node == NULL_NODE or flag for node, flag in zip(nodes, repo.known(nodes))]
 
 
+def first_unknown(repo: HgRepository, nodes: Sequence[Node]) -> str | None:
+    """The hex of the first of ``nodes`` the repository does not know (null it knows), or None."""
+    unknown = next((node for node, known in zip(nodes, known_nodes(repo, nodes)) if not known), None)
+    return None if unknown is None else hg_wire.hex_node(unknown).decode("utf-8", "replace")
+
+
 def refuse_unknown(repo: HgRepository, nodes: Sequence[Node]) -> None:
     """``ProtocolError`` naming the first of ``nodes`` the repository does not know (null it knows)."""
-    unknown = next((node for node, known in zip(nodes, known_nodes(repo, nodes)) if not known), None)
+    unknown = first_unknown(repo, nodes)
     if unknown is not None:
-        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown).decode('utf-8', 'replace')}")
+        raise ProtocolError(f"unknown revision {unknown}")
+
+
+HEAD_GONE = ("changeset {node} is no longer on the server (it was stripped or made obsolete after this clone or "
+             "pull began); try it again")
+"""Why a getbundle names a head the repository does not know: the client read it in ``heads`` (or
+``lookup``) a moment before, and a strip or an obsolescence marker (``hg prune``, ``hg debugobsolete``,
+an amend pushed by someone else) took it away since.  ``hg serve`` aborts with ``00changelog@NODE: no
+node`` and a cut stream over SSH (or serves its session's stale view), with a 500 over HTTP."""
 
 
 def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
     """The changesets to send: ``::heads - ::common``.
 
     Unknown common nodes are ignored and unknown heads refused, as
-    ``exchange._computeoutgoing`` does.
+    ``exchange._computeoutgoing`` does (``HEAD_GONE``: what was one a moment ago).
     """
     heads = wire_heads(repo) if request.heads is None else request.heads
-    refuse_unknown(repo, heads)
+    gone = first_unknown(repo, heads)
+    if gone is not None:
+        raise ProtocolError(HEAD_GONE.format(node=gone))
     heads = [node for node in heads if node != NULL_NODE]
     common = [node for node, known in zip(request.common, known_nodes(repo, request.common)) if known]
     return repo.missing([node for node in common if node != NULL_NODE], heads) if heads else []

@@ -469,7 +469,8 @@ def test_getbundle_ignores_unknown_common_and_refuses_unknown_heads() -> None:
     assert [(p.type, p.params.get(b"nbchanges")) for p, _ in parts] == [(b"changegroup", b"5")]
     parts = bundle_parts(repo, request(heads=unknown))
     assert [(p.type, p.params[b"message"]) for p, _ in parts] == [
-        (b"error:abort", b"unknown revision " + unknown)
+        (b"error:abort", b"changeset " + unknown + b" is no longer on the server (it was stripped or made obsolete"
+         b" after this clone or pull began); try it again")
     ]
 
 
