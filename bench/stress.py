@@ -6,16 +6,24 @@ Not part of the test suite (it takes minutes, and a busy host): run by hand, e.g
 non-publishing repository (even seeds), ``STRESS_CONFIG=1`` a ``--config`` with tiny kept budgets
 (``hg_kept_repositories_bytes``, ``git_kept_refs_bytes``) and kept clone answers (git:// is then
 read-only), ``STRESS_BASE`` the first of the 22 ports it uses (54800), ``STRESS_DIR`` where it works
-(/tmp/hgwire-stress-SEED, removed first).  Exit status 1 when it found something (each finding is
-printed as ``FINDING:``); the last line counts what ran.
+(/tmp/hgwire-stress-SEED, removed first), ``STRESS_OPS`` only these client operations (names without
+``op_``, comma-separated: ``hg_bookmarks,repo_churn``).  Exit status 1 when it found something (each
+finding is printed as ``FINDING:``); the last line counts what ran.
 
 Each round: THREADS threads of random client operations (pushes, fetches, clones, shallow clones
-and deepens, ls-remote, idle raw v0 fetches, clients killed mid-transfer) against one git and one hg
-repository, while server-side operations (git gc / pack-refs / repack -adb, hg commit / strip / phase)
-run between requests.  Every client result is checked (git fsck --full / hg verify of the client's
+and deepens, ls-remote, idle raw v0 fetches, clients killed mid-transfer; bookmarks made, moved and
+deleted with ``push -B``; git pushes of 30-300 refs made, moved and deleted in one push each, checked
+by ls-remote over another transport; HTTP requests cut at the socket with their body half sent or
+their answer half read, SSH sessions killed mid-answer; repositories made, deleted under a clone and
+made again under the same name) against one git and one hg repository, while server-side operations
+(git gc / pack-refs / repack -adb / 200 refs made or deleted by update-ref, hg commit / strip / phase /
+phase --force --draft / bookmark moves and deletions, and with evolve prune / debugobsolete) run
+between requests.  Every client result is checked (git fsck --full / hg verify of the client's
 copy); after the round, with nothing running, every transport's answer is compared with git daemon's
-/ hg serve's and with a fresh hgwire process's on the same repositories, and the server repositories
-are fsck'ed / verified.
+/ hg serve's and with a fresh hgwire process's on the same repositories, the server repositories
+are fsck'ed / verified, and the server's log is read for tracebacks and internal errors.  A clone or
+pull told a head is "no longer on the server" (stripped or made obsolete after its ``heads``) is
+counted, not a finding.
 
 usage: stress.py SEED [ROUNDS] [THREADS] [OPS_PER_THREAD]
 """
@@ -422,16 +430,43 @@ def hg_verify(path: Path, what: str) -> None:
         finding(f"{what}: client hg verify failed: {r.stdout[-800:]} {r.stderr[-800:]}")
 
 
+HEAD_GONE = "is no longer on the server"
+"""hgwire's answer to a getbundle whose head a strip or a marker took away after the client's ``heads``."""
+
 BENIGN_HG = ("push creates new remote head", "creates new remote head", "abort: push creates new",
              "remote has heads that are not known locally", "unsynced", "new remote heads",
              "remote repository changed while pushing", "push race", "orphan changeset", "content-divergent", "phase-divergent")
 
 
+def hg_push_raced(r: subprocess.CompletedProcess[str], rewrites: int) -> bool:
+    """A push refused for a reason a concurrent push or server-side change explains: a forced push
+    whose parent a strip on the server took after the client's discovery included."""
+    if any(b in r.stderr + r.stdout for b in BENIGN_HG):
+        return True
+    if " is unknown" in r.stderr and _rewrites() != rewrites:
+        count("hg push raced (parent stripped)")
+        return True
+    return False
+
+
+def hg_clone(url: str, d: Path, what: str, *args: str) -> bool:
+    """Clone; False (counted) when a strip or a marker took a head away after the clone's ``heads``."""
+    r = hg("clone", "-q", *args, url, d, check=False)
+    count(what)
+    if r.returncode and HEAD_GONE in r.stderr:
+        count(f"{what} raced (head gone)")
+        return False
+    if r.returncode:
+        raise RuntimeError(f"hg clone {url} -> {r.returncode}\n{r.stderr[-3000:]}")
+    return True
+
+
 def op_hg_push(rnd: random.Random, me: int) -> None:
+    rewrites = _rewrites()
     t = rnd.choice(["ssh", "http"])
     d = W / "c" / f"hp{uniq()}"
-    hg("clone", "-q", urls("hg", HREPO)[t], d)
-    count(f"hg clone {t}")
+    if not hg_clone(urls("hg", HREPO)[t], d, f"hg clone {t}"):
+        return
     hg_verify(d, f"hg clone {t}")
     br = rnd.choice(["default", "other", f"br{me}"])
     r = hg("update", "-q", br, cwd=d, check=False)
@@ -463,7 +498,7 @@ def op_hg_push(rnd: random.Random, me: int) -> None:
         args += ["-B", f"bk{me}"] if (d / ".hg" / "bookmarks").exists() and f"bk{me}" in (d / ".hg" / "bookmarks").read_text() else []
     r = hg(*args, cwd=d, check=False)
     count(f"hg push {t2}")
-    if r.returncode not in (0, 1) and not any(b in r.stderr + r.stdout for b in BENIGN_HG):
+    if r.returncode not in (0, 1) and not hg_push_raced(r, rewrites):
         finding(f"hg push over {t2}: {r.returncode} {r.stdout[-800:]} {r.stderr[-1500:]}")
     shutil.rmtree(d, ignore_errors=True)
 
@@ -474,15 +509,22 @@ def op_hg_pull(rnd: random.Random, me: int) -> None:
     r = hg("clone", "-q", "-U", urls("hg", HREPO)[t], d, check=False)
     count(f"hg clone {t}")
     if r.returncode:
-        finding(f"hg clone over {t}: {r.stderr[-1500:]}")
+        if HEAD_GONE in r.stderr:
+            count(f"hg clone raced (head gone) {t}")
+        else:
+            finding(f"hg clone over {t}: {r.stderr[-1500:]}")
         return
     hg_verify(d, f"hg clone {t}")
     for _ in range(rnd.randrange(1, 3)):
         t2 = rnd.choice(["ssh", "http"])
         r = hg("pull", "-q", urls("hg", HREPO)[t2], cwd=d, check=False)
         count(f"hg pull {t2}")
-        if r.returncode:
+        if r.returncode and HEAD_GONE in r.stderr:
+            count(f"hg pull raced (head gone) {t2}")
+        elif r.returncode:
             finding(f"hg pull over {t2}: {r.stderr[-1500:]}")
+        if "locally missing" in r.stdout + r.stderr:  # a bookmark pushed after this pull's heads (as hg serve)
+            count(f"hg pull bookmark ahead {t2}")
     hg_verify(d, f"hg pull {t}")
     shutil.rmtree(d, ignore_errors=True)
 
@@ -527,10 +569,11 @@ def op_git_lsremote(rnd: random.Random, me: int) -> None:
 
 def op_hg_evolve(rnd: random.Random, me: int) -> None:
     """Amend or prune a draft head and push the markers (and the successor) with -f."""
+    rewrites = _rewrites()
     t = rnd.choice(["ssh", "http"])
     d = W / "c" / f"he{uniq()}"
-    hg("clone", "-q", urls("hg", HREPO)[t], d)
-    count(f"hg clone {t}")
+    if not hg_clone(urls("hg", HREPO)[t], d, f"hg clone {t}"):
+        return
     drafts = hg("log", "-r", "heads(draft())", "-T", "{node}\n", cwd=d).stdout.split()
     if not drafts:
         return
@@ -547,16 +590,230 @@ def op_hg_evolve(rnd: random.Random, me: int) -> None:
         print(f"(evolve {how} failed: {r.stderr[-300:]})", flush=True)
         return
     t2 = rnd.choice(["ssh", "http"])
-    r = hg("push", "-q", "-f", "-r", ".", urls("hg", HREPO)[t2], cwd=d, check=False)
-    count(f"hg evolve {how} push {t2}")
-    if r.returncode not in (0, 1) and not any(b in r.stderr + r.stdout for b in BENIGN_HG):
+    marked = []
+    if rnd.random() < 0.3:  # the successor (or the pruned one's parent) bookmarked, in the same push
+        hg("bookmark", "-q", "-f", f"ev{me}", cwd=d)
+        marked = ["-B", f"ev{me}"]
+    r = hg("push", "-q", "-f", "-r", ".", *marked, urls("hg", HREPO)[t2], cwd=d, check=False)
+    count(f"hg evolve {how} push {t2}{' -B' if marked else ''}")
+    if r.returncode not in (0, 1) and not hg_push_raced(r, rewrites):
         finding(f"hg evolve {how} push over {t2}: {r.returncode} {r.stdout[-800:]} {r.stderr[-1500:]}")
     hg_verify(d, f"hg evolve {how}")
     shutil.rmtree(d, ignore_errors=True)
 
 
+def _rewrites() -> int:
+    """How many strips, markers and amends (which move bookmarks) have run so far, on the server or pushed."""
+    with clock:
+        return sum(n for what, n in counts.items() if what.startswith(
+            ("server hg-strip", "server hg-obsolete", "server hg-debugobsolete", "hg evolve")))
+
+
+def op_hg_bookmarks(rnd: random.Random, me: int) -> None:
+    """A bookmark of this thread's own made, moved or deleted and pushed with -B while others pull;
+    the server's listkeys over the other transport then has it where the push put it (unless a
+    strip on the server moved it meanwhile)."""
+    rewrites = _rewrites()
+    t, t2 = rnd.choice(["ssh", "http"]), rnd.choice(["ssh", "http"])
+    d = W / "c" / f"hb{uniq()}"
+    if not hg_clone(urls("hg", HREPO)[t], d, f"hg clone {t}"):
+        return
+    name = f"bk{me}-{rnd.randrange(3)}"
+    have = hg("bookmarks", "-T", "{bookmark}\n", cwd=d).stdout.split()
+    action = rnd.choice(["create", "move", "delete"]) if name in have else "create"
+    if action == "delete":
+        hg("bookmark", "-q", "-d", name, cwd=d)
+    elif action == "move":
+        hg("bookmark", "-q", "-f", "-r", rnd.choice(hg("log", "-r", "head()", "-T", "{node}\n", cwd=d).stdout.split()),
+           name, cwd=d)
+    else:
+        hg("update", "-q", rnd.choice(["default", "other"]), cwd=d)
+        (d / f"b{me}").write_text(f"{uniq()}\n")
+        hg("commit", "-qAm", f"bookmark {me}", cwd=d)
+        hg("bookmark", "-q", "-f", name, cwd=d)
+    r = hg("push", "-q", "-B", name, urls("hg", HREPO)[t2], cwd=d, check=False)  # (no -f: a race is told)
+    count(f"hg bookmark {action} push {t2}")
+    if r.returncode not in (0, 1) and not hg_push_raced(r, rewrites):
+        finding(f"hg bookmark {action} push over {t2}: {r.returncode} {r.stdout[-800:]} {r.stderr[-1500:]}")
+    elif r.returncode in (0, 1):
+        want = "" if action == "delete" else hg("log", "-r", name, "-T", "{node}", cwd=d).stdout
+        t3 = rnd.choice(["ssh", "http"])
+        keys = hg("debugpushkey", urls("hg", HREPO)[t3], "bookmarks", cwd=d, check=False).stdout
+        got = dict(line.split("\t", 1) for line in keys.splitlines() if "\t" in line).get(name, "")
+        if got != want and _rewrites() == rewrites:
+            finding(f"hg bookmark {action} pushed over {t2}: listkeys over {t3} has {name} at {got!r}, not {want!r}")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def op_git_many_refs(rnd: random.Random, me: int) -> None:
+    """30-300 refs of a namespace of this push's own (branches and tags) made in one push, half of them
+    moved in a second, all deleted in a third (--atomic or not), while pack-refs --all and gc run on
+    the server: after each push every transport's ls-remote of the namespace is what it pushed."""
+    t = rnd.choice(PUSH_T)
+    u = urls("git", GREPO)[t]
+    d = W / "c" / f"gm{uniq()}"
+    run("git", "clone", "-q", "--bare", "--no-tags", "-b", "main", u, d)
+    commits = run("git", "rev-list", "--max-count=40", "main", cwd=d).stdout.split()
+    ns = f"many{me}-{uniq()}"
+    n = rnd.randrange(30, 300)
+    refs = {f"refs/heads/{ns}/{i}": rnd.choice(commits) for i in range(n)}
+    refs.update({f"refs/tags/{ns}-{i}": rnd.choice(commits) for i in range(rnd.randrange(0, n // 3))})
+    atomic = ["--atomic"] if rnd.random() < 0.5 else []
+    specs = [f"+refs/heads/{ns}/*:refs/heads/{ns}/*", f"+refs/tags/{ns}-*:refs/tags/{ns}-*"]
+    for step in ("create", "move", "delete"):
+        if step == "move":
+            for ref in rnd.sample(sorted(refs), len(refs) // 2):
+                refs[ref] = rnd.choice(commits)
+        if step == "delete":
+            args = [f":{ref}" for ref in sorted(refs)]
+            refs = {}
+        else:
+            run("git", "update-ref", "--stdin", cwd=d, input="".join(f"update {r} {o}\n" for r, o in refs.items()))
+            args = specs
+        r = run("git", "push", "-q", *atomic, u, *args, cwd=d, check=False)
+        count(f"git many refs {step} {t}{' atomic' if atomic else ''}")
+        if r.returncode:
+            finding(f"git push of {len(args)} refspecs ({step}, {ns}) over {t}: {r.stderr[-1500:]}")
+            break
+        t2 = rnd.choice(["git", "ssh", "http"])
+        seen = run("git", "ls-remote", urls("git", GREPO)[t2], f"refs/heads/{ns}/*", f"refs/tags/{ns}-*",
+                   check=False).stdout
+        got = {line.split("\t")[1]: line.split("\t")[0] for line in seen.splitlines() if "^{}" not in line}
+        if got != refs:
+            diff = sorted(set(got.items()) ^ set(refs.items()))
+            finding(f"git many refs {step} ({ns}, pushed over {t}): ls-remote over {t2} differs in {len(diff)}: {diff[:6]}")
+            break
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _http_cut(head: bytes, body: bytes, send: int, read: int) -> int:
+    """Send ``head`` and the first ``send`` bytes of ``body`` over HTTP, read at most ``read`` bytes, close."""
+    s = socket.create_connection(("127.0.0.1", P_HTTP), 30)
+    s.settimeout(30)
+    try:
+        s.sendall(head + body[:send])
+        got = 0
+        while got < read:
+            data = s.recv(min(65536, read - got))
+            if not data:
+                break
+            got += len(data)
+        return got
+    except OSError:
+        return -1
+    finally:
+        s.close()
+
+
+def op_http_cut(rnd: random.Random, me: int) -> None:
+    """HTTP requests cut midway at the socket: a git upload-pack POST whose body stops short or whose
+    pack is left half read, an hg getbundle half read, an hg push (unbundle) body half sent."""
+    oid = rnd.choice([line.split()[0] for line in STABLE])
+    what = rnd.choice(["git-body", "git-pack", "hg-bundle", "hg-push"])
+    if what.startswith("git"):
+        body = pkt(b"want %s side-band-64k ofs-delta\n" % oid.encode()) + b"0000" + pkt(b"done\n")
+        head = (b"POST /%s/git-upload-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-upload-pack-request"
+                b"\r\nContent-Length: %d\r\n\r\n" % (GREPO.encode(), len(body)))
+        send = rnd.randrange(0, len(body)) if what == "git-body" else len(body)
+    elif what == "hg-bundle":
+        heads = run(HG, "identify", "-r", "tip", "-T", "{node}", f"http://127.0.0.1:{P_HTTP}/{HREPO}", check=False).stdout.split()
+        arg = b"bundlecaps=HG20&cg=1&common=" + b"0" * 40 + b"&heads=" + (heads[0].encode() if heads else b"0" * 40)
+        head = b"GET /%s?cmd=getbundle HTTP/1.1\r\nHost: x\r\nX-HgArg-1: %s\r\nX-HgProto-1: 0.1 0.2\r\n\r\n" % (
+            HREPO.encode(), arg)
+        body, send = b"", 0
+    else:
+        body = b"HG20" + os.urandom(rnd.randrange(100, 5000))
+        head = (b"POST /%s?cmd=unbundle HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWxpY2U6cHc=\r\n"
+                b"Content-Type: application/mercurial-0.1\r\nX-HgArg-1: heads=666f726365\r\n"
+                b"Content-Length: %d\r\n\r\n" % (HREPO.encode(), len(body) + 1000))
+        send = len(body)
+    _http_cut(head, body, send, rnd.choice([0, 10, 300, 5000]))
+    count(f"http cut {what}")
+
+
+def op_ssh_cut(rnd: random.Random, me: int) -> None:
+    """An SSH git-upload-pack or hg serve --stdio session cut after part of its answer (ssh killed)."""
+    git = rnd.random() < 0.5
+    cmd = f"git-upload-pack '{GREPO}'" if git else f"hg -R {HREPO} serve --stdio"
+    p = subprocess.Popen([*SSH.split(), "-p", str(P_SSH), "alice@127.0.0.1", cmd], env=ENV, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        if git:
+            oid = rnd.choice([line.split()[0] for line in STABLE]).encode()
+            p.stdin.write(pkt(b"want %s side-band-64k ofs-delta\n" % oid) + b"0000" + pkt(b"done\n"))
+        else:
+            p.stdin.write(b"hello\nbetween\npairs 81\n" + b"0" * 40 + b"-" + b"0" * 40 + b"heads\n")
+            if rnd.random() < 0.7:
+                p.stdin.write(b"getbundle\n* 3\nbundlecaps 4\nHG20cg 1\n1common 40\n" + b"0" * 40)
+        p.stdin.flush()
+        p.stdout.read(rnd.choice([1, 100, 2000, 20000]))
+    except OSError:
+        pass
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    count(f"ssh cut {'git' if git else 'hg'}")
+
+
+def op_repo_churn(rnd: random.Random, me: int) -> None:
+    """A repository made on the server, pushed to and cloned, deleted while a clone of it runs, asked
+    for once gone, made again with other content under the same name and cloned over every transport:
+    the new content each time, and one clear sentence (no internal error) for the one gone."""
+    kind = rnd.choice(["git", "hg"])
+    name = f"tmp{me}-{uniq()}" + (".git" if kind == "git" else "")
+    path = W / "root" / name
+    transports = list(urls(kind, name))
+    for generation in range(2):
+        if kind == "git":
+            run("git", "init", "-q", "--bare", path)
+        else:
+            hg("init", path)
+        src = W / "c" / f"rc{uniq()}"
+        (run("git", "init", "-q", src) if kind == "git" else hg("init", src))
+        (src / "f").write_text(f"{name} {generation} {uniq()}\n")
+        if kind == "git":
+            run("git", "add", "-A", cwd=src)
+            run("git", "commit", "-qm", f"g{generation}", cwd=src)
+            tip = run("git", "rev-parse", "HEAD", cwd=src).stdout.strip()
+            run("git", "push", "-q", urls(kind, name)[rnd.choice(PUSH_T)], "HEAD:refs/heads/main", cwd=src)
+        else:
+            hg("commit", "-qAm", f"g{generation}", cwd=src)
+            tip = hg("log", "-r", "tip", "-T", "{node}", cwd=src).stdout
+            hg("push", "-q", urls(kind, name)[rnd.choice(transports)], cwd=src)
+        for t in transports:
+            got = (run("git", "ls-remote", urls(kind, name)[t], "refs/heads/main", check=False).stdout.split()[:1]
+                   if kind == "git" else hg("identify", "-r", "tip", "-T", "{node}", urls(kind, name)[t],
+                                            check=False).stdout.split()[:1])
+            count(f"churn {kind} read {t}")
+            if got != [tip]:
+                finding(f"churn: {name} made again (generation {generation}) reads {got} over {t}, not {tip}")
+        shutil.rmtree(src, ignore_errors=True)
+        t = rnd.choice(transports)
+        dest = W / "c" / f"rd{uniq()}"
+        args = ["git", "clone", "-q", urls(kind, name)[t], str(dest)] if kind == "git" else [
+            HG, "clone", "-q", urls(kind, name)[t], str(dest)]
+        p = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rnd.random() * 0.5)
+        shutil.rmtree(path)
+        _, err = p.communicate(timeout=300)
+        count(f"churn {kind} deleted under a clone {t}")
+        if "internal error" in err or "Traceback" in err:
+            finding(f"churn: a clone of {name} over {t} deleted meanwhile: {err[-800:]}")
+        shutil.rmtree(dest, ignore_errors=True)
+        t = rnd.choice(transports)
+        r = (run("git", "ls-remote", urls(kind, name)[t], check=False) if kind == "git"
+             else hg("identify", urls(kind, name)[t], check=False))
+        count(f"churn {kind} gone {t}")
+        if not r.returncode or "internal error" in r.stderr or "not found" not in r.stderr.lower() + r.stdout.lower():
+            finding(f"churn: {name} deleted, over {t}: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+
+
 CLIENT_OPS = [(op_hg_evolve, 3 if EVOLVE else 0), (op_git_lsremote, 2), (op_git_push, 3), (op_git_fetch, 3), (op_git_killed, 1), (op_git_idle_v0, 2),
-              (op_hg_push, 3), (op_hg_pull, 3), (op_hg_killed, 1)]
+              (op_hg_push, 3), (op_hg_pull, 3), (op_hg_killed, 1), (op_hg_bookmarks, 2), (op_git_many_refs, 2),
+              (op_http_cut, 2), (op_ssh_cut, 1), (op_repo_churn, 1)]
+if os.environ.get("STRESS_OPS"):  # only these (names without op_, comma-separated)
+    CLIENT_OPS = [(op, w) for op, w in CLIENT_OPS if op.__name__[3:] in os.environ["STRESS_OPS"].split(",")]
 
 
 # ---------------------------------------------------------------- server-side operations
@@ -564,8 +821,9 @@ CLIENT_OPS = [(op_hg_evolve, 3 if EVOLVE else 0), (op_git_lsremote, 2), (op_git_
 def server_op(rnd: random.Random) -> None:
     g = W / "root" / GREPO
     h = W / "root" / HREPO
-    what = rnd.choice(["gc", "pack-refs", "repack", "hg-commit", "hg-strip", "hg-phase", "hg-commit", "none"]
-                      + (["hg-obsolete", "hg-draft"] if EVOLVE else []))
+    what = rnd.choice(["gc", "pack-refs", "pack-refs", "repack", "git-refs", "hg-commit", "hg-strip", "hg-phase",
+                       "hg-commit", "hg-bookmark", "hg-draft", "none"]
+                      + (["hg-obsolete", "hg-debugobsolete"] if EVOLVE else []))
     count(f"server {what}")
     if what == "gc":
         r = run("git", "gc", "-q", cwd=g, check=False)
@@ -582,6 +840,20 @@ def server_op(rnd: random.Random) -> None:
         if not tip:
             return
         r = hg("strip", "-q", "--no-backup", "-r", tip, cwd=h, check=False)
+    elif what == "git-refs":  # 200 refs made in one transaction, or those made before deleted
+        made = run("git", "for-each-ref", "--format=%(refname)", "refs/heads/srv/", cwd=g).stdout.split()
+        tip = run("git", "rev-parse", "main", cwd=g).stdout.strip()
+        r = run("git", "update-ref", "--stdin", cwd=g, check=False, input="".join(
+            f"delete {ref}\n" for ref in made) if made else "".join(f"create refs/heads/srv/{i} {tip}\n" for i in range(200)))
+    elif what == "hg-bookmark":
+        r = (hg("bookmark", "-q", "-d", "srvbm", cwd=h, check=False) if rnd.random() < 0.3 else
+             hg("bookmark", "-q", "-f", "-r", f"limit(head(), 1, {rnd.randrange(3)})", "srvbm", cwd=h,
+                check=False))
+    elif what == "hg-debugobsolete":
+        node = hg("log", "-r", "max(draft() and head() and not bookmark())", "-T", "{node}", cwd=h, check=False).stdout
+        if not node:
+            return
+        r = hg("debugobsolete", node, cwd=h, check=False)
     elif what == "hg-obsolete":
         r = hg("prune", "-q", "-r", "max(draft() and head())", cwd=h, check=False)
     elif what == "hg-draft":
@@ -591,7 +863,8 @@ def server_op(rnd: random.Random) -> None:
     else:
         return
     if r.returncode and "lock" not in r.stderr and "no changes" not in r.stdout + r.stderr \
-            and "nothing changed" not in r.stdout + r.stderr and "no revisions specified" not in r.stderr:
+            and "nothing changed" not in r.stdout + r.stderr and "no revisions specified" not in r.stderr \
+            and "does not exist" not in r.stderr and "empty revision" not in r.stderr:
         print(f"(server {what} failed: {r.stderr[-300:]})", flush=True)
 
 
@@ -683,6 +956,26 @@ def compare(rnd: random.Random, r: int) -> None:
         stop(fresh)
 
 
+# ---------------------------------------------------------------- the server's log
+
+LOG_SEEN = [0]
+LOG_ALARMS = ("Traceback (most recent call last)", "Unhandled Error", "Unhandled error", "internal error")
+
+
+def check_log(r: int) -> None:
+    """What the main server logged since the last look: a traceback or an internal error is a finding."""
+    with open(W / "hgwire-main.log", "rb") as f:
+        f.seek(LOG_SEEN[0])
+        new = f.read().decode("utf-8", "replace")
+        LOG_SEEN[0] = f.tell()
+    lines = new.splitlines()
+    for i, line in enumerate(lines):
+        if any(alarm in line for alarm in LOG_ALARMS):
+            finding(f"round {r}: the server logged: " + "\n".join(lines[max(0, i - 2):i + 25]))
+            break
+    count("log checks")
+
+
 # ---------------------------------------------------------------- main
 
 def worker(me: int, rnd: random.Random, stop_at: float) -> None:
@@ -705,6 +998,7 @@ def server_worker(rnd: random.Random, done: threading.Event) -> None:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # (the servers stopped in main's finally)
     setup()
     (W / "c").mkdir()
     try:
@@ -731,6 +1025,7 @@ def main() -> int:
             done.set()
             srv.join()
             compare(master, r)
+            check_log(r)
             print(f"round {r} done in {time.time() - t0:.0f} s; findings so far {len(findings)}", flush=True)
             if main_server.poll() is not None:
                 finding("the server died")
