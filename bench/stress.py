@@ -440,10 +440,11 @@ BENIGN_HG = ("push creates new remote head", "creates new remote head", "abort: 
 
 def hg_push_raced(r: subprocess.CompletedProcess[str], rewrites: int) -> bool:
     """A push refused for a reason a concurrent push or server-side change explains: a forced push
-    whose parent a strip on the server took after the client's discovery included."""
+    whose parent a strip on the server took after the client's discovery, or a bookmark moved onto
+    a changeset the client found on the server and a strip took since, included."""
     if any(b in r.stderr + r.stdout for b in BENIGN_HG):
         return True
-    if " is unknown" in r.stderr and _rewrites() != rewrites:
+    if (" is unknown" in r.stderr or "which is unknown to the server" in r.stderr) and _rewrites() != rewrites:
         count("hg push raced (parent stripped)")
         return True
     return False
@@ -495,7 +496,7 @@ def op_hg_push(rnd: random.Random, me: int) -> None:
         return
     args = ["push", "-q", "--new-branch", urls("hg", HREPO)[t2]]
     if rnd.random() < 0.3:
-        args += ["-B", f"bk{me}"] if (d / ".hg" / "bookmarks").exists() and f"bk{me}" in (d / ".hg" / "bookmarks").read_text() else []
+        args += ["-B", f"bk{me}"] if f"bk{me}" in hg("bookmarks", "-T", "{bookmark}\n", cwd=d).stdout.split() else []
     r = hg(*args, cwd=d, check=False)
     count(f"hg push {t2}")
     if r.returncode not in (0, 1) and not hg_push_raced(r, rewrites):
