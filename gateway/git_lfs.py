@@ -108,7 +108,8 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
 def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = True) -> tuple[Kind, LfsStore]:
     """The repository's kind and LFS store, git or Mercurial; for Mercurial, hgweb's rules too: the
     repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``.
-    (Writes on a read-only server never get here: the authorizer refuses them at the door.)"""
+    (Writes on a read-only server never get here: the authorizer refuses them at the door; a read-only
+    mirror's are refused before the plain-HTTP rule, which would send the pusher to https:// in vain.)"""
     try:
         repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     except RepositoryNotFound:
@@ -124,15 +125,16 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
         from gateway.hg_http import check_web_access
 
         check_web_access(repo, ctx.user, "push" if access is Access.WRITE else "pull")
-        if access is Access.WRITE and not secure and ctx.extra.get("allow_push_over_http") != "1":
-            raise ProtocolError("pushing over plain HTTP is refused; use https:// (or start hgwire with "
-                                "--allow-push-over-http)", http_status=403)
     elif repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a repository hgwire serves")
     read_base_git_config(ctx.authorizer, repo)
     check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
     if access is Access.WRITE and (refusal := push_refusal(repo, ctx.repo_name)) is not None:
         raise refusal  # a read-only mirror (``refuses_push``): its uploads are refused as its pushes
+    if repo.kind is Kind.HG and access is Access.WRITE and not secure and ctx.extra.get("allow_push_over_http") != "1":
+        # (after the mirror's refusal, which https:// would meet too)
+        raise ProtocolError("pushing over plain HTTP is refused; use https:// (or start hgwire with "
+                            "--allow-push-over-http)", http_status=403)
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
     store: LfsStore | None = opener() if opener is not None else None
     if store is None:

@@ -71,11 +71,13 @@ class Mirror:
         return list(self.inner.list())
 
 
-def _server(make_server: Callable[..., RunningServer], client: Client, keys: SshKeys, tmp: Path) -> RunningServer:
+def _server(make_server: Callable[..., RunningServer], client: Client, keys: SshKeys, tmp: Path,
+            allow_push_over_http: bool = True) -> RunningServer:
     htpasswd = tmp / "htpasswd"
     htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
     return make_server("tests.integration.test_backend_refuses_push:Mirror", git=[LOOPBACK], http=[LOOPBACK],
-                       htpasswd=str(htpasswd), allow_push_over_http=True, **ssh_server_settings(keys))
+                       htpasswd=str(htpasswd), allow_push_over_http=allow_push_over_http,
+                       **ssh_server_settings(keys))
 
 
 def _git_urls(server: RunningServer, keys: SshKeys, client: Client) -> dict[str, str]:
@@ -161,6 +163,23 @@ def test_git_lfs_uploads_to_a_mirror_are_refused(make_server: Callable[..., Runn
     batch = f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/batch"
     status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
     assert status == 403 and answer["message"] == "media.git is a read-only mirror; push to the primary instead", answer
+    status, _ = _batch(batch, {"operation": "download", "objects": [{"oid": "a" * 64, "size": 3}]})
+    assert status == 200
+
+
+def test_an_hg_lfs_upload_over_plain_http_to_a_mirror_is_told_it_is_a_mirror(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """Without ``--allow-push-over-http`` an LFS upload to a Mercurial mirror was told "use
+    https://", where the mirror refuses it too: the mirror's reason comes first now."""
+    from tests.integration.test_git_lfs import _batch
+
+    server = _server(make_server, client, ssh_keys, tmp_path, allow_push_over_http=False)
+    repo = server.root / "p"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n")
+    batch = f"http://127.0.0.1:{server.port('http')}/p/.git/info/lfs/objects/batch"
+    status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
+    assert status == 403 and answer["message"] == "p is a read-only mirror; push to the primary instead", answer
     status, _ = _batch(batch, {"operation": "download", "objects": [{"oid": "a" * 64, "size": 3}]})
     assert status == 200
 

@@ -91,7 +91,8 @@ def test_an_lfs_refusal_tells_hg_users_why(make_server: Callable[..., RunningSer
     refusals = [({}, "", ("pushing over plain HTTP is refused; use https:// (or start hgwire with "
                           "--allow-push-over-http)")),
                 ({"allow_push_over_http": True}, "[web]\nallow_push = bob\n",
-                 "push not authorized by the repository's [web] settings")]
+                 "push not authorized by the repository's [web] settings"),
+                ({"read_only": True}, "", "this server is read-only; pushes and repository creation are refused")]
     for settings, web, reason in refusals:
         server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), **settings)
         repo = server.root / "blobs"
