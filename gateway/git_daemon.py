@@ -31,7 +31,13 @@ from gateway.policy import authorizer_for
 from gateway.tls import tls_handshake
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
-from protocols.git_request import DaemonRequest, Service, check_not_http, parse_daemon_request
+from protocols.git_request import (
+    SPEAKS_GIT_PROTOCOL,
+    DaemonRequest,
+    Service,
+    is_http_request,
+    parse_daemon_request,
+)
 from protocols.pktline import Signal
 
 log = SafeLogger()
@@ -142,7 +148,9 @@ class GitDaemonProtocol(protocol.Protocol):
                     raise ProtocolError(NOT_TLS)
                 self._head += data[:4]
                 if len(self._head) >= 4:
-                    check_not_http(self._head)
+                    if is_http_request(self._head):
+                        self._refuse_http()
+                        return
                     self._head = None
             self._decoder.receive_data(data)
             packet = self._decoder.next_packet()
@@ -186,6 +194,17 @@ class GitDaemonProtocol(protocol.Protocol):
         refusal = errors.git_err_line(exc)
         self._bytes_refused += len(refusal)
         self.transport.write(refusal)  # type: ignore[union-attr]
+        linger(self.transport, self._clock)
+
+    def _refuse_http(self) -> None:
+        """An HTTP request (a browser, curl, an ``http://`` URL) at the git:// port: answered in
+        HTTP, whose text git shows as ``remote:`` and curl as the body, where an ``ERR`` pkt-line
+        was refused by both as "HTTP/0.9"."""
+        self._cancel_timeout()
+        self._outcome = "error: an HTTP request on the git:// port: " + SPEAKS_GIT_PROTOCOL
+        self._refused = True
+        self._bytes_refused += len(HTTP_REFUSAL)
+        self.transport.write(HTTP_REFUSAL)  # type: ignore[union-attr]
         linger(self.transport, self._clock)
 
     def _timed_out(self) -> None:
@@ -234,6 +253,12 @@ class GitDaemonProtocol(protocol.Protocol):
 NOT_TLS = ("this port speaks git://, not TLS (a client used an https:// URL for it); "
            "use git://HOST:PORT/NAME.git here, or the server's HTTPS port for https://")
 """The refusal of a TLS handshake on a git:// port (its log line; a TLS client shows its own error)."""
+
+
+_HTTP_REFUSAL_TEXT = SPEAKS_GIT_PROTOCOL.encode() + b"\n"
+HTTP_REFUSAL = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(_HTTP_REFUSAL_TEXT) + _HTTP_REFUSAL_TEXT)
+"""The git:// port's whole answer to an HTTP request (HTTP/1.0: any client reads it, and closes)."""
 
 
 def _peer(transport: ITransport | None) -> str:

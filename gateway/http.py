@@ -86,8 +86,10 @@ from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from gateway.tls import client_certificate_subject, no_client_certificate, tls_handshake
+from protocols import pktline
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
+from protocols.git_request import SPEAKS_HTTP, is_daemon_request
 from protocols.http_head import (
     BARE_LF,
     HOST_HEADER,
@@ -1181,6 +1183,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
             if tls_handshake(data) and not interfaces.ISSLTransport.providedBy(self.transport):
                 self._refuse_tls()
                 return
+            if is_daemon_request(data):
+                self._refuse_git_request()
+                return
         if self._header_deadline is not None:
             self._partial = True
         super().dataReceived(data)
@@ -1221,6 +1226,17 @@ class HgwireHTTPChannel(http.HTTPChannel):
         self._disarm_header_deadline()
         self._refuse_request(b"400 Bad Request", "this port speaks plain HTTP, not TLS: use an http:// URL for it, "
                                                  "or the server's HTTPS port for https://")
+
+    def _refuse_git_request(self) -> None:
+        """A git:// request on the HTTP listener (the client used ``git://`` for an ``http://``
+        port): an ``ERR`` pkt-line, which git shows as ``fatal: remote error:``, at once, where git
+        waited ``request_timeout`` for the end of a request line and hung up saying nothing."""
+        assert self.transport is not None
+        log.info("HTTP request from {peer}: a git:// request on the HTTP listener "
+                 "(the client used git:// for an http:// port)", peer=peer_text(self.transport.getPeer()))
+        self._disarm_header_deadline()
+        self.transport.write(pktline.encode(b"ERR " + SPEAKS_HTTP.encode()))
+        self.loseConnection()
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._dropping:  # a request answered before its body was sent: the connection is closing

@@ -61,11 +61,25 @@ SPEAKS_GIT_PROTOCOL = ("this port speaks the git:// protocol, not HTTP; use a gi
 """What an HTTP request sent to a git:// port is told."""
 
 
-def check_not_http(first: bytes) -> None:
-    """Refuse a git:// connection whose first bytes are an HTTP request line, saying where HTTP is
-    served (the pkt-line decoder would call them a bad length)."""
-    if first[:4] in HTTP_REQUEST_STARTS:
-        raise ProtocolError(SPEAKS_GIT_PROTOCOL)
+def is_http_request(first: bytes) -> bool:
+    """Whether a git:// connection's first four bytes are an HTTP request line's (which the
+    pkt-line decoder would call a bad length): the port answers it in HTTP, saying where HTTP is."""
+    return first[:4] in HTTP_REQUEST_STARTS
+
+
+SPEAKS_HTTP = ("this port speaks HTTP, not the git:// protocol; use an http:// URL here, "
+               "or the server's git:// listener for a git:// URL")
+"""What a git:// request sent to an HTTP port is told."""
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def is_daemon_request(first: bytes) -> bool:
+    """Whether an HTTP connection's first bytes are a git:// request (a pkt-line length, then the
+    service's name, ``0033git-upload-pack /r.git\\0host=…``): a git:// URL pointed at the HTTP
+    port, which no HTTP request line begins like and which an HTTP server would wait on for its
+    end of line."""
+    return len(first) >= 8 and all(byte in _HEX_DIGITS for byte in first[:4]) and first[4:8] == b"git-"
 
 
 def parse_service(name: bytes) -> Service:

@@ -6,7 +6,14 @@ import pytest
 
 from protocols import sideband
 from protocols.errors import ProtocolError, UnsafeName, UnsupportedFeature
-from protocols.git_request import Service, parse_daemon_request, parse_git_protocol, protocol_version
+from protocols.git_request import (
+    Service,
+    is_daemon_request,
+    is_http_request,
+    parse_daemon_request,
+    parse_git_protocol,
+    protocol_version,
+)
 
 from .transcript import load
 
@@ -50,3 +57,13 @@ def test_rejects_bad_request_lines(line: bytes, error: type[Exception]) -> None:
 def test_protocol_version_takes_the_highest_known() -> None:
     assert protocol_version(parse_git_protocol(b"version=1:version=2:version=9:x=y")) == 2
     assert protocol_version([b"version=abc"]) == 0
+
+
+def test_a_git_request_and_an_http_request_line_are_told_apart() -> None:
+    """What each listener checks its first bytes for: the other scheme's client."""
+    assert is_daemon_request(b"0033git-upload-pack /r.git\0host=h\0")
+    assert is_daemon_request(b"0035git-receive-pack /r.git\0")
+    for other in (b"GET / HTTP/1.1\r\n", b"0033", b"0033gi", b"zzzzgit-upload-pack", b"\x16\x03\x01"):
+        assert not is_daemon_request(other), other
+    assert is_http_request(b"GET ") and is_http_request(b"POST /r.git/git-upload-pack HTTP/1.1")
+    assert not is_http_request(b"0033git-upload-pack /r.git\0")

@@ -1,0 +1,58 @@
+"""A git URL of one scheme at the port of the other: ``git://`` at the HTTP listener, ``http://``
+at the git:// listener.  Each is told, in the client's own protocol, what the port speaks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from tests.conftest import LOOPBACK, Client, RunningServer, log_events
+
+
+def _answer(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_a_git_url_at_the_http_port_is_told_at_once(make_server: Callable[..., RunningServer],
+                                                    client: Client) -> None:
+    """git waited ``request_timeout`` (30 s) for "fatal: protocol error: bad line length
+    character: HTTP" (the 408); now an ``ERR`` line says at once that the port speaks HTTP."""
+    from twisted.logger import formatEvent
+
+    server = make_server("memory", http=[LOOPBACK])
+    port = server.port("http")
+    with log_events() as events:
+        told = client.git("ls-remote", f"git://127.0.0.1:{port}/r.git", check=False, timeout=20)
+        cloned = client.git("clone", f"git://127.0.0.1:{port}/r.git", check=False, timeout=20)
+    for said in (told, cloned):
+        assert said.returncode == 128
+        assert ("fatal: remote error: this port speaks HTTP, not the git:// protocol; use an http:// URL here, "
+                "or the server's git:// listener for a git:// URL") in said.stderr.splitlines(), said.stderr
+    logged = [formatEvent(e) for e in list(events) if "git:// request on the HTTP listener" in formatEvent(e)]
+    assert len(logged) == 2, logged
+    assert _answer(port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200 ")  # HTTP is served as before
+
+
+def test_an_http_url_at_the_git_port_is_answered_in_http(make_server: Callable[..., RunningServer],
+                                                         client: Client) -> None:
+    """The git:// port answered an HTTP request with an ``ERR`` pkt-line, which curl (and so git)
+    refuses as "Received HTTP/0.9 when not allowed" and browsers show nothing of; it is an
+    HTTP/1.0 400 now, whose text git shows as ``remote:``."""
+    server = make_server("memory", git=[LOOPBACK])
+    port = server.port("git")
+    told = client.git("ls-remote", f"http://127.0.0.1:{port}/r.git", check=False, timeout=20)
+    assert told.returncode == 128
+    assert ("remote: this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the server's "
+            "HTTP listener for an http:// URL") in told.stderr.splitlines(), told.stderr
+    answer = _answer(port, b"GET /r.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.0 400 Bad Request", answer
+    assert b"Content-Type: text/plain; charset=utf-8" in head.split(b"\r\n"), answer
+    assert body == (b"this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the server's "
+                    b"HTTP listener for an http:// URL\n"), answer
