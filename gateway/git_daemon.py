@@ -178,7 +178,7 @@ class GitDaemonProtocol(protocol.Protocol):
             read_only=self._config.read_only,
             create_on_push=self._config.create_on_push,
             protocol_version=request.protocol_version,
-            extra={"host": request.host or ""},
+            extra={"host": request.host or "", **({"clone_base": f"git://{request.host}"} if request.host else {})},
             authorizer=authorizer,
         )
         self._channel = DaemonChannel(self.transport, self._clock)

@@ -59,6 +59,7 @@ from gateway.http import (
     retry_after,
     send_error,
     send_unauthorized,
+    site_url,
 )
 from gateway.limits import gone_outcome, limits_for
 from gateway.live_body import BodyAborted, LiveBody
@@ -183,7 +184,7 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
         read_only=config.read_only,
         create_on_push=config.create_on_push,
         protocol_version=protocol_version(parse_git_protocol(git_protocol)),
-        extra={"http_service": route.service,
+        extra={"http_service": route.service, "clone_base": site_url(front, request),
                **({"git_protocol": git_protocol.decode("ascii", "replace")} if git_protocol else {})},
         authorizer=front.authorizer,
     )

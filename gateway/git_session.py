@@ -50,9 +50,11 @@ from backends.interfaces import (
     object_format_of,
 )
 from backends.lru import LruCache
+from backends.names import validate_name
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext, peer_host
+from gateway.http import names_a_page
 from gateway.limits import receive_bounds, request_bounds
 from gateway.logs import SafeLogger
 from gateway.policy import (
@@ -130,6 +132,10 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
             hint = ctx.extra.get("not_found_hint")  # (SSH's: the port of an scp-like URL)
             if hint and not str(missing).endswith(hint):
                 raise RepositoryNotFound(str(missing) + hint) from None
+            if (owner := page_owner(ctx)) is not None:
+                base = ctx.extra.get("clone_base")
+                raise RepositoryNotFound(f"{ctx.repo_name} is a page of repository {owner}, not a repository: "
+                                         + (f"use {base}/{owner}" if base else f"clone {owner}")) from None
             raise
         try:
             repo = returned_repository(ctx.backend.create(ctx.repo_name, Kind.GIT), f"create({ctx.repo_name!r})")
@@ -147,6 +153,27 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
         if enabled is not None and enabled(service) is False:
             raise PermissionDenied(f"Service not enabled: '{service.removeprefix('git-')}'")
     return repo
+
+
+def page_owner(ctx: SessionContext) -> str | None:
+    """The repository whose web page the missing name is (``app.git/file/tip``, a URL copied from
+    a browser into ``git clone``): the longest name before a page's that exists and the user may
+    read; None when there is none, or when an unexported repository must look missing (blocking)."""
+    if ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer):
+        return None
+    segments = ctx.repo_name.split("/")
+    for at in range(len(segments) - 1, 0, -1):
+        if not names_a_page(segments[at]):
+            continue
+        owner = "/".join(segments[:at])
+        try:
+            if ctx.authorizer is not None:
+                ctx.authorizer.check(ctx.user, owner, ctx.transport, Access.READ)
+            if ctx.backend.exists(validate_name(owner)):
+                return owner
+        except HgwireError:
+            continue
+    return None
 
 
 def may_create(ctx: SessionContext, wanted: bool) -> bool:

@@ -67,16 +67,13 @@ from gateway.hg_session import (
     push_outcome,
 )
 from gateway.http import (
-    ARCHIVE_SEGMENT,
-    HTML_PAGES,
-    RAW_FILE_SEGMENT,
-    RAW_REV_SEGMENT,
     REALM,
     HttpFront,
     LoginNeeded,
     Route,
     RouteKind,
     Unauthorized,
+    names_a_page,
     refusal_outcome,
     retry_after,
     site_url,
@@ -384,7 +381,7 @@ class HgHttpCommand:
         the user may read; None when there is none (blocking: asks the backend)."""
         segments = self.route.repo.split("/")
         for at in range(len(segments) - 1, 0, -1):
-            if not _page_name(segments[at]):
+            if not names_a_page(segments[at]):
                 continue
             owner = "/".join(segments[:at])
             try:
@@ -619,12 +616,6 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("push")
     if allow_push is not None and not member(allow_push):
         refuse("push")
-
-
-def _page_name(segment: str) -> bool:
-    """Whether ``segment`` names one of hgweb's pages (``log``, ``rev``, ``raw-file``, ``json-tags``…)."""
-    return (segment in HTML_PAGES or segment in (RAW_FILE_SEGMENT, RAW_REV_SEGMENT, ARCHIVE_SEGMENT)
-            or segment.startswith(("json-", "atom-", "rss-", "raw-")))
 
 
 def _payload(content: IO[bytes] | _LiveReader) -> Iterator[bytes]:

@@ -319,6 +319,14 @@ ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 """hgweb's archive URLs (``backends.hg.archive.TYPES``)."""
 
 
+def names_a_page(segment: str) -> bool:
+    """Whether ``segment`` names one of hgweb's pages (``log``, ``rev``, ``raw-file``, ``json-tags``…),
+    which hgwire serves for git and Mercurial repositories alike: a URL holding one that reaches
+    no repository is a page's, copied from a browser (``hg clone``/``git clone …/app/rev/tip``)."""
+    return (segment in HTML_PAGES or segment in (RAW_FILE_SEGMENT, RAW_REV_SEGMENT, ARCHIVE_SEGMENT)
+            or segment.startswith(("json-", "atom-", "rss-", "raw-")))
+
+
 def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
     """hgweb's URLs that scripts use (``gateway.hg_archive``); None for any other path.  The segment
     that names the page ends the repository's name: a last ``json-*`` page, ``raw-rev/REV``, the
