@@ -158,6 +158,8 @@ class GitPages:
             oid = raw
         if oid is None and len(raw) < self.hex_len and _SHORT_ID.fullmatch(raw):
             oid = self._by_prefix(raw, key)
+        if oid is None and raw in (b"tip", b"HEAD") and (why := self.head_note()):
+            raise ProtocolError(why, 404)  # no commits yet, or HEAD names a missing branch: say which
         if oid is None:
             raise ProtocolError(f"unknown revision {shown_revision(key)}", 404)
         commit = self._object(oid)

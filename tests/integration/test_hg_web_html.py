@@ -331,8 +331,9 @@ def test_an_empty_git_repository_has_its_pages(make_server: Callable[..., Runnin
     for page in ("/new.git", "/new.git/shortlog", "/new.git/tags", "/new.git/branches"):
         assert _get(server, page)[0] == 200, page
     assert f"git clone http://127.0.0.1:{server.port('http')}/new.git" in _get(server, "/new.git")[1]
-    for page in ("/new.git/rev/tip", "/new.git/raw-file/tip/a"):
-        assert _get(server, page)[0] == 404, page
+    for page in ("/new.git/rev/tip", "/new.git/raw-file/tip/a", "/new.git/json-shortlog"):
+        status, body, _ = _get(server, page)  # (it was "unknown revision 'tip'")
+        assert status == 404 and "This repository has no commits yet: push some to see them here." in body, page
     pages = _crawl(server, "/new.git")  # every link of the header answers, saying why there is nothing
     assert f"http://127.0.0.1:{server.port('http')}/new.git/file/tip" in pages
     for url, body in pages.items():
@@ -353,6 +354,8 @@ def test_a_git_repository_whose_head_names_a_missing_branch_says_so(make_server:
     note = "HEAD names branch &#x27;master&#x27;, which does not exist"
     for page in ("", "/shortlog", "/graph", "/file/tip"):
         assert note in pages[base + page], page
+    status, body, _ = _get(server, "/proj.git/rev/tip")  # (it was "unknown revision 'tip'")
+    assert status == 404 and "HEAD names branch 'master', which does not exist" in body, body
     assert "/proj.git/rev/" in pages[base + "/branches"]
     main = client.git("--git-dir", str(bare), "rev-parse", "main").stdout.strip()
     assert f"/rev/{main}" in _get(server, "/proj.git/shortlog/main")[1]
