@@ -225,6 +225,12 @@ def _clear_way(refs: object, ref: Ref) -> str | None:
     return None
 
 
+_LOCK_FAILS_ALL = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+"""Why a ref's lock file cannot be made that no wait cures (a name longer than the file system
+takes, a directory the server may not write, a read-only or full disk): an atomic push then fails
+whole, as git's ref transaction does, where its other refs were written one by one."""
+
+
 class _LooseLocks:
     """Refs' own lock files (``refs/heads/NAME.lock``) taken without waiting, as git's refs code
     takes them (``O_EXCL``: a ``git update-ref``, git's receive-pack or another push holding one is
@@ -240,8 +246,9 @@ class _LooseLocks:
     def __enter__(self) -> Self:
         return self
 
-    def take(self, loose: bytes) -> bool:
-        """Whether ``loose``'s lock is now held (not: held by another, or no place for it)."""
+    def take(self, loose: bytes, strict: bool = False) -> bool:
+        """Whether ``loose``'s lock is now held (not: held by another, or no place for it);
+        ``strict``: an ``OSError`` no wait cures (``_LOCK_FAILS_ALL``) is raised, not False."""
         lock = loose + b".lock"
         for _ in range(2):
             try:
@@ -250,7 +257,9 @@ class _LooseLocks:
                 if not self._make_parents(os.path.dirname(lock)):
                     return False
                 continue
-            except OSError:  # held (EEXIST), a file where a directory goes …
+            except OSError as exc:  # held (EEXIST), a file where a directory goes …
+                if strict and exc.errno in _LOCK_FAILS_ALL:
+                    raise  # no lock of that name can ever be taken there: the transaction fails
                 return False
             self._locks.append(lock)
             return True
@@ -2418,7 +2427,11 @@ class DulwichGitRepository:
             for update in updates:
                 if not is_zero_id(update.new) and (blocked := _clear_way(refs, Ref(update.ref))) is not None:
                     return self._all_failed(updates, update, f"failed to update ref: {blocked}")
-                refused = self._take_waiting(held, refs.refpath(Ref(update.ref)))
+                try:
+                    refused = self._take_waiting(held, refs.refpath(Ref(update.ref)))
+                except OSError as exc:  # a name too long for the file system, a read-only or full disk
+                    name = update.ref.decode("utf-8", "replace")
+                    return self._all_failed(updates, update, f"cannot lock ref '{name}': {exc.strerror or exc}")
                 if refused == "":  # (a file where its directory goes: one the push deletes makes room
                     return None  # the usual way, a ref at a time)
                 if refused is not None:
@@ -2438,7 +2451,7 @@ class DulwichGitRepository:
         lock = loose + b".lock"
 
         def taken() -> bool:
-            if held.take(loose):
+            if held.take(loose, strict=True):
                 return True
             if os.path.lexists(lock):
                 raise FileLocked(loose, lock)
