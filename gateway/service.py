@@ -28,7 +28,6 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
 from backends import load_backend
-from backends.memory import MemoryBackend
 from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.channel import url_host
@@ -805,6 +804,9 @@ def _log_serving(config: ServiceConfig) -> None:
     """The start's last line: where the repositories are.  The memory backend's are in the process,
     not under ROOT (the line named a ROOT that did not exist), and it starts empty: without
     ``--create-on-push`` no git repository can be made in it, which a warning says."""
+    from backends.memory import MemoryBackend  # (here: its import brings dulwich's config reader, one of
+    # FIRST_USE_IMPORTS, which the start imports on purpose)
+
     if not isinstance(config.backend, MemoryBackend):
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=config.root, backend=type(config.backend).__name__, workers=config.workers)
