@@ -15,9 +15,11 @@ view can be shared between threads and cached across requests.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import operator
 import os
+import stat
 import struct
 import sys
 import threading
@@ -338,19 +340,40 @@ REV_HASH_IDS = {20: 1, 32: 2}
 def _reverse_index(pack_path: str, count: int, checksum: bytes, raw_len: int) -> array[int] | None:
     """The index positions of the pack's objects in pack order from its ``.rev`` (git writes one with
     ``pack.writeReverseIndex``, its default since 2.41): a million objects' pack order read in a few
-    milliseconds, not sorted (about 0.5 s).  None when there is none, or it is not one of this pack
-    (its header, size or pack checksum); ``TableView`` checks the order it gives."""
+    milliseconds, not sorted (about 0.5 s).  None when there is none, or it is not a regular file of
+    the size ``count`` objects take (read no further), or not one of this pack (its header, the pack
+    checksum it names, its own trailing checksum); ``TableView`` checks the order it gives."""
     path = pack_path[:-5] + ".rev" if pack_path.endswith(".pack") else pack_path + ".rev"
-    try:
-        with open(path, "rb") as f:
-            data = f.read(12 + 4 * count + 2 * raw_len + 1)
+    size = 12 + 4 * count + 2 * raw_len
+    try:  # (never blocks: a FIFO or a device in its place is not read)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
-    if (len(data) != 12 + 4 * count + 2 * raw_len or data[:4] != REV_MAGIC
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return None
+        data = os.read(fd, size + 1)
+        while len(data) < size:  # (a short read of a regular file: the rest, up to its size)
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    trailer = size - raw_len
+    if (len(data) != size or data[:4] != REV_MAGIC
             or int.from_bytes(data[4:8], "big") != 1 or int.from_bytes(data[8:12], "big") != REV_HASH_IDS.get(raw_len)
-            or data[12 + 4 * count:12 + 4 * count + raw_len] != checksum):
+            or data[trailer - raw_len:trailer] != checksum
+            or hashlib.new(_HASH_NAMES[raw_len], memoryview(data)[:trailer]).digest() != data[trailer:]):
         return None
     return _big_endian_u32(data[12:12 + 4 * count])
+
+
+_HASH_NAMES = {20: "sha1", 32: "sha256"}
+"""The hash of a ``raw_len``-byte name, which a ``.rev``'s trailing checksum is."""
 
 
 def _read_v1(data: bytes, idx_path: str, raw_len: int) -> tuple[bytes, array[int]]:
