@@ -531,7 +531,7 @@ def _not_in_packs(views: Sequence[PackIndexView], shas: Iterable[bytes]) -> list
     each, where dulwich's ``in store`` searches every pack's index and stats a loose file (half of a
     clone's server time for 20,000 refs: one want each)."""
     return [sha for sha in shas
-            if not any(view.position(binascii.unhexlify(sha)) is not None for view in views)]
+            if not any(view.contains(binascii.unhexlify(sha)) for view in views)]
 
 
 def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
@@ -643,7 +643,7 @@ def bitmap_covers(store: BaseObjectStore, oids: Iterable[bytes]) -> set[bytes]:
     covered: set[bytes] = set()
     for oid in oids:
         try:
-            if view.position(binascii.unhexlify(oid)) is not None:
+            if view.contains(binascii.unhexlify(oid)):
                 covered.add(oid)
         except (binascii.Error, ValueError):
             continue

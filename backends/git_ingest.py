@@ -445,7 +445,7 @@ class Presence:
     def __contains__(self, hexsha: object) -> bool:
         assert isinstance(hexsha, bytes)
         binsha = binascii.unhexlify(hexsha)
-        if any(view.position(binsha) is not None for view in self._views):
+        if any(view.contains(binsha) for view in self._views):
             return True
         sha = ObjectID(hexsha)
         others = self._others

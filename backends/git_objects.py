@@ -186,10 +186,10 @@ class PackObjectReader:
     def read(self, hexsha: bytes) -> tuple[int, bytes]:
         binsha = binascii.unhexlify(hexsha)
         for i, view in enumerate(self._views):
-            pos = view.position(binsha)
-            if pos is not None and i not in self._gone:
+            offset = view.offset_of(binsha)
+            if offset is not None and i not in self._gone:
                 try:
-                    return self._read_at(i, pos)
+                    return self._read_at(i, offset)
                 except _PackGone:  # a repack removed it meanwhile: the object's new copy is found below
                     continue
         return read_outside_packs(self._store, hexsha)
@@ -202,19 +202,18 @@ class PackObjectReader:
         lookups, a delta's first bytes inflated for its size, and then dulwich's reader)."""
         binsha = binascii.unhexlify(hexsha)
         for i, view in enumerate(self._views):
-            pos = view.position(binsha)
-            if pos is not None and i not in self._gone:
+            start = view.offset_of(binsha)
+            if start is not None and i not in self._gone:
                 try:
                     mapped = self._map(i)
                 except _PackGone:
                     continue
-                start = view.offsets[pos]
                 head = mapped[start:start + MAX_HEADER]
                 if head and (head[0] >> 4) & 7 not in _DELTAS:
                     size = entry_size(head)
                     if size >= large:
                         return (head[0] >> 4) & 7, None, size
-                kind, raw = self._read_at(i, pos, keep=False)
+                kind, raw = self._read_at(i, start, keep=False)
                 return kind, raw, len(raw)
         kind, raw = read_outside_packs(self._store, hexsha)
         return kind, raw, len(raw)
@@ -378,10 +377,10 @@ class PackObjectReader:
         through its mapped index (``MappedPacks``: a pack whose view would cost more to build than
         this lookup); dulwich's index only for a pack whose index that does not read."""
         for i, view in enumerate(self._views):
-            pos = view.position(binsha)
-            if pos is not None and i not in self._gone:
+            offset = view.offset_of(binsha)
+            if offset is not None and i not in self._gone:
                 try:
-                    return self._map(i), view.offsets[pos], view.pack_path
+                    return self._map(i), offset, view.pack_path
                 except _PackGone:
                     continue
         if self._others is None:
@@ -446,8 +445,9 @@ class PackObjectReader:
             self._maps[i] = mapped
         return mapped
 
-    def _read_at(self, i: int, pos: int, keep: bool = True) -> tuple[int, bytes]:
-        """Resolve the entry at pack position ``pos`` of pack ``i``, following its delta chain.
+    def _read_at(self, i: int, offset: int, keep: bool = True) -> tuple[int, bytes]:
+        """Resolve the entry at ``offset`` of pack ``i``, following its delta chain (by offsets:
+        the pack's order is not needed, ``TableView``).
 
         Every object resolved on the way is cached: walks go from new to old
         history and git stores new versions whole and old ones as deltas
@@ -456,8 +456,8 @@ class PackObjectReader:
         """
         view = self._views[i]
         mapped = self._map(i)
-        chain: list[tuple[int, bytes]] = []   # (position, delta data), requested entry first
-        at = pos
+        chain: list[tuple[int, bytes]] = []   # (offset, delta data), requested entry first
+        at = offset
         for _ in range(MAX_CHAIN):
             cached = self._cache.get((i, at))
             if cached is not None:
@@ -470,7 +470,7 @@ class PackObjectReader:
                 at = base_ref
             elif kind == REF_DELTA:
                 chain.append((at, data))
-                base = self.read(binascii.hexlify(_ref_name(base_ref, mapped, view, at)))
+                base = self.read(binascii.hexlify(_ref_name(base_ref, mapped, view)))
                 break
             else:
                 base = (kind, data)
@@ -482,29 +482,25 @@ class PackObjectReader:
         kind, raw = base
         for at, delta in reversed(chain):
             raw = b"".join(apply_delta(raw, delta))
-            if keep or at != pos:
+            if keep or at != offset:
                 self._remember((i, at), (kind, raw))
         return kind, raw
 
-    def _entry(self, view: PackIndexView, mapped: mmap.mmap, pos: int) -> tuple[int, bytes, int]:
-        """(type, inflated data, base position for OFS_DELTA / header end for REF_DELTA)."""
-        start = view.offsets[pos]
-        end = view.entry_end(pos)
-        kind, p, distance = _entry_header(mapped[start:start + MAX_HEADER], start)
+    def _entry(self, view: PackIndexView, mapped: mmap.mmap, start: int) -> tuple[int, bytes, int]:
+        """(type, inflated data, base offset for OFS_DELTA / header end for REF_DELTA) of the entry at
+        ``start``: its data inflated until its zlib stream ends (where the next entry starts is not
+        needed, nor the pack's order)."""
+        head = mapped[start:start + MAX_HEADER]
+        kind, p, distance = _entry_header(head, start)
         base_ref = 0
         if kind == OFS_DELTA:
-            found = view.position_at_offset(start - distance)
-            if found is None:
+            if not 0 < distance <= start:
                 raise CorruptPack(f"bad OFS_DELTA base at offset {start}")
-            base_ref = found
+            base_ref = start - distance
         elif kind == REF_DELTA:
             base_ref = start + p
             p += view.raw_len
-        try:
-            data = zlib.decompress(mapped[start + p:end])
-        except zlib.error as exc:
-            raise CorruptPack(f"bad zlib data at offset {start}") from exc
-        return kind, data, base_ref
+        return kind, _inflate_entry(mapped, start + p, entry_size(head), view.pack_size - view.raw_len, start), base_ref
 
     def _remember(self, key: tuple[int, int], value: tuple[int, bytes]) -> None:
         size = len(value[1])
@@ -669,12 +665,35 @@ def size_reader(store: BaseObjectStore) -> PackObjectReader:
     return PackObjectReader(store, store_views(store))
 
 
-def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:
+def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView) -> bytes:
     raw_len = view.raw_len
     name = mapped[at:at + raw_len]
-    if len(name) != raw_len or at + raw_len > view.entry_end(pos):
+    if len(name) != raw_len or at + raw_len > view.pack_size - raw_len:
         raise CorruptPack("truncated REF_DELTA base name")
     return name
+
+
+def _inflate_entry(mapped: mmap.mmap, at: int, size: int, end: int, start: int) -> bytes:
+    """The zlib stream of the entry at ``start`` whose data begins at ``at``, inflated: its header's
+    ``size`` and a little more read first (deflate seldom grows data), then more until the stream
+    ends, never past ``end`` (the pack's trailing checksum)."""
+    inflater = zlib.decompressobj()
+    pieces = []
+    step = size + INFLATE_SLACK
+    try:
+        while not inflater.eof:
+            if at >= end:
+                raise CorruptPack(f"bad zlib data at offset {start}")
+            pieces.append(inflater.decompress(mapped[at:min(at + step, end)]))
+            at += step
+            step = max(step, INFLATE_SLACK * 16)
+    except zlib.error as exc:
+        raise CorruptPack(f"bad zlib data at offset {start}") from exc
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+INFLATE_SLACK = 64
+"""Bytes read past an entry's inflated size at first (a zlib header and checksum, a stored block's)."""
 
 
 _LOOSE_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
