@@ -677,9 +677,13 @@ def _inflate_entry(mapped: mmap.mmap, at: int, size: int, end: int, start: int) 
     """The zlib stream of the entry at ``start`` whose data begins at ``at``, inflated: its header's
     ``size`` and a little more read first (deflate seldom grows data), then more until the stream
     ends, never past ``end`` (the pack's trailing checksum)."""
+    step = size + INFLATE_SLACK
+    try:  # (most entries: their whole stream within that, the bytes past its end ignored)
+        return zlib.decompress(mapped[at:min(at + step, end)])
+    except zlib.error:
+        pass
     inflater = zlib.decompressobj()
     pieces = []
-    step = size + INFLATE_SLACK
     try:
         while not inflater.eof:
             if at >= end:

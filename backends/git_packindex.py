@@ -80,27 +80,15 @@ class PackIndexView:
         self.pack_path = pack_path
         self.pack_size = pack_size
         self.checksum = checksum
-        self._names = names
-        self._offsets = offsets
-        self._idx_to_pos = idx_to_pos
+        self.names = names
+        """Pack order."""
+        self.offsets = offsets
+        """Pack order, ascending (an ``array``)."""
+        self.idx_to_pos = idx_to_pos
+        """Index (name) order -> pack order (an ``array``)."""
         self._pos_of = _pos_of
         self.raw_len = raw_len
         """Bytes of a name and of the pack's trailing checksum."""
-
-    @property
-    def names(self) -> Sequence[bytes]:
-        """Pack order."""
-        return self._names
-
-    @property
-    def offsets(self) -> array[int]:
-        """Pack order, ascending (an ``array``)."""
-        return self._offsets
-
-    @property
-    def idx_to_pos(self) -> array[int]:
-        """Index (name) order -> pack order (an ``array``)."""
-        return self._idx_to_pos
 
     @property
     def has_pack_order(self) -> bool:
@@ -177,7 +165,12 @@ class TableView(PackIndexView):
         pack order if the pack's reverse index has it (``_reverse_index``), asked when pack order is
         first needed and used when its offsets do ascend."""
         count = len(idx_offsets)
-        super().__init__(pack_path, pack_size, checksum, (), array(idx_offsets.typecode), array("I"), {}, raw_len)
+        self.pack_path = pack_path
+        self.pack_size = pack_size
+        self.checksum = checksum
+        self.raw_len = raw_len
+        self._pos_of = {}
+        # (no names, offsets nor idx_to_pos yet: ``__getattr__`` makes them when first asked for)
         self._table = table
         self._count = count
         self._idx_offsets = idx_offsets
@@ -210,20 +203,13 @@ class TableView(PackIndexView):
     def has_pack_order(self) -> bool:
         return self._ordered
 
-    @property
-    def names(self) -> Sequence[bytes]:
+    def __getattr__(self, name: str) -> object:
+        """``names``, ``offsets`` and ``idx_to_pos``, asked for before pack order is made: made now
+        (then they are plain attributes, read at no cost)."""
+        if name not in _PACK_ORDER_TABLES:
+            raise AttributeError(name)
         self._pack_order()
-        return self._names
-
-    @property
-    def offsets(self) -> array[int]:
-        self._pack_order()
-        return self._offsets
-
-    @property
-    def idx_to_pos(self) -> array[int]:
-        self._pack_order()
-        return self._idx_to_pos
+        return self.__dict__[name]
 
     def _pack_order(self) -> None:
         """Make pack order once (requests in several threads wait for the one that makes it)."""
@@ -236,9 +222,9 @@ class TableView(PackIndexView):
             by_pos, offsets = _in_pack_order(self._idx_offsets, by_pos)
             idx_to_pos = array("I", bytes(4 * self._count))
             deque(map(idx_to_pos.__setitem__, by_pos, range(self._count)), 0)  # (the inverse permutation, in C)
-            self._names = _PackOrderNames(self._table, by_pos, self.raw_len)
-            self._offsets = offsets
-            self._idx_to_pos = idx_to_pos
+            self.names = _PackOrderNames(self._table, by_pos, self.raw_len)
+            self.offsets = offsets
+            self.idx_to_pos = idx_to_pos
             self._reverse_index = None
             self._ordered = True
 
@@ -282,7 +268,7 @@ class TableView(PackIndexView):
         return self.index_of(sha)
 
     def position(self, sha: bytes) -> int | None:
-        i = self._looked_up(sha)
+        i = self._index_of_name.get(sha) if self._index_of_name else self._looked_up(sha)
         return None if i is None else self.idx_to_pos[i]
 
     def contains(self, sha: bytes) -> bool:
@@ -320,6 +306,10 @@ class TableView(PackIndexView):
             names += compress(chunk, mask)
             at += compress(range(start, start + n), mask)
         return names, list(map(offsets, at))
+
+
+_PACK_ORDER_TABLES = frozenset(("names", "offsets", "idx_to_pos"))
+"""A ``TableView``'s attributes made with its pack order."""
 
 
 def _in_pack_order(idx_offsets: array[int], by_pos: array[int] | None) -> tuple[array[int], array[int]]:
