@@ -53,11 +53,14 @@ dictionary: about 130 bytes more an object, weighed as ``MAPPED_WEIGHT`` objects
 ``MAX_CACHED_VIEW_OBJECTS``): a look-up in it costs a fifth of the binary search, and a walk of the
 bench corpus's trees (its 54,500 objects' pack) looks up some 58,000 names (its first ``git fetch
 --deepen=1``: 0.12-0.13 s of CPU by binary search, 0.09-0.10 with the map).  Larger packs' views
-keep to their name table and columns.  The map is made once the view has answered a sixteenth of its
+keep to their name table and columns.  The map is made once the view has answered a quarter of its
 objects' look-ups by binary search (``MAP_AFTER_LOOKUPS``): a request that looks up a few names
 (a shallow clone's ``git fetch --deepen=1`` of a pack of 200,000 objects: 1,100) does not pay for
-it (80 ms of the 0.2 s a cold view of that pack took to build)."""
-MAP_AFTER_LOOKUPS = 16
+it (80 ms of the 0.2 s a cold view of that pack took to build), nor one that looks up fewer than
+the map would save (a map costs 0.4 us an object to make and saves about 0.5 us a look-up: the
+first ``--deepen=1`` of a corpus of 197,547 objects looked up 15,800 names, and made the map
+after a sixteenth, 0.08 s of its 0.31)."""
+MAP_AFTER_LOOKUPS = 4
 """A mappable view maps its names after as many binary searches as its objects, divided by this."""
 MAPPED_WEIGHT = 5
 """What an object of a mapped view weighs against ``MAX_CACHED_VIEW_OBJECTS`` (its 36 bytes and the

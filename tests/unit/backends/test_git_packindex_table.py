@@ -218,7 +218,7 @@ def test_a_small_pack_s_names_are_mapped_and_weighed_so(tmp_path: Path, monkeypa
     """A pack of up to ``MAPPED_VIEW_MAX_OBJECTS`` objects (the bench corpus's 54,500) has its names
     mapped: a walk of its trees looks up some 58,000 names, each a binary search in Python when the
     view held its name table alone (its first ``git fetch --deepen=1`` 0.12-0.13 s of CPU against
-    0.09-0.10).  The map is made once a sixteenth of its objects have been looked up by binary
+    0.09-0.10).  The map is made once a quarter of its objects have been looked up by binary
     search (a request that looks up a few names of a cold view does not pay for it: 80 ms of 0.2 s
     for a pack of 200,000 objects).  Its view weighs ``MAPPED_WEIGHT`` an object in the view cache;
     a larger pack's, 1."""
@@ -239,7 +239,7 @@ def test_a_small_pack_s_names_are_mapped_and_weighed_so(tmp_path: Path, monkeypa
     monkeypatch.setattr(view, "index_of", counted)
     in_pack_order = sorted(entries, key=entries.__getitem__)
     assert [view.position(sha) for sha in in_pack_order] == list(range(count))
-    assert searches == count // 16  # (binary searches first, then the map answered)
+    assert searches == count // 4  # (binary searches first, then the map answered)
     assert view.position(b"\1" * 20) is None
     assert view.weight == count * git_packindex.MAPPED_WEIGHT
     monkeypatch.setattr(git_packindex, "MAPPED_VIEW_MAX_OBJECTS", count - 1)
