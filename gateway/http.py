@@ -89,7 +89,7 @@ from gateway.tls import client_certificate_subject, no_client_certificate, tls_h
 from protocols import pktline
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
-from protocols.git_request import SPEAKS_HTTP, is_daemon_request
+from protocols.git_request import SPEAKS_HTTP, is_daemon_request, may_become_daemon_request
 from protocols.http_head import (
     BARE_LF,
     HOST_HEADER,
@@ -1184,9 +1184,14 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
     _dropping = False
     _first = True
+    _held = b""  # the first bytes while they may still begin a git:// request (``may_become_daemon_request``)
 
     def dataReceived(self, data: bytes) -> None:
         if self._first:
+            data, self._held = self._held + data, b""
+            if may_become_daemon_request(data):  # (git sent a pkt-line's length alone: its request follows)
+                self._held = data
+                return
             self._first = False
             if tls_handshake(data) and not interfaces.ISSLTransport.providedBy(self.transport):
                 self._refuse_tls()

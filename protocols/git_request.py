@@ -82,6 +82,13 @@ def is_daemon_request(first: bytes) -> bool:
     return len(first) >= 8 and all(byte in _HEX_DIGITS for byte in first[:4]) and first[4:8] == b"git-"
 
 
+def may_become_daemon_request(first: bytes) -> bool:
+    """Whether ``first``, shorter than ``is_daemon_request`` needs, may still begin a git://
+    request: git writes a pkt-line's four-byte length and its payload in two writes, which can
+    arrive apart (the length alone).  At most eight bytes are so held back."""
+    return len(first) < 8 and all(byte in _HEX_DIGITS for byte in first[:4]) and b"git-".startswith(first[4:8])
+
+
 def parse_service(name: bytes) -> Service:
     """Map a wire service name to a Service; anything else is unsupported."""
     try:

@@ -56,3 +56,24 @@ def test_an_http_url_at_the_git_port_is_answered_in_http(make_server: Callable[.
     assert b"Content-Type: text/plain; charset=utf-8" in head.split(b"\r\n"), answer
     assert body == (b"this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the server's "
                     b"HTTP listener for an http:// URL\n"), answer
+
+
+def test_a_git_request_whose_length_comes_alone_is_told_at_once(make_server: Callable[..., RunningServer]) -> None:
+    """git writes a pkt-line's four-byte length and its payload in two writes; when the length
+    arrived alone the HTTP port took the connection for an HTTP one and git waited 30 s
+    (``request_timeout``) for "bad line length character" (1 run in ~20 under load)."""
+    import time
+
+    server = make_server("memory", http=[LOOPBACK])
+    request = b"git-upload-pack /r.git\0host=127.0.0.1\0\0version=2\0"
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"%04x" % (len(request) + 4))
+        time.sleep(0.3)  # (read by the server on its own)
+        sock.sendall(request[:2])
+        time.sleep(0.3)
+        sock.sendall(request[2:])
+        answer = b""
+        while chunk := sock.recv(4096):  # (a socket timeout where the answer waited for request_timeout)
+            answer += chunk
+    assert answer[4:].startswith(b"ERR this port speaks HTTP, not the git:// protocol"), answer

@@ -67,3 +67,18 @@ def test_a_git_request_and_an_http_request_line_are_told_apart() -> None:
         assert not is_daemon_request(other), other
     assert is_http_request(b"GET ") and is_http_request(b"POST /r.git/git-upload-pack HTTP/1.1")
     assert not is_http_request(b"0033git-upload-pack /r.git\0")
+
+
+def test_a_daemon_request_s_first_bytes_are_held_until_they_tell() -> None:
+    """git writes the pkt-line length and the payload apart: every prefix of a git:// request
+    shorter than eight bytes may still become one; an HTTP request line is told by its third byte
+    at the latest (``DELETE``: D and E are hex digits), a TLS handshake by its first."""
+    from protocols.git_request import may_become_daemon_request
+
+    request = b"0033git-upload-pack /r.git\0host=h\0"
+    for n in range(1, 8):
+        assert may_become_daemon_request(request[:n]), n
+    assert not may_become_daemon_request(request[:8]) and is_daemon_request(request[:8])
+    for line in (b"GET / HTTP/1.1\r\n", b"DELETE /x HTTP/1.1\r\n", b"POST /", b"\x16\x03\x01"):
+        assert not may_become_daemon_request(line[:3]) and not may_become_daemon_request(line[:8]), line
+    assert not may_become_daemon_request(b"0033gix") and not may_become_daemon_request(b"0033git-")
