@@ -31,6 +31,7 @@ from backends.blobs import made_whole
 from backends.git import (
     DEFAULT_BRANCH,
     HEAD,
+    OPEN_SETTINGS,
     ConfigValueError,
     DulwichGitRepository,
     RefLock,
@@ -623,7 +624,7 @@ class _ServedRepo(Repo):
     precious_objects = False
 
     refusals: Mapping[str, tuple[str, str]] = {}
-    """What git would refuse of the repository for its config, by service (``_booleans_for_dulwich``)."""
+    """What git would refuse of the repository for its config, by service (``_open_values_for_dulwich``)."""
 
     opened_config: ConfigFile | None = None
     """The config the open read (without the extensions hgwire ignores), until a session takes it."""
@@ -658,7 +659,7 @@ class _ServedRepo(Repo):
             raise StorageError(f"the repository's git config cannot be read ({why}); "
                                "tell the server's operator") from None
         if getattr(self, "_judging", False):
-            self.refusals = {**_sizes_for_dulwich(config), **_booleans_for_dulwich(config)}
+            self.refusals = _open_values_for_dulwich(config)
             self.precious_objects, ignored = _judge_extensions(config)
             for name in ignored:
                 with suppress(KeyError):
@@ -724,75 +725,29 @@ def _config_true(value: bytes | None) -> bool:
     return value is not None and value.strip().lower() not in (b"false", b"no", b"off", b"0", b"")
 
 
-DULWICH_BOOLEANS = ((b"core", b"commitgraph"), (b"core", b"multipackindex"), (b"core", b"fsyncobjectfiles"),
-                    (b"pack", b"writebitmaps"), (b"pack", b"writebitmaphashcache"),
-                    (b"pack", b"writebitmaplookuptable"), (b"repack", b"writebitmaps"))
-"""The booleans dulwich's open of a repository reads (its object store's settings), taking only
-``true`` and ``false``: a repository whose config said ``core.commitGraph = no`` (or ``off``, ``0``,
-``1``, ``yes``, as git reads them) was served to nobody, each client told "internal error"."""
-
-REFUSED_BY = {"core.commitgraph": ("upload-pack", "receive-pack"), "core.multipackindex": ("upload-pack", "receive-pack"),
-              "core.fsyncobjectfiles": ("pack", "receive-pack"), "pack.writebitmaphashcache": ("pack",),
-              "pack.writebitmaplookuptable": ("pack",)}
-"""What git 2.39 refuses when one of ``DULWICH_BOOLEANS`` has a value it would not read: each
-service whose git process dies on it as it starts (``upload-pack``, ``receive-pack``), or
-``pack`` for a fetch that gets a pack (git's pack-objects dies; the advertisement is answered).
-The others (``pack.writeBitmaps``, ``repack.writeBitmaps``) only ``git repack`` reads."""
-
-
-def _booleans_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
-    """``DULWICH_BOOLEANS`` set in ``config`` made ``true`` or ``false`` as git reads them, before
-    dulwich's open reads them; one with a value git would not read is dropped from what dulwich's
-    open reads and refuses the repository in git's words where git refuses it (``REFUSED_BY``): the
-    repository (``StorageError``) when every service refuses it, else what each refused service
-    is told, by key (``_ServedRepo.refusals``)."""
+def _open_values_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
+    """The settings of ``OPEN_SETTINGS`` set in ``config`` made ``true``/``false`` or plain
+    integers as git reads them, before dulwich's open reads them (it takes no other form: a
+    repository whose config said ``core.commitGraph = no`` or ``core.bigFileThreshold = 512m`` was
+    served to nobody, each client told "internal error"); one with a value git would not read is
+    dropped from what dulwich's open reads and refuses what git refuses (``refused_by``), in git's
+    words: the repository (``StorageError``) when every service refuses it, else what each refused
+    service is told, by key (``_ServedRepo.refusals``)."""
     refusals: dict[str, tuple[str, str]] = {}
-    for section, name in DULWICH_BOOLEANS:
+    for (section, name), setting in OPEN_SETTINGS.items():
         try:
             value = config.get((section,), name)
         except KeyError:
             continue
         key = f"{section.decode()}.{name.decode()}"
         try:
-            config.set((section,), name, b"true" if _git_bool(value, key) else b"false")
+            read = str(_git_int(value, key, 0)).encode() if setting.number else \
+                (b"true" if _git_bool(value, key) else b"false")
+            config.set((section,), name, read)
         except ConfigValueError as exc:
-            services = REFUSED_BY.get(key, ())
-            if {"upload-pack", "receive-pack"} <= set(services):
+            if {"upload-pack", "receive-pack"} <= set(setting.refused_by):
                 raise StorageError(str(exc)) from None
-            refusals.update({service: (key, str(exc)) for service in services if service not in refusals})
-            with suppress(KeyError):
-                config.remove((section,), name)
-    return refusals
-
-
-DULWICH_SIZES = ((b"core", b"bigfilethreshold"), (b"core", b"deltabasecachelimit"))
-"""The sizes dulwich's open reads as plain integers: ``core.bigFileThreshold = 512m`` (or
-``core.deltaBaseCacheLimit = 96m``), as git reads them with a ``k``, ``m`` or ``g``, had the
-repository served to nobody, every client told "internal error"."""
-
-
-SIZES_REFUSED_BY = ("pack", "receive-pack")
-"""What git 2.39 refuses when one of ``DULWICH_SIZES`` has a value it would not read: a fetch that
-gets a pack (its pack-objects dies) and a push (its index-pack or unpack-objects); ``ls-remote`` is
-answered (its upload-pack does not read them)."""
-
-
-def _sizes_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
-    """``DULWICH_SIZES`` set in ``config`` made plain integers as git reads them, before dulwich's
-    open reads them; one git would not read is dropped from what dulwich's open reads and refuses
-    what git refuses (``SIZES_REFUSED_BY``), in git's words, by service (``_ServedRepo.refusals``):
-    the repository was refused whole, ``ls-remote`` too."""
-    refusals: dict[str, tuple[str, str]] = {}
-    for section, name in DULWICH_SIZES:
-        try:
-            value = config.get((section,), name)
-        except KeyError:
-            continue
-        key = f"{section.decode()}.{name.decode()}"
-        try:
-            config.set((section,), name, str(_git_int(value, key, 0)).encode())
-        except ConfigValueError as exc:
-            refusals.update({service: (key, str(exc)) for service in SIZES_REFUSED_BY if service not in refusals})
+            refusals.update({service: (key, str(exc)) for service in setting.refused_by if service not in refusals})
             with suppress(KeyError):
                 config.remove((section,), name)
     return refusals

@@ -1329,7 +1329,7 @@ class DulwichGitRepository:
     def service_refusal(self, service: str) -> str | None:
         """Why git would refuse ``service`` of this repository for what its open found on disk
         (``receive-pack``: a push; ``pack``: a fetch that gets a pack), in git's words; None when
-        it would not (a setting git would not read, ``_booleans_for_dulwich``)."""
+        it would not (a setting git would not read, ``backends.filesystem._open_values_for_dulwich``)."""
         refusals = getattr(self.dulwich_repo, "refusals", None) or {}
         found = refusals.get(service)
         if found:
@@ -3529,10 +3529,14 @@ OPEN_SETTINGS: Mapping[tuple[bytes, bytes], OpenSetting] = {
     (b"pack", b"writebitmaplookuptable"): OpenSetting(False, False, ("pack",)),
     (b"core", b"bigfilethreshold"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"core", b"deltabasecachelimit"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"pack", b"writebitmaps"): OpenSetting(False, False, ()),
+    (b"repack", b"writebitmaps"): OpenSetting(False, False, ()),
 }
-"""The settings the server's ``[git] config`` file may give that git 2.39 refuses where they cannot
-be read (checked with that file as git's system config, ``GIT_CONFIG_SYSTEM``): the repository's own
-are judged as dulwich's open reads them (``backends.filesystem``)."""
+"""The settings dulwich's open of a repository reads (its object store's), taking only ``true`` and
+``false`` or plain integers, and what git 2.39 refuses where one cannot be read (checked with the
+server's ``[git] config`` file as git's system config, ``GIT_CONFIG_SYSTEM``, and in the
+repository's own; ``pack.writeBitmaps`` and ``repack.writeBitmaps`` only ``git repack`` reads).
+The repository's own are judged as dulwich's open reads them (``backends.filesystem``)."""
 
 
 def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""dulwich's open reads some booleans of a repository's config (``DULWICH_BOOLEANS``); hgwire made
+"""dulwich's open reads some booleans of a repository's config (``OPEN_SETTINGS``); hgwire made
 those git reads true or false and dropped a value git would not read (``maybe``), but for
 ``core.commitGraph``, so the repository was served where git refuses it.  git 2.39 refuses, in its
 words ("bad boolean config value 'maybe' for 'KEY'"): ``core.multiPackIndex`` every request (its
