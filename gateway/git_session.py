@@ -50,11 +50,10 @@ from backends.interfaces import (
     object_format_of,
 )
 from backends.lru import LruCache
-from backends.names import validate_name
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext, peer_host
-from gateway.http import names_a_page
+from gateway.http import page_owner as owner_of_page
 from gateway.limits import receive_bounds, request_bounds
 from gateway.logs import SafeLogger
 from gateway.policy import (
@@ -161,19 +160,11 @@ def page_owner(ctx: SessionContext) -> str | None:
     read; None when there is none, or when an unexported repository must look missing (blocking)."""
     if ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer):
         return None
-    segments = ctx.repo_name.split("/")
-    for at in range(len(segments) - 1, 0, -1):
-        if not names_a_page(segments[at]):
-            continue
-        owner = "/".join(segments[:at])
-        try:
-            if ctx.authorizer is not None:
-                ctx.authorizer.check(ctx.user, owner, ctx.transport, Access.READ)
-            if ctx.backend.exists(validate_name(owner)):
-                return owner
-        except HgwireError:
-            continue
-    return None
+    def check_read(owner: str) -> None:
+        if ctx.authorizer is not None:
+            ctx.authorizer.check(ctx.user, owner, ctx.transport, Access.READ)
+
+    return owner_of_page(ctx.repo_name, ctx.backend.exists, check_read)
 
 
 def may_create(ctx: SessionContext, wanted: bool) -> bool:

@@ -44,7 +44,6 @@ from twisted.web import server
 
 from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
-from backends.names import validate_name
 from gateway import metrics
 from gateway.auth import Access
 from gateway.channel import SessionContext, peer_text
@@ -73,7 +72,7 @@ from gateway.http import (
     Route,
     RouteKind,
     Unauthorized,
-    names_a_page,
+    page_owner,
     refusal_outcome,
     retry_after,
     site_url,
@@ -379,18 +378,8 @@ class HgHttpCommand:
         """The repository whose web page the request's path names (``team/app/rev/tip``, a URL
         copied from a browser into ``hg clone``): the longest name before a page's that exists and
         the user may read; None when there is none (blocking: asks the backend)."""
-        segments = self.route.repo.split("/")
-        for at in range(len(segments) - 1, 0, -1):
-            if not names_a_page(segments[at]):
-                continue
-            owner = "/".join(segments[:at])
-            try:
-                self.front.authorizer.check(self.user, owner, PROTO, Access.READ)
-                if self.front.config.backend.exists(validate_name(owner)):
-                    return owner
-            except HgwireError:
-                continue
-        return None
+        return page_owner(self.route.repo, self.front.config.backend.exists,
+                          lambda owner: self.front.authorizer.check(self.user, owner, PROTO, Access.READ))
 
     def _hidden_access(self, repo: HgRepository) -> None:
         """Serve ``repo``'s hidden changesets to a user ``[experimental] server.allow-hidden-access``

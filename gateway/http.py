@@ -87,7 +87,14 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from gateway.tls import client_certificate_subject, no_client_certificate, tls_handshake
 from protocols import pktline
-from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
+from protocols.errors import (
+    NO_REPOSITORY_NAMED,
+    HgwireError,
+    PermissionDenied,
+    ProtocolError,
+    ReadOnly,
+    UnsafeName,
+)
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 from protocols.git_request import SPEAKS_HTTP, is_daemon_request, may_become_daemon_request
 from protocols.http_head import (
@@ -325,6 +332,25 @@ def names_a_page(segment: str) -> bool:
     no repository is a page's, copied from a browser (``hg clone``/``git clone …/app/rev/tip``)."""
     return (segment in HTML_PAGES or segment in (RAW_FILE_SEGMENT, RAW_REV_SEGMENT, ARCHIVE_SEGMENT)
             or segment.startswith(("json-", "atom-", "rss-", "raw-")))
+
+
+def page_owner(name: str, exists: Callable[[str], bool], check_read: Callable[[str], object]) -> str | None:
+    """The repository whose web page ``name`` is (``team/app/rev/tip``, a URL copied from a
+    browser into ``hg clone`` or ``git clone``): the longest name before a page's (``names_a_page``)
+    that ``exists`` and the user may read (``check_read`` raises ``HgwireError`` where not); None
+    when there is none (blocking: asks the backend)."""
+    segments = name.split("/")
+    for at in range(len(segments) - 1, 0, -1):
+        if not names_a_page(segments[at]):
+            continue
+        owner = "/".join(segments[:at])
+        try:
+            check_read(owner)
+            if exists(validate_name(owner)):
+                return owner
+        except HgwireError:
+            continue
+    return None
 
 
 def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
