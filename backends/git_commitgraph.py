@@ -59,13 +59,16 @@ class CommitGraph:
         self._commits = commits
         self._edges = edges
         self._edge_count = edge_count
-        heads = bytearray(4 * count)  # the first four bytes of each name, as numbers (C-level copies)
-        for k in range(4):
-            heads[k::4] = data[lookup + k:lookup + count * raw_len:raw_len]
-        self._prefixes = array("I")
-        self._prefixes.frombytes(bytes(heads))
-        if sys.byteorder == "little":
-            self._prefixes.byteswap()
+        self._prefixes = _column(data, lookup, raw_len, count)
+        """The first four bytes of each name, as numbers: where ``position``'s binary search runs."""
+        stride = raw_len + 16
+        self._first = _column(data, commits + raw_len, stride, count)
+        self._second = _column(data, commits + raw_len + 4, stride, count)
+        self._high = _column(data, commits + raw_len + 8, stride, count)
+        self._low = _column(data, commits + raw_len + 12, stride, count)
+        """Each commit's first and second parent words and its time's two words, decoded in bulk
+        (four C-level copies a column, 2-3 ms for 42,000 commits, once a file): a walk takes a
+        commit's links by its position, not through a ``struct`` call and a name's look-up each."""
 
     def __len__(self) -> int:
         return self._count
@@ -92,53 +95,74 @@ class CommitGraph:
         """The hex names of the commit's tree and parents, and its committer time (as git's graph
         holds it: the time its ``parse_commit`` read, 34 bits); None when the graph lacks it or
         names a parent it does not hold (then the commit is read)."""
+        pos = self.position_of(hexsha)
+        parents = self.parents_at(pos) if pos is not None else None
+        if parents is None:
+            return None
+        assert pos is not None
+        at = self._commits + pos * (self._raw_len + 16)
+        return binascii.hexlify(self._data[at:at + self._raw_len]), [self.name_at(p) for p in parents], self.time_at(pos)
+
+    def position_of(self, hexsha: bytes) -> int | None:
+        """``position`` of a hex commit name, or None."""
         try:
-            pos = self.position(binascii.unhexlify(hexsha))
+            return self.position(binascii.unhexlify(hexsha))
         except (binascii.Error, ValueError):
             return None
-        if pos is None:
-            return None
-        raw_len, data = self._raw_len, self._data
-        at = self._commits + pos * (raw_len + 16)
-        tree = binascii.hexlify(data[at:at + raw_len])
-        first, second, high, low = struct.unpack_from(">IIII", data, at + raw_len)
-        parents: list[bytes] = []
-        for n, parent in enumerate((first, second)):
-            if parent == PARENT_NONE:
-                break
-            if n and parent & EXTRA_EDGES:
-                more = self._extra_edges(parent & ~EXTRA_EDGES)
-                if more is None:
-                    return None
-                parents.extend(more)
-                break
-            name = self._name(parent)
-            if name is None:
-                return None
-            parents.append(name)
-        return tree, parents, ((high & 0x3) << 32) | low
 
-    def _name(self, pos: int) -> bytes | None:
-        if pos >= self._count:
+    def parents_at(self, pos: int) -> list[int] | None:
+        """The positions of the parents of the commit at ``pos``; None when the graph names one it
+        does not hold (a damaged file: then the commit is read)."""
+        count = self._count
+        first = self._first[pos]
+        if first == PARENT_NONE:
+            return []
+        if first >= count:
             return None
+        second = self._second[pos]
+        if second == PARENT_NONE:
+            return [first]
+        if second & EXTRA_EDGES:
+            more = self._extra_edges(second & ~EXTRA_EDGES)
+            return None if more is None else [first, *more]
+        return [first, second] if second < count else None
+
+    def time_at(self, pos: int) -> int:
+        """The committer time of the commit at ``pos`` (34 bits)."""
+        return ((self._high[pos] & 0x3) << 32) | self._low[pos]
+
+    def name_at(self, pos: int) -> bytes:
+        """The hex name of the commit at ``pos`` (``0 <= pos < len(self)``)."""
         at = self._lookup + pos * self._raw_len
         return binascii.hexlify(self._data[at:at + self._raw_len])
 
-    def _extra_edges(self, index: int) -> list[bytes] | None:
-        """The second and later parents an octopus merge's Extra Edge List entries name."""
+    def _extra_edges(self, index: int) -> list[int] | None:
+        """The positions of the second and later parents an octopus merge's Extra Edge List entries name."""
         if self._edges is None:
             return None
-        names: list[bytes] = []
+        found: list[int] = []
         while index < self._edge_count:
             (value,) = struct.unpack_from(">I", self._data, self._edges + 4 * index)
-            name = self._name(value & ~EDGE_LAST)
-            if name is None:
+            pos = value & ~EDGE_LAST
+            if pos >= self._count:
                 return None
-            names.append(name)
+            found.append(pos)
             if value & EDGE_LAST:
-                return names
+                return found
             index += 1
         return None
+
+
+def _column(data: mmap.mmap | bytes, at: int, stride: int, count: int) -> array[int]:
+    """The ``count`` big-endian 32-bit words at ``at``, ``at + stride``, ... as numbers (C-level copies)."""
+    words = bytearray(4 * count)
+    for k in range(4):
+        words[k::4] = data[at + k:at + k + count * stride:stride]
+    column = array("I")
+    column.frombytes(bytes(words))
+    if sys.byteorder == "little":
+        column.byteswap()
+    return column
 
 
 def parse_commit_graph(data: mmap.mmap | bytes, raw_len: int) -> CommitGraph | None:

@@ -599,8 +599,12 @@ def _graph_of(store: BaseObjectStore) -> CommitGraph | None:
 
 def _graph_commit(graph: CommitGraph | None, oid: bytes) -> _CommitLinks | None:
     """``_commit`` of a commit the graph holds, from the graph (None when it does not hold it)."""
-    found = graph.links(oid) if graph is not None else None
-    return None if found is None else _CommitLinks(oid, found[1], found[2])
+    pos = graph.position_of(oid) if graph is not None else None
+    if pos is None:
+        return None
+    assert graph is not None
+    parents = graph.parents_at(pos)  # (its tree is not needed: not made a hex name)
+    return None if parents is None else _CommitLinks(oid, [graph.name_at(p) for p in parents], graph.time_at(pos))
 
 
 MAX_NEGOTIATION_COMMITS = 200_000
@@ -1125,26 +1129,71 @@ def shallow_commits(
 
     git's ``get_shallow_commits``: a commit is NOT_SHALLOW when some path from a
     head reaches it within depth-1 steps; the shallow ones sit at the boundary.
+    A commit the commit-graph holds (``_CommitReads.graph``) is walked by its position there,
+    its parents those the graph names, made hex names only at the end (a deepen of 10,000
+    shallow commits looked each up twice and made each parent a name: 0.11 s).
     """
-    distance: dict[bytes, int] = {}
-    queue: deque[bytes] = deque()
+    graph = getattr(get_raw, "graph", None)
+    walk = _GraphWalk(store, graph, get_raw)
+    distance: dict[int | bytes, int] = {}
+    queue: deque[int | bytes] = deque()
     for head in heads:
-        commit = _commit(store, head, get_raw=get_raw)
-        if commit is not None and commit.id not in distance:
-            distance[commit.id] = 1
-            queue.append(commit.id)
-    shallow: list[ObjectId] = []
+        node = walk.head(head)
+        if node is not None and node not in distance:
+            distance[node] = 1
+            queue.append(node)
+    shallow: list[int | bytes] = []
     while queue:
-        oid = queue.popleft()
-        if distance[oid] >= depth:
-            shallow.append(ObjectId(oid))
+        node = queue.popleft()
+        if distance[node] >= depth:
+            shallow.append(node)
             continue
-        for parent in _parents(store, oid, get_raw):
+        for parent in walk.parents(node):
             if parent not in distance:
-                distance[parent] = distance[oid] + 1
+                distance[parent] = distance[node] + 1
                 queue.append(parent)
-    inner = {ObjectId(o) for o, d in distance.items() if d < depth}
-    return [s for s in shallow if s not in inner], inner
+    inner = {walk.name(n) for n, d in distance.items() if d < depth}
+    return [name for name in map(walk.name, shallow) if name not in inner], inner
+
+
+class _GraphWalk:
+    """The commits of a walk by position in the commit-graph where it holds them (an ``int``), by
+    hex name elsewhere (``bytes``: one written since the graph, or a store without one): every
+    commit the graph holds is its position, so a commit is one node whichever way it is met."""
+
+    __slots__ = ("_get_raw", "_graph", "_store")
+
+    def __init__(self, store: BaseObjectStore, graph: CommitGraph | None,
+                 get_raw: Callable[[bytes], tuple[int, bytes]] | None) -> None:
+        self._store = store
+        self._graph = graph
+        self._get_raw = get_raw
+
+    def head(self, oid: bytes) -> int | bytes | None:
+        """The node of the commit ``oid`` names (through tags); None when it names no commit."""
+        pos = self._graph.position_of(oid) if self._graph is not None else None
+        if pos is not None:
+            return pos
+        commit = _commit(self._store, oid, get_raw=self._get_raw)
+        return None if commit is None else self._node(commit.id)
+
+    def parents(self, node: int | bytes) -> list[int | bytes]:
+        if isinstance(node, int):
+            assert self._graph is not None
+            found = self._graph.parents_at(node)
+            if found is not None:
+                return list(found)
+        return [self._node(p) for p in _parents(self._store, self.name(node), self._get_raw)]
+
+    def name(self, node: int | bytes) -> ObjectId:
+        if isinstance(node, int):
+            assert self._graph is not None
+            return ObjectId(self._graph.name_at(node))
+        return ObjectId(node)
+
+    def _node(self, oid: bytes) -> int | bytes:
+        pos = self._graph.position_of(oid) if self._graph is not None else None
+        return oid if pos is None else pos
 
 
 def _by_rev_list(
