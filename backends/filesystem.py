@@ -729,20 +729,25 @@ def _open_values_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
     """The settings of ``OPEN_SETTINGS`` set in ``config`` made ``true``/``false`` or plain
     integers as git reads them, before dulwich's open reads them (it takes no other form: a
     repository whose config said ``core.commitGraph = no`` or ``core.bigFileThreshold = 512m`` was
-    served to nobody, each client told "internal error"); one with a value git would not read is
+    served to nobody, each client told "internal error"); one with a value git would not read (any
+    of its values where git's config callback meets each, ``last_only`` false: two
+    ``core.bigFileThreshold`` lines, the first ``12q``, refuse a push as git's does) is
     dropped from what dulwich's open reads and refuses what git refuses (``refused_by``), in git's
     words: the repository (``StorageError``) when every service refuses it, else what each refused
     service is told, by key (``_ServedRepo.refusals``)."""
     refusals: dict[str, tuple[str, str]] = {}
     for (section, name), setting in OPEN_SETTINGS.items():
         try:
-            value = config.get((section,), name)
+            values = list(config.get_multivar((section,), name))
         except KeyError:
+            continue
+        if not values:
             continue
         key = f"{section.decode()}.{name.decode()}"
         try:
-            read = str(_git_int(value, key, 0)).encode() if setting.number else \
-                (b"true" if _git_bool(value, key) else b"false")
+            for value in values[-1:] if setting.last_only else values:  # (git dies at the first it cannot read)
+                read = str(_git_int(value, key, 0)).encode() if setting.number else \
+                    (b"true" if _git_bool(value, key) else b"false")
             config.set((section,), name, read)
         except ConfigValueError as exc:
             if {"upload-pack", "receive-pack"} <= set(setting.refused_by):
