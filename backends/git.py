@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Literal, Self, cast
+from typing import BinaryIO, Literal, Self, TypeVar, cast
 
 from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile, match_glob_pattern
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
-from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
+from dulwich.file import FileLocked, GitFile, SharedPerm, _GitFile, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, ShaFile, Tree, valid_hexsha
 from dulwich.pack import Pack, PackData, PackInflater, UnpackedObject
@@ -223,6 +223,9 @@ def _clear_way(refs: object, ref: Ref) -> str | None:
             name = ref.decode("utf-8", "replace")
             return f"there is a non-empty directory '{name}' blocking reference '{name}'"
     return None
+
+
+_T = TypeVar("_T")
 
 
 _LOCK_FAILS_ALL = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
@@ -2478,7 +2481,7 @@ class DulwichGitRepository:
         files removed (their empty directories go once the locks are let go)."""
         deletions = [u for u in updates if is_zero_id(u.new)]
         packed = refs.get_packed_refs()
-        if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions) is None:
+        if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions, wait=True) is None:
             lock = os.path.join(refs.path, b"packed-refs.lock")
             return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock))), []
         creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
@@ -2628,7 +2631,7 @@ class DulwichGitRepository:
         self._told += f"error: {said}\n".encode()
         return reason, said
 
-    def _retrying_locked(self, change: Callable[[], bool]) -> bool:
+    def _retrying_locked(self, change: Callable[[], _T]) -> _T:
         """``change`` of a ref, tried again while another process holds its lock, as git's refs code
         does: for ``core.filesRefLockTimeout`` ms (100 by default) for a ref's own lock, and
         ``core.packedRefsTimeout`` (1,000) for ``packed-refs.lock`` (a ``git gc`` or ``git
@@ -2783,14 +2786,21 @@ class DulwichGitRepository:
         removed.append(loose)
         return None
 
-    def _packed_deletions(self, refs: DiskRefsContainer, deletions: list[RefUpdate]) -> list[RefUpdate] | None:
+    def _packed_deletions(self, refs: DiskRefsContainer, deletions: list[RefUpdate], wait: bool = False
+                          ) -> list[RefUpdate] | None:
         """Take out of ``packed-refs`` (under its lock) those of ``deletions``, whose own locks are
         held, that are packed and name the id the push saw (their loose file, when there is one):
-        the updates deleted, whose loose files are to go next; None when none could be."""
+        the updates deleted, whose loose files are to go next; None when none could be.  ``wait``:
+        ``packed-refs.lock`` held by another process is waited for ``core.packedRefsTimeout`` (1 s),
+        as git's transaction waits for it (an atomic push's: nothing else would write them)."""
         path = os.path.join(refs.path, b"packed-refs")
         gone: list[RefUpdate] = []
+
+        def locked() -> _GitFile:
+            return GitFile(path, "wb")
+
         try:
-            with GitFile(path, "wb") as f:
+            with self._retrying_locked(locked) if wait else locked() as f:
                 with open(path, "rb") as current:
                     traits, lines = _packed_lines(current.read())
                 for update in deletions:
