@@ -967,6 +967,16 @@ class LinkedRefsContainer(DiskRefsContainer):
     branch, or nothing when the branch is packed).  Writing one replaces the link with a file, as
     git does without ``core.preferSymlinkRefs``."""
 
+    on_write: Callable[[], None] | None = None
+    """Called where dulwich writes a ref's reflog (``_log``): under the ref's lock, its new value
+    written into the lock file and not yet renamed into place, as git appends a reflog; set for one
+    update by the repository (``DulwichGitRepository._swap``), whose reflog rules it follows."""
+
+    def _log(self, ref: bytes, old_sha: bytes | None, new_sha: bytes | None, committer: bytes | None = None,
+             timestamp: int | None = None, timezone: int | None = None, message: bytes | None = None) -> None:
+        if self.on_write is not None:
+            self.on_write()
+
     def _read_loose_ref_file(self, name: Ref) -> bytes | None:
         linked = symlink_ref(self.refpath(name))  # (no link, or one to no ref: None)
         return linked if linked is not None else super()._read_loose_ref_file(name)
@@ -2589,6 +2599,16 @@ class DulwichGitRepository:
         old = None if is_zero_id(update.old) else ObjectID(update.old)
         locks = _lock_files(refs, ref)
         there = [os.path.lexists(lock) for lock in locks]
+        logged: list[bool] = []
+
+        def log_held() -> None:  # (under the ref's lock, as git appends its reflog)
+            if not logged:
+                logged.append(True)
+                self._log_update(update)
+
+        linked = refs if isinstance(refs, LinkedRefsContainer) else None
+        if linked is not None:
+            linked.on_write = log_held
         try:
             if not is_zero_id(update.new) and (blocked := _clear_way(refs, ref)) is not None:
                 return f"failed to update ref: {blocked}"
@@ -2607,9 +2627,13 @@ class DulwichGitRepository:
                         os.unlink(lock)
             self._write_errors.append(_naming(exc, locks[0].removesuffix(b".lock") if locks else None))
             return f"failed to update ref: {exc.strerror or exc}"
+        finally:
+            if linked is not None:
+                linked.on_write = None
         if done:
             self._share_written(ref)
-            self._log_update(update)
+            if not logged:  # (a container that does not call ``_log``; a ref already at its new value)
+                self._log_update(update)
         return None if done else self._lost_race(update)[0]
 
     def _lost_race(self, update: RefUpdate) -> tuple[str, str]:
@@ -2689,18 +2713,18 @@ class DulwichGitRepository:
         if len(creations) < PACKED_CREATIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes):
             return {}
+        created: dict[bytes, str | None] = {}
         with _LooseLocks(refs.path) as held:
             added = self._packed_creations(refs, [u for u in creations if held.take(refs.refpath(Ref(u.ref)))])
+            for update in creations:
+                if added is not None and update.ref in added:
+                    created[update.ref] = None
+                    self._log_update(update)  # (under the ref's lock, as git appends its reflog)
         if added is None:
             return {}  # each goes the usual way, which says what is wrong (a file it cannot read: kept as it is)
-        created: dict[bytes, str | None] = {}
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
         if invalidate is not None:
             invalidate()
-        for update in creations:
-            if update.ref in added:
-                created[update.ref] = None
-                self._log_update(update)
         if created:
             self._share_written(next(iter(created)))  # (the packed-refs file)
         return created
@@ -2756,8 +2780,10 @@ class DulwichGitRepository:
         removed: list[bytes] = []
         with _LooseLocks(refs.path) as held:
             gone = self._packed_deletions(refs, [u for u in deletions if held.take(refs.refpath(Ref(u.ref)))])
-            for update in gone or ():  # (under their locks, as git: the packed lines first, then the loose files)
+            for update in gone or ():  # (under their locks, as git: the packed lines first, then the loose files,
                 results[update.ref] = self._remove_loose(refs.refpath(Ref(update.ref)), removed)
+                if results[update.ref] is None:  # then the reflog)
+                    self._log_update(update)
         if gone is None:
             return {}  # each goes the usual way (a file it cannot read: kept as it is)
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
@@ -2765,9 +2791,6 @@ class DulwichGitRepository:
             invalidate()
         for loose in removed:
             remove_empty_parents(refs.path, loose)
-        for update in gone:
-            if results[update.ref] is None:
-                self._log_update(update)
         if gone:
             self._share_written(gone[0].ref)  # (the packed-refs file)
         return results
