@@ -2944,17 +2944,46 @@ class DulwichGitRepository:
                 adjust_shared_perm(target, perm)
 
     def _repair_head(self) -> None:
-        """Point HEAD at a pushed branch when its target does not exist (first push)."""
+        """Point HEAD at a pushed branch when its target does not exist (first push).  On disk HEAD
+        is read again and written under ``HEAD.lock``, the lock git's ``symbolic-ref`` and
+        ``checkout`` take: one changing HEAD between the first look and the write kept its HEAD
+        (it was replaced), and one holding the lock now has HEAD left to it (the push failed,
+        "internal error", after its refs were written)."""
         target = self._head_target()
-        if target is None or self.dulwich_repo.refs.read_ref(Ref(target)) is not None:
+        refs = self.dulwich_repo.refs
+        if target is None or refs.read_ref(Ref(target)) is not None:
             return  # the usual case, told without listing every ref
+        root = getattr(refs, "path", None)
+        if not isinstance(refs, DiskRefsContainer) or not isinstance(root, bytes):
+            branch = self._head_choice()
+            if branch is not None:
+                refs.set_symbolic_ref(HEAD, branch)
+            return
+        try:
+            lock = GitFile(os.path.join(root, HEAD), "wb")
+        except (FileLocked, OSError):  # another process is changing HEAD (or cannot be written): its own
+            return
+        try:
+            target = self._head_target()  # (under the lock: what another process left)
+            branch = self._head_choice() if target is not None and refs.read_ref(Ref(target)) is None else None
+            if branch is None:
+                lock.abort()
+                return
+            lock.write(_SYMREF + branch + b"\n")
+            lock.close()
+        except BaseException:
+            lock.abort()
+            raise
+        self._share_written(HEAD)
+
+    def _head_choice(self) -> Ref | None:
+        """The branch HEAD is to name when the one it names does not exist: a preferred name
+        (``PREFERRED_BRANCHES``), else the first branch; None when there is no branch."""
         refs = self.refs()
         branches = sorted(Ref(r) for r in refs if r.startswith(HEADS_PREFIX))
-        if not branches:
-            return
         preferred = [b for b in PREFERRED_BRANCHES if b in refs]
-        self.dulwich_repo.refs.set_symbolic_ref(HEAD, (preferred or branches)[0])
-        self._share_written(HEAD)
+        chosen = preferred or branches
+        return chosen[0] if chosen else None
 
     def _connected(self, tip: ObjectId) -> bool:
         """Is every object reachable from ``tip`` present, and is the push's pack whole?
