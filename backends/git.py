@@ -2385,8 +2385,8 @@ class DulwichGitRepository:
         if atomic and any(reason for _, reason in checked):  # their transaction cannot be made
             return [RefResult(u.ref, reason if reason and reason != NON_COMMIT_BRANCH else ATOMIC_TRANSACTION_FAILED)
                     for u, reason in checked]
-        if atomic and transaction_hook is None and deploy is None:
-            held_results = self._atomic_held([u for u, _ in checked])
+        if atomic and deploy is None:
+            held_results = self._atomic_held([u for u, _ in checked], transaction_hook, head)
             if held_results is not None:
                 self._repair_head()
                 return held_results
@@ -2401,7 +2401,11 @@ class DulwichGitRepository:
                 refused = {u.ref: reason for u, _ in checked if (reason := deploy.before(u))}
                 if refused:
                     return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u, _ in checked]
-                deploy = None
+                deploy = None  # (git's receive-pack deploys each before its ref transaction takes the locks)
+                held_results = self._atomic_held([u for u, _ in checked], transaction_hook, head)
+                if held_results is not None:
+                    self._repair_head()
+                    return held_results
         if transaction_hook is None:
             ready = [u for u, reason in checked if reason is None]
             packed = {**self._delete_packed(ready), **self._create_packed(ready)} if deploy is None else {}
@@ -2422,13 +2426,18 @@ class DulwichGitRepository:
         self._repair_head()
         return results
 
-    def _atomic_held(self, updates: list[RefUpdate]) -> list[RefResult] | None:
+    def _atomic_held(self, updates: list[RefUpdate], hook: TransactionHook | None = None,
+                     head: bytes | None = None) -> list[RefResult] | None:
         """An atomic push's updates made as git's ref transaction makes them: every ref's own lock
         taken first (waiting ``core.filesRefLockTimeout`` for one another process holds), every
         value checked under them, then the packed refs deleted (under ``packed-refs.lock``), the
         loose files removed and written, each reflog appended, and only then the locks let go.
         One lock that cannot be taken, one ref that moved, or ``packed-refs`` that cannot be
-        rewritten fails them all with nothing changed.  None, for the usual way, off disk or where
+        rewritten fails them all with nothing changed.  ``hook`` (``reference-transaction``) is told
+        "prepared" once every lock is held and every value checked (a refusal: "aborted", nothing
+        changed), then "committed" once the locks are let go, as git's transaction tells it; an
+        ``updateInstead`` deploy has updated the working tree before (git's ``update()`` does, before
+        its transaction).  None, for the usual way, off disk or where
         a symbolic ref is among them (its target is what moves).  The refs were checked under
         hgwire's own lock alone, then written one by one: a ``git update-ref`` or git's
         receive-pack moving the second after the first was written left the push half made."""
@@ -2452,9 +2461,18 @@ class DulwichGitRepository:
             stale = next((u for u in updates if self._current(u.ref) != u.old), None)
             if stale is not None:
                 return self._all_failed(updates, stale, self._lost_race(stale)[1], told=True)
+            if hook is not None and updates and not hook("prepared", updates, head):  # (every lock held)
+                hook("aborted", updates, head)
+                return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
             made, removed = self._commit_held(refs, updates, held)
         for loose in removed:
             remove_empty_parents(refs.path, loose)
+        if hook is not None and updates:  # (told once the locks are let go, as git tells it)
+            done = {r.ref for r in made if r.reason is None}
+            if done:
+                hook("committed", [u for u in updates if u.ref in done], head)
+            if len(done) < len(updates):
+                hook("aborted", [u for u in updates if u.ref not in done], head)
         return made
 
     def _take_waiting(self, held: _LooseLocks, loose: bytes) -> str | None:
