@@ -39,8 +39,9 @@ def _rc_and_refs(client: Client, git_dir: Path) -> tuple[str, str, list[str]]:
     return rc, err, refs
 
 
+@pytest.mark.parametrize("through", ["refs/heads/a", "refs/heads/sym"])
 def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
-        make_server: Callable[..., RunningServer], client: Client) -> None:
+        make_server: Callable[..., RunningServer], client: Client, through: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
     (server.root / "ours").mkdir()
     (client.cwd / "theirs").mkdir()
@@ -53,6 +54,7 @@ def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
     client.git("init", "-q", "--bare", str(served))
     client.git("push", "-q", str(served), f"{first}:refs/heads/a", f"{first}:refs/heads/b",
                f"{third}:refs/tags/keep", cwd=work)
+    client.git("--git-dir", str(served), "symbolic-ref", "refs/heads/sym", "refs/heads/a")
     hook = served / "hooks" / "reference-transaction"
     hook.write_text(RACING_HOOK)
     hook.chmod(0o755)
@@ -62,7 +64,7 @@ def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
         (top / "third").write_text(third)
 
     for url, git_dir in ((f"file://{twin}", twin), (server.git_url("ours/r"), served)):
-        pushed = client.git("push", "--atomic", "--porcelain", url, f"{second}:refs/heads/a",
+        pushed = client.git("push", "--atomic", "--porcelain", url, f"{second}:{through}",
                             f"{second}:refs/heads/b", cwd=work, check=False)
         rc, err, refs = _rc_and_refs(client, git_dir)
         assert rc != "0" and "cannot lock ref 'refs/heads/b'" in err, (url, rc, err, refs)
