@@ -2458,6 +2458,14 @@ class DulwichGitRepository:
                     return None  # the usual way, a ref at a time)
                 if refused is not None:
                     return self._all_failed(updates, update, refused)
+            headed = next((u for u in updates if self._head_lock_root(u.ref) is not None), None)
+            if headed is not None:  # (HEAD names one of them: its lock too, as git's transaction takes it)
+                try:
+                    refused = self._take_waiting(held, os.path.join(refs.path, HEAD))
+                except OSError as exc:
+                    refused = f"cannot lock ref 'HEAD': {exc.strerror or exc}"
+                if refused:
+                    return self._all_failed(updates, headed, refused)
             stale = next((u for u in updates if self._current(u.ref) != u.old), None)
             if stale is not None:
                 return self._all_failed(updates, stale, self._lost_race(stale)[1], told=True)
@@ -2612,6 +2620,31 @@ class DulwichGitRepository:
             return self.object_format.zero
 
     def _swap(self, update: RefUpdate) -> str | None:
+        """Make one update (compare-and-swap under the ref's lock): None, else why not.  The branch
+        HEAD names has ``HEAD.lock`` taken too for the while (waiting as for a ref's), as git's
+        refs code locks HEAD to log it (its ``HEAD`` line): a ``git symbolic-ref`` or ``git
+        checkout`` holding it refuses the update, as it refuses git's receive-pack's."""
+        root = self._head_lock_root(update.ref)
+        if root is None:
+            return self._swap_unheld(update)
+        with _LooseLocks(root) as held:
+            try:
+                refused = self._take_waiting(held, os.path.join(root, HEAD))
+            except OSError as exc:  # (HEAD's directory not writable, a full disk)
+                return f"failed to update ref: {exc.strerror or exc}"
+            if refused:
+                return refused
+            return self._swap_unheld(update)
+
+    def _head_lock_root(self, ref: bytes) -> bytes | None:
+        """The repository's directory when ``ref`` is the branch HEAD names (its update takes
+        ``HEAD.lock`` too, as git's); None otherwise, or off disk."""
+        root = getattr(self.dulwich_repo.refs, "path", None)
+        if not isinstance(root, bytes) or ref == HEAD or self._head_target() != ref:
+            return None
+        return root
+
+    def _swap_unheld(self, update: RefUpdate) -> str | None:
         refs = self.dulwich_repo.refs
         ref, new = Ref(update.ref), ObjectID(update.new)
         old = None if is_zero_id(update.old) else ObjectID(update.old)
@@ -2727,7 +2760,8 @@ class DulwichGitRepository:
         refused ("cannot lock ref"), where it created the ref too, its loose file hiding the
         packed one this push reported made."""
         refs = self.dulwich_repo.refs
-        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new) and u.ref != HEAD]
+        unpacked = (HEAD, self._head_target())  # (HEAD's branch: ``_swap``, which takes ``HEAD.lock`` too)
+        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new) and u.ref not in unpacked]
         if len(creations) < PACKED_CREATIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes):
             return {}
@@ -2790,7 +2824,8 @@ class DulwichGitRepository:
         ref loose and both said so, the push reporting deleted a ref that named the other's value.
         A ref whose lock another process holds is left to ``_swap``."""
         refs = self.dulwich_repo.refs
-        deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref != HEAD]
+        unpacked = (HEAD, self._head_target())  # (HEAD's branch: ``_swap``, which takes ``HEAD.lock`` too)
+        deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref not in unpacked]
         if len(deletions) < PACKED_DELETIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes) or not os.path.exists(os.path.join(refs.path, b"packed-refs")):
             return {}
