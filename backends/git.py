@@ -2427,7 +2427,7 @@ class DulwichGitRepository:
         return results
 
     def _atomic_held(self, updates: list[RefUpdate], hook: TransactionHook | None = None,
-                     head: bytes | None = None) -> list[RefResult] | None:
+                     head: bytes | None = None, alone: bool = False) -> list[RefResult] | None:
         """An atomic push's updates made as git's ref transaction makes them: every ref's own lock
         taken first (waiting ``core.filesRefLockTimeout`` for one another process holds), every
         value checked under them, then the packed refs deleted (under ``packed-refs.lock``), the
@@ -2437,7 +2437,8 @@ class DulwichGitRepository:
         "prepared" once every lock is held and every value checked (a refusal: "aborted", nothing
         changed), then "committed" once the locks are let go, as git's transaction tells it; an
         ``updateInstead`` deploy has updated the working tree before (git's ``update()`` does, before
-        its transaction).  None, for the usual way, off disk or where
+        its transaction).  ``alone``: one ref's transaction of a push without ``--atomic`` (its
+        refusal in the words ``_swap`` gives, no ``error:`` line but ``_lost_race``'s).  None, for the usual way, off disk or where
         a symbolic ref is among them (its target is what moves).  The refs were checked under
         hgwire's own lock alone, then written one by one: a ``git update-ref`` or git's
         receive-pack moving the second after the first was written left the push half made."""
@@ -2448,16 +2449,20 @@ class DulwichGitRepository:
         with _LooseLocks(refs.path) as held:
             for update in updates:
                 if not is_zero_id(update.new) and (blocked := _clear_way(refs, Ref(update.ref))) is not None:
-                    return self._all_failed(updates, update, f"failed to update ref: {blocked}")
+                    return self._all_failed(updates, update, f"failed to update ref: {blocked}", alone=alone)
                 try:
                     refused = self._take_waiting(held, refs.refpath(Ref(update.ref)))
                 except OSError as exc:  # a name too long for the file system, a read-only or full disk
                     name = update.ref.decode("utf-8", "replace")
+                    if alone:
+                        self._write_errors.append(_naming(exc, refs.refpath(Ref(update.ref))))
+                        return self._all_failed(updates, update, f"failed to update ref: {exc.strerror or exc}",
+                                                alone=True)
                     return self._all_failed(updates, update, f"cannot lock ref '{name}': {exc.strerror or exc}")
                 if refused == "":  # (a file where its directory goes: one the push deletes makes room
                     return None  # the usual way, a ref at a time)
                 if refused is not None:
-                    return self._all_failed(updates, update, refused)
+                    return self._all_failed(updates, update, refused, alone=alone)
             headed = next((u for u in updates if self._head_lock_root(u.ref) is not None), None)
             if headed is not None:  # (HEAD names one of them: its lock too, as git's transaction takes it)
                 try:
@@ -2465,14 +2470,15 @@ class DulwichGitRepository:
                 except OSError as exc:
                     refused = f"cannot lock ref 'HEAD': {exc.strerror or exc}"
                 if refused:
-                    return self._all_failed(updates, headed, refused)
+                    return self._all_failed(updates, headed, refused, alone=alone)
             stale = next((u for u in updates if self._current(u.ref) != u.old), None)
             if stale is not None:
-                return self._all_failed(updates, stale, self._lost_race(stale)[1], told=True)
+                reason, said = self._lost_race(stale)
+                return self._all_failed(updates, stale, reason if alone else said, told=True, alone=alone)
             if hook is not None and updates and not hook("prepared", updates, head):  # (every lock held)
                 hook("aborted", updates, head)
                 return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
-            made, removed = self._commit_held(refs, updates, held)
+            made, removed = self._commit_held(refs, updates, held, alone)
         for loose in removed:
             remove_empty_parents(refs.path, loose)
         if hook is not None and updates:  # (told once the locks are let go, as git tells it)
@@ -2504,22 +2510,26 @@ class DulwichGitRepository:
         return ""
 
     def _all_failed(self, updates: list[RefUpdate], failed: RefUpdate, reason: str,
-                    told: bool = False) -> list[RefResult]:
+                    told: bool = False, alone: bool = False) -> list[RefResult]:
         """An atomic transaction failed at ``failed`` (why: ``reason``, told to the pusher in an
-        ``error:`` line as git's receive-pack tells it, unless ``told`` already), nothing changed."""
+        ``error:`` line as git's receive-pack tells it, unless ``told`` already), nothing changed;
+        ``alone`` (one ref's transaction, not atomic): ``reason`` is its result, told nothing."""
+        if alone:
+            return [RefResult(u.ref, reason) for u in updates]
         if not told:
             self._told += f"error: {reason}\n".encode()
         return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED, cause=reason if u is failed else None) for u in updates]
 
-    def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks
-                     ) -> tuple[list[RefResult], list[bytes]]:
+    def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks,
+                     alone: bool = False) -> tuple[list[RefResult], list[bytes]]:
         """Write ``updates`` whose locks are held and values checked: the results, and the loose
         files removed (their empty directories go once the locks are let go)."""
         deletions = [u for u in updates if is_zero_id(u.new)]
         packed = refs.get_packed_refs()
         if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions, wait=True) is None:
             lock = os.path.join(refs.path, b"packed-refs.lock")
-            return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock))), []
+            return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock)),
+                                    alone=alone), []
         creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
         added = (self._packed_creations(refs, creations) or {}) if len(creations) >= PACKED_CREATIONS_MIN else {}
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
@@ -2582,6 +2592,8 @@ class DulwichGitRepository:
         of no ref (an atomic push whose every command was refused first) is not told of."""
         if not updates:  # (it was told "prepared" of nothing, then neither "committed" nor "aborted")
             return []
+        if len(updates) == 1 and (held := self._atomic_held(updates, hook, head, alone=True)) is not None:
+            return held  # (told "prepared" under the ref's lock, as git's)
         if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
             return [RefResult(updates[0].ref, self._lost_race(updates[0])[0])]  # git's prepare fails before the hook
         if not hook("prepared", updates, head):

@@ -1,0 +1,54 @@
+"""A push without ``--atomic`` into a repository with a ``reference-transaction`` hook: git 2.39
+makes each ref's transaction under that ref's lock, the hook told "prepared" once it is held, so a
+``git update-ref`` of the ref run meanwhile (here from the hook itself) is refused "cannot lock ref"
+and the push's update is made.  hgwire told the hook "prepared" before taking the lock: the other
+process moved the ref and the push's own update was refused ("another push moved it meanwhile").
+Checked beside git's own receive-pack (``file://``)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+RACING_HOOK = """#!/bin/sh
+[ -n "$RACING" ] && exit 0
+cat >/dev/null
+[ "$1" = prepared ] || exit 0
+RACING=1 git update-ref refs/heads/a "$(cat "$GIT_DIR/../third")" "$(cat "$GIT_DIR/../first")" 2>"$GIT_DIR/../moved.err"
+echo $? > "$GIT_DIR/../moved.rc"
+"""
+
+
+def test_one_ref_s_transaction_is_prepared_under_its_lock_as_git_s(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    (server.root / "ours").mkdir()
+    (client.cwd / "theirs").mkdir()
+    served, twin = server.root / "ours" / "r.git", client.cwd / "theirs" / "r.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    first = commit(client, work, "a.txt", "a\n", "first")
+    second = commit(client, work, "b.txt", "b\n", "second")
+    third = commit(client, work, "c.txt", "c\n", "third")
+    client.git("init", "-q", "--bare", str(served))
+    client.git("push", "-q", str(served), f"{first}:refs/heads/a", f"{third}:refs/tags/keep", cwd=work)
+    hook = served / "hooks" / "reference-transaction"
+    hook.write_text(RACING_HOOK)
+    hook.chmod(0o755)
+    shutil.copytree(served, twin, symlinks=True)
+    for top in (served.parent, twin.parent):
+        (top / "first").write_text(first)
+        (top / "third").write_text(third)
+
+    for url, git_dir in ((f"file://{twin}", twin), (server.git_url("ours/r"), served)):
+        pushed = client.git("push", "--porcelain", url, f"{second}:refs/heads/a", cwd=work, check=False)
+        top = git_dir.parent
+        rc, err = (top / "moved.rc").read_text().strip(), (top / "moved.err").read_text()
+        assert rc != "0" and "cannot lock ref 'refs/heads/a'" in err, (url, rc, err)
+        assert pushed.returncode == 0, (url, pushed.stdout + pushed.stderr)
+        assert client.git("--git-dir", str(git_dir), "rev-parse", "refs/heads/a").stdout.strip() == second
+        assert not list(git_dir.glob("refs/**/*.lock"))
+        client.git("--git-dir", str(git_dir), "fsck", "--full")
