@@ -62,6 +62,11 @@ first ``--deepen=1`` of a corpus of 197,547 objects looked up 15,800 names, and 
 after a sixteenth, 0.08 s of its 0.31)."""
 MAP_AFTER_LOOKUPS = 4
 """A mappable view maps its names after as many binary searches as its objects, divided by this."""
+TABLE_AFTER_POSITIONS = 16
+"""A ``TableView`` answers ``position`` by a binary search of ``offsets`` (0.4 us more than a table
+look-up) for as many look-ups as its objects divided by this, then makes ``idx_to_pos`` (with the
+``.rev``, its inverse: 20 ms for 261,000 objects): a full clone looks up its tips and tags (a few
+hundred), a walk of trees a name an entry."""
 MAPPED_WEIGHT = 5
 """What an object of a mapped view weighs against ``MAX_CACHED_VIEW_OBJECTS`` (its 36 bytes and the
 map's: some 170 bytes, where an object of a view without one weighs 1)."""
@@ -111,6 +116,10 @@ class PackIndexView:
         """Pack-order position of a binary object name, or None."""
         return self._pos_of.get(sha)
 
+    def name_at_index(self, i: int) -> bytes:
+        """The name at index (name order) position ``i``: what a pack bitmap's entries name."""
+        return self.names[self.idx_to_pos[i]]
+
     def contains(self, sha: bytes) -> bool:
         """Whether the pack holds the object named ``sha`` (binary)."""
         return self.position(sha) is not None
@@ -149,11 +158,13 @@ class TableView(PackIndexView):
     has it) and looked up in place, beside 4-byte columns: the first four bytes of each name (where a
     lookup's binary search runs, in C) and the offsets in index order, which answer a look-up of an
     object's offset (``offset_of``, ``contains``, ``find_many``: reading objects, a push's presence
-    checks).  Pack order (``names``, ``offsets`` ascending, ``idx_to_pos``, ``position`` and what
-    uses it: bitmaps' bits, the end of a stored entry, reuse of stored deltas) is made when first
-    asked for (``_pack_order``), from the pack's ``.rev`` when it has one that fits, else sorted: 0.07
-    s of the 0.13 s a view of 200,000 objects took to build, which a request that only looks names
-    up no longer pays.
+    checks).  Pack order is made in two parts, each when first asked for, from the pack's ``.rev``
+    when it has one that fits, else sorted: ``offsets`` (ascending: a bitmap's bits' entries, the end
+    of a stored entry, ``position`` by a binary search of them), and the permutation between the two
+    orders (``names`` in pack order, ``idx_to_pos``: stored deltas sent against a base named, a
+    walk's many look-ups).  A full clone needs only the first (a sort of plain offsets, a fifth of
+    the pair's cost without a ``.rev``; none of the permutation's inverse with one); a request
+    that only looks names up, neither.
 
     About 36 bytes an object (SHA-1) once pack order is made, a bit more than the ``.idx`` itself; a
     pack of up to ``MAPPED_VIEW_MAX_OBJECTS`` has its names mapped to their index positions as well.
@@ -179,8 +190,12 @@ class TableView(PackIndexView):
         self._idx_offsets = idx_offsets
         """Each object's pack offset, in index order."""
         self._reverse_index = reverse_index
-        self._ordered = False
-        """Whether pack order is made (``_pack_order``)."""
+        self._by_pos: array[int] | None = None
+        """Each pack position's index position, once known (a ``.rev``'s, or sorted for ``names``)."""
+        self._to_pos: array[int] | None = None
+        """``idx_to_pos`` once made: ``position`` answers from it, else by a binary search of ``offsets``."""
+        self._searches_to_table = count // TABLE_AFTER_POSITIONS
+        """``position`` look-ups by binary search of ``offsets`` before ``idx_to_pos`` is made."""
         self._order_lock = threading.Lock()
         self._prefixes = _prefixes(table, raw_len)
         """The first four bytes of each name as a number, in index order (ascending)."""
@@ -204,32 +219,59 @@ class TableView(PackIndexView):
 
     @property
     def has_pack_order(self) -> bool:
-        return self._ordered
+        """Whether ``offsets`` (pack order) is made yet."""
+        return "offsets" in self.__dict__
+
+    @property
+    def has_pack_order_names(self) -> bool:
+        """Whether the permutation between index and pack order (``names``, ``idx_to_pos``) is made yet."""
+        return "names" in self.__dict__
 
     def __getattr__(self, name: str) -> object:
-        """``names``, ``offsets`` and ``idx_to_pos``, asked for before pack order is made: made now
-        (then they are plain attributes, read at no cost)."""
-        if name not in _PACK_ORDER_TABLES:
+        """``offsets``, ``names`` and ``idx_to_pos``, asked for before they are made: made now (then
+        they are plain attributes, read at no cost)."""
+        if name == "offsets":
+            self._make_offsets()
+        elif name in _PERMUTATION_TABLES:
+            self._make_permutation()
+        else:
             raise AttributeError(name)
-        self._pack_order()
         return self.__dict__[name]
 
-    def _pack_order(self) -> None:
-        """Make pack order once (requests in several threads wait for the one that makes it)."""
-        if self._ordered:
-            return
+    def _rev_order(self) -> array[int] | None:
+        """The ``.rev``'s pack order if it fits this index (read once; the order lock held)."""
+        if self._reverse_index is not None:
+            by_pos, self._reverse_index = self._reverse_index(), None
+            if by_pos is not None and (offsets := _ascending_offsets(self._idx_offsets, by_pos)) is not None:
+                self._by_pos = by_pos
+                self.offsets = offsets
+        return self._by_pos
+
+    def _make_offsets(self) -> None:
+        """Make ``offsets`` once (requests in several threads wait for the one that makes it): from the
+        ``.rev``, else the index's offsets sorted alone (plain numbers: a third of the time a sort of
+        them with their index positions takes, and none of its inverse)."""
         with self._order_lock:
-            if self._ordered:
+            if "offsets" in self.__dict__ or self._rev_order() is not None:
                 return
-            by_pos = self._reverse_index() if self._reverse_index is not None else None
-            by_pos, offsets = _in_pack_order(self._idx_offsets, by_pos)
+            self.offsets = _sorted_offsets(self._idx_offsets)
+
+    def _make_permutation(self) -> None:
+        """Make ``names`` (pack order) and ``idx_to_pos`` once, and ``offsets`` with them if not made
+        yet: from the ``.rev``, else the index positions sorted by their offsets."""
+        with self._order_lock:
+            if "names" in self.__dict__:
+                return
+            by_pos = self._rev_order()
+            if by_pos is None:
+                by_pos, offsets = _by_offset(self._idx_offsets)
+                self._by_pos = by_pos
+                if "offsets" not in self.__dict__:
+                    self.offsets = offsets
             idx_to_pos = array("I", bytes(4 * self._count))
             deque(map(idx_to_pos.__setitem__, by_pos, range(self._count)), 0)  # (the inverse permutation, in C)
+            self.idx_to_pos = self._to_pos = idx_to_pos
             self.names = _PackOrderNames(self._table, by_pos, self.raw_len)
-            self.offsets = offsets
-            self.idx_to_pos = idx_to_pos
-            self._reverse_index = None
-            self._ordered = True
 
     def _map_names(self) -> None:
         """Map each name to its index position (``MAPPED_VIEW_MAX_OBJECTS``).  Requests in several
@@ -272,7 +314,19 @@ class TableView(PackIndexView):
 
     def position(self, sha: bytes) -> int | None:
         i = self._index_of_name.get(sha) if self._index_of_name else self._looked_up(sha)
-        return None if i is None else self.idx_to_pos[i]
+        if i is None:
+            return None
+        if self._to_pos is not None:
+            return self._to_pos[i]
+        self._searches_to_table -= 1
+        if self._searches_to_table < 0:
+            self._make_permutation()
+            return self.idx_to_pos[i]
+        return bisect_left(self.offsets, self._idx_offsets[i])  # (offsets are distinct: its rank)
+
+    def name_at_index(self, i: int) -> bytes:
+        at = i * self.raw_len
+        return self._table[at:at + self.raw_len]
 
     def contains(self, sha: bytes) -> bool:
         return self._looked_up(sha) is not None
@@ -311,26 +365,36 @@ class TableView(PackIndexView):
         return names, list(map(offsets, at))
 
 
-_PACK_ORDER_TABLES = frozenset(("names", "offsets", "idx_to_pos"))
-"""A ``TableView``'s attributes made with its pack order."""
+_PERMUTATION_TABLES = frozenset(("names", "idx_to_pos"))
+"""A ``TableView``'s attributes made with the permutation between its index and pack order."""
 
 
-def _in_pack_order(idx_offsets: array[int], by_pos: array[int] | None) -> tuple[array[int], array[int]]:
-    """Each object's index position in pack order, and the offsets in pack order (ascending):
-    ``by_pos`` (a ``.rev``'s) if it is a permutation of the index whose offsets ascend, else sorted."""
-    count = len(idx_offsets)
-    if by_pos is not None and len(by_pos) == count:
-        try:
-            offsets = array(idx_offsets.typecode, map(idx_offsets.__getitem__, by_pos))
-        except IndexError:  # (a position past the index: not this pack's)
-            pass
-        else:
-            if all(map(operator.lt, offsets, islice(offsets, 1, None))):
-                return by_pos, offsets  # (ascending offsets are a permutation of the pack's, each once)
-    # Each offset and index position as one number, sorted in place (a sort of the positions keyed
-    # by their offsets held a list of keys and one of positions, 84 MiB beside a million objects'
-    # view where this holds 46, for a tenth more time), then taken apart in C.
-    keyed = list(map(operator.or_, map(operator.lshift, idx_offsets, repeat(32)), range(count)))
+def _ascending_offsets(idx_offsets: array[int], by_pos: array[int]) -> array[int] | None:
+    """The offsets in the pack order ``by_pos`` (a ``.rev``'s) gives, if it is a permutation of the
+    index whose offsets ascend; else None."""
+    if len(by_pos) != len(idx_offsets):
+        return None
+    try:
+        offsets = array(idx_offsets.typecode, map(idx_offsets.__getitem__, by_pos))
+    except IndexError:  # (a position past the index: not this pack's)
+        return None
+    if all(map(operator.lt, offsets, islice(offsets, 1, None))):
+        return offsets  # (ascending offsets are a permutation of the pack's, each once)
+    return None
+
+
+def _sorted_offsets(idx_offsets: array[int]) -> array[int]:
+    """The pack's offsets ascending: pack order's positions without the index positions (a sort of
+    plain numbers, each of one digit in a pack below 1 GiB)."""
+    return array(idx_offsets.typecode, sorted(idx_offsets))
+
+
+def _by_offset(idx_offsets: array[int]) -> tuple[array[int], array[int]]:
+    """Each pack position's index position, and the offsets ascending: each offset and index position
+    as one number, sorted in place (a sort of the positions keyed by their offsets held a list of
+    keys and one of positions, 84 MiB beside a million objects' view where this holds 46, for a
+    tenth more time), then taken apart in C."""
+    keyed = list(map(operator.or_, map(operator.lshift, idx_offsets, repeat(32)), range(len(idx_offsets))))
     keyed.sort()
     by_pos = array("I", map(_LOW_32.__and__, keyed))
     offsets = array(idx_offsets.typecode, map(operator.rshift, keyed, repeat(32)))
@@ -407,8 +471,9 @@ def read_index(idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackInd
         if len(data) < large_at + 2 * raw_len or (len(data) - large_at - 2 * raw_len) % 8:
             raise UnsupportedIndex(f"{idx_path}: truncated, or not of {raw_len}-byte names")
         table = data[names_at:names_at + count * raw_len]
-        idx_offsets = _big_endian_u32(data[offsets_at:large_at])
-        if idx_offsets and max(idx_offsets) & LARGE_OFFSET_FLAG:  # (a u32 with its high bit set is the largest)
+        raw_offsets = data[offsets_at:large_at]
+        idx_offsets = _big_endian_u32(raw_offsets)
+        if raw_offsets[::4].translate(None, _BELOW_HIGH_BIT):  # (a u32 whose first byte has its high bit set)
             idx_offsets = array("q", _resolve_large(idx_offsets, data, large_at))
     del data
     reverse_index = partial(_reverse_index, pack_path, len(idx_offsets), checksum, raw_len)
@@ -766,6 +831,10 @@ def _names_of(raw_len: int, count: int) -> struct.Struct:
 
 
 _LOW_32 = 0xFFFFFFFF
+_BELOW_HIGH_BIT = bytes(range(0x80))
+"""The bytes without their high bit set: what is left of a big-endian column's first bytes without
+them says whether a 4-byte offset is a large one's index (a C-level pass; ``max`` of the column
+took a step an offset)."""
 _FANOUT = struct.Struct(">256I")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

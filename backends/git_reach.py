@@ -242,7 +242,7 @@ def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
             raise BitmapError(f"{path}: entry {number} is out of range")
         start = at + ENTRY_HEADER.size
         entries.append((xor_offset, start))
-        by_commit[view.names[view.idx_to_pos[idx_pos]]] = number
+        by_commit[view.name_at_index(idx_pos)] = number
         at = _skip_ewah(data, start)
     return PackBitmap(view=view, data=data, entries=entries, by_commit=by_commit, type_starts=tuple(type_starts))
 
