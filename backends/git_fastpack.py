@@ -404,6 +404,9 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     covered = found.packs if found is not None else []
     if covered:  # the bitmapped packs come first, in their bits' order: their objects are bits
         views = covered + [v for v in views if v not in covered]
+        if haves or shallow_boundary:  # (a fetch names the bases of deltas it sends: see make_names_order)
+            for view in covered:
+                view.make_names_order()
     reader = PackObjectReader(store, views, maps)
     try:
         graph = (store_commit_graph(store, os.fspath(store.path), object_format_of(store).raw_len)

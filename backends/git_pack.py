@@ -1074,6 +1074,7 @@ class _Covered:
     def __init__(self, bitmap: PackBitmap) -> None:
         self._bitmap = bitmap
         self._view = bitmap.view
+        self._view.make_names_order()  # (the deepen's pack names bases: its order made once, not sorted twice)
         self._marks = bytearray(len(bitmap.view) // 8 + 1)
         self._new = False
         """Whether a bitmap was taken since ``settle`` last looked."""

@@ -120,6 +120,10 @@ class PackIndexView:
         """The name at index (name order) position ``i``: what a pack bitmap's entries name."""
         return self.names[self.idx_to_pos[i]]
 
+    def make_names_order(self) -> None:
+        """Make the whole pack order now, names in pack order included (a view given its tables
+        whole has it): for a request that will name stored deltas' bases and look up many positions."""
+
     def contains(self, sha: bytes) -> bool:
         """Whether the pack holds the object named ``sha`` (binary)."""
         return self.position(sha) is not None
@@ -255,6 +259,13 @@ class TableView(PackIndexView):
             if "offsets" in self.__dict__ or self._rev_order() is not None:
                 return
             self.offsets = _sorted_offsets(self._idx_offsets)
+
+    def make_names_order(self) -> None:
+        """Make ``names`` and ``idx_to_pos`` (and ``offsets``, if not made yet) now: a fetch that
+        names bases of the deltas it sends makes them anyway, and its walk's first look-ups would
+        otherwise sort the offsets alone first (a second sort without a ``.rev``)."""
+        if self._to_pos is None:
+            self._make_permutation()
 
     def _make_permutation(self) -> None:
         """Make ``names`` (pack order) and ``idx_to_pos`` once, and ``offsets`` with them if not made

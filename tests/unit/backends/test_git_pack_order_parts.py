@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from backends import git_fastpack, git_packindex
 from backends.git_fastpack import generate_pack_fast
+from backends.git_pack import _Covered
 from backends.git_packindex import read_index
 from backends.lru import LruCache
 from tests.unit.backends.test_git_fastpack import git, rev, sources  # noqa: F401 - ``sources`` is a fixture
@@ -124,3 +125,34 @@ def test_a_full_clone_makes_the_offsets_alone_and_the_packs_are_the_same(
     for wants, haves, options in requests[1:]:
         lazy.append(_pack(src, wants, haves, **options))
     assert lazy == eager
+
+
+def test_a_fetch_against_a_view_just_built_sorts_once(
+        sources: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A fetch with haves (or a shallow boundary) names the bases of deltas it sends, so it makes the
+    whole pack order; made up front, a pack without a ``.rev`` is sorted once (its walk's first
+    look-ups sorted the offsets alone, then its writer sorted them again with their index positions:
+    a first ``--deepen=1`` of 261,444 objects took 0.90 s of server CPU against 0.82)."""
+    src = tmp_path / "src.git"
+    shutil.copytree(sources["tipbitmaps"].path, src)
+    git(src, "-c", "pack.writeReverseIndex=false", "repack", "-adbq")
+    sorts: list[str] = []
+    for sort in ("_sorted_offsets", "_by_offset"):
+        real = getattr(git_packindex, sort)
+        monkeypatch.setattr(git_packindex, sort,
+                            lambda offsets, real=real, sort=sort: sorts.append(sort) or real(offsets))
+    for wants, haves, boundary in (([rev(src, "main")], [rev(src, "main~6")], []),
+                                   ([rev(src, "main"), rev(src, "dev")], [], [rev(src, "main~2")])):
+        monkeypatch.setattr(git_packindex, "_CACHE", git_packindex._ViewCache(git_packindex.MAX_CACHED_VIEWS))
+        monkeypatch.setattr(git_fastpack, "_BITMAPS",
+                            LruCache(git_fastpack.MAX_KEPT_BITMAPS_BYTES, git_fastpack._bitmap_cost))
+        sorts.clear()
+        _pack(src, wants, haves, thin_pack=True, shallow_boundary=boundary)
+        assert sorts == ["_by_offset"]
+    # a deepen's planning looks up its shallow commits' bits first (``git_pack._Covered``): the same
+    monkeypatch.setattr(git_packindex, "_CACHE", git_packindex._ViewCache(git_packindex.MAX_CACHED_VIEWS))
+    monkeypatch.setattr(git_fastpack, "_BITMAPS", LruCache(git_fastpack.MAX_KEPT_BITMAPS_BYTES, git_fastpack._bitmap_cost))
+    sorts.clear()
+    covered = _Covered.of(Repo(str(src)).object_store)
+    assert covered is not None and covered.take(rev(src, "main~2"))
+    assert sorts == ["_by_offset"]
