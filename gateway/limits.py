@@ -400,8 +400,11 @@ CUT_AT_SHUTDOWN = "cut at shutdown after the grace"
 
 
 def gone_outcome(outcome: str, transport: Any) -> str:
-    """``outcome``, or ``CUT_AT_SHUTDOWN`` for a "client gone" whose connection (``transport``, or
-    one it lies on) the stop cut (``GuardedFactory.close_all``)."""
+    """``outcome``, or what really ended a "client gone" whose connection (``transport``, or one it
+    lies on) the service closed: ``CUT_AT_SHUTDOWN`` for the stop's cut (``GuardedFactory.close_all``),
+    ``timed out: …`` for the idle limit's (``GuardedProtocol._check_idle``: a client that stopped
+    sending in the middle of its body, or stopped reading, had not gone; its line said "client gone"
+    and counted ``client_gone`` where nginx logs a timeout, 408)."""
     if not outcome.startswith("client gone"):
         return outcome
     for _ in range(6):  # the application's, TLS's, the guard's wrapper, the PROXY reader, TCP's
@@ -409,6 +412,9 @@ def gone_outcome(outcome: str, transport: Any) -> str:
             break
         if getattr(transport, "cut_at_shutdown", False):
             return CUT_AT_SHUTDOWN
+        idle = getattr(transport, "idle_cut", None)
+        if idle is not None:
+            return f"timed out: the client sent and read nothing for {idle} s (idle_timeout)" + outcome[11:]
         transport = getattr(transport, "transport", None)
     return outcome
 
@@ -556,6 +562,8 @@ class GuardedProtocol(ProtocolWrapper):
         self._closing: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
         self._socket: socket.socket | None = None
+        self.idle_cut: int | None = None
+        """Seconds the connection was quiet when the idle limit closed it (``gone_outcome``)."""
 
     def getPeer(self) -> IAddress:
         return plain_address(super().getPeer())  # type: ignore[no-any-return]
@@ -662,6 +670,7 @@ class GuardedProtocol(ProtocolWrapper):
             return
         log.info("{kind} connection from {peer} idle for {seconds} s: closed", kind=self.guard.kind,
                  peer=self.address_key, seconds=round(quiet))
+        self.idle_cut = round(quiet)  # its request's line says it timed out, not that its client went
         self.end(f"the connection was idle for {round(quiet)} s (the server's idle_timeout); connect again")
 
     def _too_long(self) -> None:
