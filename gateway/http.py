@@ -781,7 +781,8 @@ class RootResource(resource.Resource):
         matched = route(method, segments, query)
         service = metrics.http_service(matched.kind.value, matched.service)
         setattr(request, METRICS_SERVICE, service)
-        request.notifyFinish().addBoth(_ended, metrics.started("http", service), service)  # finished, or its client gone
+        setattr(request, ACCESS_REPO, matched.repo or None)
+        request.notifyFinish().addBoth(_ended, metrics.started("http", service), service, request)  # finished, or its client gone
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.REDIRECT:
             request.setHeader(b"Location", matched.service.encode("ascii"))
@@ -797,9 +798,10 @@ class RootResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _ended(result: object, end: Callable[[], None], service: str) -> None:
+def _ended(result: object, end: Callable[[], None], service: str, request: server.Request) -> None:
     end()
-    if isinstance(result, Failure):  # its connection went before its answer was whole: no access line counts it
+    if isinstance(result, Failure) and not getattr(request, ACCESS_LOGGED, False):
+        # its connection went before its answer was whole (unless refused, ``log_refusal``): no access line counts it
         metrics.count_request("http", service)  # (its handler's line counts its error: client gone, cut)
 
 
@@ -1067,6 +1069,27 @@ class BoundedRequest(server.Request):
         transport.write(head + body)  # type: ignore[union-attr]
         transport.loseConnection()  # type: ignore[union-attr]
         close_under_tls(transport)
+        self.log_refusal(int(status[:3]), len(body))
+
+    def log_refusal(self, code: int, length: int) -> None:
+        """The access line of a request answered before twisted.web hands it over (413, 507, a
+        broken head's 400, 414, 431, 408), which it never finishes, so never logged: every answer
+        has one, and counts in ``/.metrics``, as nginx logs its 400s and 413s."""
+        channel = self.channel
+        if getattr(self, ACCESS_LOGGED, False) or channel is None:
+            return
+        if not self._early:  # twisted.web sets the request line only once the body is in
+            command, path, version = (getattr(channel, name, None) for name in ("_command", "_path", "_version"))
+            self.method, self.uri = bytes(command or b"-"), bytes(path or b"-")
+            self.clientproto = bytes(version or b"-")
+            if command and path:
+                routed = route_of(self.method, self.uri)
+                setattr(self, METRICS_SERVICE, metrics.http_service(routed.kind.value, routed.service))
+                setattr(self, ACCESS_REPO, routed.repo or None)
+        self.code, self.sentLength = code, length
+        site = getattr(channel, "site", None)
+        if isinstance(site, HgwireSite):
+            site.log(self)
 
 
 def close_under_tls(transport: Any) -> None:
@@ -1200,6 +1223,14 @@ class HgwireHTTPChannel(http.HTTPChannel):
         self.transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
                              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         self.loseConnection()
+        self._log_refused(int(status[:3]), len(body))
+
+    def _log_refused(self, code: int, length: int) -> None:
+        """The access line of a request the channel answered itself (``BoundedRequest.log_refusal``);
+        one refused at its first line has no request yet: it gets one to be logged."""
+        request = self.requests[-1] if self.requests else self.requestFactory(self, 0)
+        if isinstance(request, BoundedRequest):
+            request.log_refusal(code, length)
 
     # A request's line and headers must arrive within ``request_timeout`` (slow-loris):
     # the clock runs from the connection, and again after each answered request.
@@ -1372,6 +1403,7 @@ class HgwireHTTPChannel(http.HTTPChannel):
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                  b"Content-Type: text/plain\r\nContent-Length: 41\r\n\r\n"
                                  b"the request headers took too long; retry\n")
+            self._log_refused(408, 41)
         # a peer that does not read is dropped by the idle limit; under TLS, one that does not
         # answer close_notify is not waited for (it held its slot until it left)
         close_sent(self.transport, self.callLater, TLS_CLOSE_GRACE)
@@ -1381,6 +1413,12 @@ access_log = SafeLogger(namespace="gateway.http.access")
 
 METRICS_SERVICE = "_hgwire_metrics_service"
 """Set on a request once routed: its ``service`` label in ``/.metrics`` (``metrics.http_service``)."""
+
+ACCESS_REPO = "_hgwire_access_repo"
+"""Set on a request once routed: the repository its access event names (``repo``), None for none."""
+
+ACCESS_LOGGED = "_hgwire_access_logged"
+"""Set on a request whose access line was written (``BoundedRequest.log_refusal`` writes none more)."""
 
 QUIET_ACCESS = "_hgwire_quiet_access"
 """Set on a request whose access line is not written (``/.health`` answering 200: a load
@@ -1397,6 +1435,7 @@ class HgwireSite(server.Site):
     def log(self, request: Any) -> None:
         if self._logFile is None:  # stopped: as twisted.web's
             return
+        setattr(request, ACCESS_LOGGED, True)
         metrics.count_request("http", getattr(request, METRICS_SERVICE, "none"))
         if (kind := metrics.http_error_kind(request.code)) is not None:
             metrics.count_error("http", getattr(request, metrics.ERROR_KIND, None) or kind)
@@ -1408,9 +1447,12 @@ class HgwireSite(server.Site):
             line = line.replace(" - - ", f" - {user} ", 1)  # '"IP" - USER [date] …', the combined format's user
         subject = client_certificate_subject(getattr(request.channel, "transport", None))
         text = line if subject is None else line + ' client certificate "' + subject.replace('"', '\\"') + '"'
+        begun = getattr(request, "_begun", None)
         access_log.info("{access_line}", access_line=text, client_certificate=subject, user=user,
                         method=request.method.decode("latin-1"), path=request.uri.decode("latin-1")[:MAX_LOGGED_PATH],
-                        status=request.code, peer=peer_text(request.getClientAddress()))
+                        status=request.code, peer=peer_text(request.getClientAddress()),
+                        repo=getattr(request, ACCESS_REPO, None), bytes_out=request.sentLength,
+                        elapsed_ms=None if begun is None else round((time.monotonic() - begun) * 1000))
 
 
 MAX_LOGGED_PATH = 2000
