@@ -244,16 +244,21 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
     return html.index(base, entries, following), following
 
 
+UNKNOWN = "unknown"
+"""What hgweb's index says for a description or a contact a repository does not give (``""`` before)."""
+
+
 def _json_index(entries: list[dict[str, Any]]) -> bytes:
-    """hgweb's json style of its index: each repository's name, description, contact, last
-    change and labels, in hgweb's layout; the last change in whole seconds (``[0, 0]`` for none
-    yet): a Mercurial repository's changelog's modification time, as hgweb's, a git one's newest
-    branch tip's committer date, as gitweb's."""
+    """hgweb's json style of its index: each repository's name, description, contact (``unknown``
+    for none, as hgweb's), last change and labels, in hgweb's layout; the last change in whole
+    seconds: a Mercurial repository's changelog's modification time, or its store's before its
+    first commit, as hgweb's, a git one's newest branch tip's committer date, as gitweb's
+    (``[0, 0]`` for none yet)."""
     def text(value: str) -> bytes:
         return json_string(value.encode("utf-8", "surrogateescape"))
 
     rows = [b'{\n"name": %s,\n"description": %s,\n"contact": %s,\n"lastchange": [%d, %d],\n"labels": [%s]\n}'
-            % (text(e["name"]), text(e["description"]), text(e.get("contact", "")),
+            % (text(e["name"]), text(e["description"] or UNKNOWN), text(e.get("contact") or UNKNOWN),
                int(e["date"][0] if e["date"] else 0), int(e["date"][1] if e["date"] else 0),
                b", ".join(text(label) for label in e.get("labels", []))) for e in entries]
     return b'{\n"entries": [' + b", ".join(rows) + b"]\n}"
@@ -272,7 +277,9 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             if BOOLEANS.get(settings.get(b"hidden", b"").strip().lower(), False):
                 return None
             description = settings.get(b"description", b"").decode("utf-8", "replace")
-            contact = settings.get(b"contact", b"").decode("utf-8", "replace")
+            # hgweb's get_contact: [web] contact, else [ui] username (the process's $EMAIL is not the repository's)
+            contact = (settings.get(b"contact") or repo.hgrc_section(b"ui").get(b"username") or b"").decode(
+                "utf-8", "replace")
             labels = [label.decode("utf-8", "replace") for label in config_list(settings.get(b"labels", b""))]
             changed = _hg_last_change(repo)
             path, shown = name, repo.web_name(name)  # as hgwebdir's index names it; its link is its path
@@ -295,11 +302,12 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
 
 def _hg_last_change(repo: Any) -> list[Any] | None:
     """hgweb's last change of a repository: when its changelog was last written (a push, a
-    commit), in the server's time zone; without such a file (in memory) its tip's date."""
+    commit), or before its first commit its store directory (hgwebdir's ``get_mtime``; it said
+    ``[0, 0]``), in the server's time zone; without such files (in memory) its tip's date."""
     from backends.hg.vfs import FsVfs
 
     if isinstance(repo.store, FsVfs):
-        stamp = repo.store.stamp(b"00changelog.i")
+        stamp = repo.store.stamp(b"00changelog.i") or repo.store.stamp(b"")
         if stamp is not None:
             return [float(stamp[1] // 1_000_000_000), -time.localtime().tm_gmtoff]
     cl = repo.changelog()

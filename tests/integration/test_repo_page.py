@@ -164,10 +164,11 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     assert b"This is hgwire" in raw(port, "GET", "/").body  # curl, a health check: the plain page
     listed = json.loads(raw(port, "GET", "/?style=json").body)["entries"]  # hgweb's JSON index, for scripts
     assert [e["name"] for e in listed] == ["open", "shown.git", "team/deep"]
-    assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "",
+    assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "unknown",
                          "lastchange": [1700000000, -time.localtime().tm_gmtoff], "labels": []}
     assert listed[1]["lastchange"] == [1650000000, -5400]  # seconds west of UTC, as hg's offsets
-    assert listed[2]["lastchange"] == [0, 0]  # no commit yet
+    store = (server.root / "team" / "deep" / ".hg" / "store").stat().st_mtime
+    assert listed[2]["lastchange"] == [int(store), -time.localtime().tm_gmtoff]  # no commit yet: its store's, as hgweb's
     assert raw(port, "GET", "/?cmd=capabilities").status == 404  # hg asking the root: named nothing
     for style in ("gitweb", "paper", "no-such-style"):  # hgweb's other styles: the page, as paper's
         assert raw(port, "GET", f"/?style={style}", alice).body == raw(port, "GET", "/", alice).body
