@@ -52,7 +52,7 @@ from backends.interfaces import (
     delta_bytes,
 )
 from protocols import hg_obsmarkers as obs
-from protocols.errors import LimitExceeded, ProtocolError, StorageError, storage_advice
+from protocols.errors import LimitExceeded, ProtocolError, PushRaced, StorageError, storage_advice
 from protocols.hg_obsmarkers import Marker
 
 if TYPE_CHECKING:
@@ -388,6 +388,8 @@ class Transaction:
                                     + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
                                        if rd.flags == REVIDX_EXTSTORED else ""))
             if not writer.has_node(rd.base):
+                if is_changelog and rd.base in (rd.p1, rd.p2):
+                    raise _parent_gone(rd.node, rd.base)
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
             text = self._whole_text(whole) if whole is not None else self._rebuild(base_text, delta)
@@ -397,6 +399,8 @@ class Transaction:
                 continue
             for parent in (rd.p1, rd.p2):
                 if not writer.has_node(parent):
+                    if is_changelog:
+                        raise _parent_gone(rd.node, parent)
                     raise ProtocolError(f"parent {binascii.hexlify(parent).decode()} is unknown")
             if rd.flags & REVIDX_EXTSTORED:  # an LFS pointer: its node hashes the blob (as hg's flag processor, not checked)
                 self.extstored = True
@@ -1158,3 +1162,12 @@ def _check_linked(manifests: list[Node], manifest: Node) -> None:
 
 
 __all__ = ["NULL_REV", "Transaction"]
+
+
+def _parent_gone(node: Node, parent: Node) -> PushRaced:
+    """A pushed changeset whose parent the repository lacks: the client's discovery found it there,
+    so it went after the push began (stripped, or rewritten and pruned: ``hg push -f`` sends no
+    heads to check, hg_exchange's ``check_push_heads``); it said "parent … is unknown", with nothing
+    to do. A push sent anew finds the parent missing and sends it too."""
+    return PushRaced(f"changeset {node.hex()[:12]}'s parent {parent.hex()[:12]} is no longer in the repository "
+                     "(it changed after your push began); pull and push again")
