@@ -55,6 +55,8 @@ from protocols.errors import (
 )
 
 GIT_SUFFIX = ".git"
+CASE_TWIN_SCAN = 10_000
+"""Entries of a directory ``case_twin`` reads at most (a root of 10,000 repositories: some 10 ms)."""
 ANY_KIND = frozenset(Kind)
 HG_ONLY = frozenset({Kind.HG})
 REF_LOCK_FILE = "hgwire-refs.lock"
@@ -342,6 +344,41 @@ class FilesystemBackend:
 
     def list(self) -> Iterable[str]:
         return sorted(self._walk(self.root, "", 0))
+
+    def case_twin(self, name: str) -> str | None:
+        """The repository a request for ``name``, which reaches none, would reach were names not
+        case-sensitive (``team/app.git`` for ``Team/App.git``; with or without ``.git`` as the
+        request's own name), or None when there is none, or more than one.  Each directory on
+        the way is read, ``CASE_TWIN_SCAN`` entries at most: for a "not found"'s hint, which the
+        caller gives only where the user may read the name it returns."""
+        try:
+            segments = validate_name(name).split("/")
+        except HgwireError:
+            return None
+        found = ""
+        for depth, segment in enumerate(segments):
+            wanted = {segment.casefold()}
+            if depth == len(segments) - 1:
+                bare = strip_git_suffix(segment).casefold()
+                wanted |= {bare, bare + GIT_SUFFIX}
+            match = self._entry_like(found, wanted)
+            if match is None:
+                return None
+            found = f"{found}/{match}" if found else match
+        return found if found != name and self.exists(found) else None
+
+    def _entry_like(self, folder: str, wanted: set[str]) -> str | None:
+        """The one directory entry of ``folder`` whose case-folded name is in ``wanted``; None for
+        none or several (``app`` and ``App.git`` both: no guess)."""
+        matches: builtins.list[str] = []
+        try:
+            with os.scandir(os.path.join(self.root, folder)) as entries:
+                for entry in itertools.islice(entries, CASE_TWIN_SCAN):
+                    if entry.name.casefold() in wanted and not entry.name.startswith("."):
+                        matches.append(entry.name)
+        except OSError:
+            return None
+        return matches[0] if len(matches) == 1 else None
 
     def names_below(self, name: str, limit: int) -> builtins.list[str] | None:
         """The names of repositories inside the directory a request for ``name`` reaches when it
