@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from backends import BackendLoadError, load_backend
@@ -78,6 +79,32 @@ def check_options(options: MutableMapping[str, Any]) -> None:
                 factory_maker(kind)
             except NotImplementedYet as exc:
                 raise ValueError(str(exc)) from None
+
+
+def misspelt_option(args: Sequence[str], long_options: Sequence[str]) -> str | None:
+    """What is wrong with the first long option of ``args`` that is not one of ``long_options``
+    (getopt's list: ``root=`` takes a value) in full, with the options it may have meant; None if
+    every one is.  getopt takes a unique prefix as the option it begins: ``--htp tcp:8080`` (for
+    ``--http``) was ``--htpasswd tcp:8080``, and the service started on the default ports, a
+    password file of that name missing; ``--rot x`` was refused under the whole usage text, with no
+    hint."""
+    names = {option.removesuffix("="): option.endswith("=") for option in long_options}
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--" or not arg.startswith("-"):
+            return None  # (twistd's plugin options end at the first argument that is no option)
+        if not arg.startswith("--"):
+            continue  # (-r ROOT: a short option's value, if any, is not looked at)
+        name, equals, _value = arg[2:].partition("=")
+        if name in names:
+            if names[name] and not equals:
+                next(rest, None)  # its value, the next argument
+            continue
+        meant = [f"--{n}" for n in dict.fromkeys([*(n for n in names if n.startswith(name) and name),
+                                                  *difflib.get_close_matches(name, list(names), n=2)])]
+        return (f"--{name} is not an option of hgwire" + (f"; did you mean {' or '.join(meant)}?" if meant else "")
+                + " (twistd hgwire --help lists them)")
+    return None
 
 
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -85,6 +85,16 @@ class Options(usage.Options):
     opt_ssh.__doc__ = "Serve SSH (git and hg) on " + LISTENER_HELP.format(port=2222)
     opt_http.__doc__ = "Serve HTTP (git smart HTTP and hg) on " + LISTENER_HELP.format(port=8080)
 
+    def parseOptions(self, options: Any = None) -> None:
+        import sys
+
+        from gateway.options import misspelt_option
+
+        wrong = misspelt_option(sys.argv[1:] if options is None else options, self.longOpt)
+        if wrong is not None:  # one line, not twistd's whole usage text above it
+            raise SystemExit(f"twistd hgwire: {wrong}")
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
+
     def postOptions(self) -> None:
         from gateway.options import check_options
 
