@@ -51,11 +51,12 @@ from backends.interfaces import (
 )
 from backends.lru import LruCache
 from gateway import audit, errors, git_hooks, maintenance, protected
-from gateway.auth import FOLDER_SCAN_LIMIT, Access
+from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext, peer_host
 from gateway.http import page_owner as owner_of_page
 from gateway.limits import receive_bounds, request_bounds
 from gateway.logs import SafeLogger
+from gateway.name_hints import with_hint
 from gateway.policy import (
     EXPORT_CHECKED,
     Protections,
@@ -128,9 +129,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     try:
         repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     except NotARepository as folder:
-        if (inside := readable_inside(ctx)) is not None:
-            raise NotARepository(f"{folder} but a folder of them; name one, such as {inside}") from None
-        raise
+        raise with_hint(ctx, folder) from None
     except RepositoryNotFound as missing:
         if not may_create(ctx, create):
             hint = ctx.extra.get("not_found_hint")  # (SSH's: the port of an scp-like URL)
@@ -140,9 +139,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
                 base = ctx.extra.get("clone_base")
                 raise RepositoryNotFound(f"{ctx.repo_name} is a page of repository {owner}, not a repository: "
                                          + (f"use {base}/{owner}" if base else f"clone {owner}")) from None
-            if (twin := readable_twin(ctx)) is not None:
-                raise RepositoryNotFound(f"{missing}; names are case-sensitive: did you mean {twin}?") from None
-            raise
+            raise with_hint(ctx, missing) from None
         try:
             repo = returned_repository(ctx.backend.create(ctx.repo_name, Kind.GIT), f"create({ctx.repo_name!r})")
         except FileExistsError:  # another push made it this moment
@@ -172,50 +169,6 @@ def page_owner(ctx: SessionContext) -> str | None:
             ctx.authorizer.check(ctx.user, owner, ctx.transport, Access.READ)
 
     return owner_of_page(ctx.repo_name, ctx.backend.exists, check_read)
-
-
-HINT_NAMES = 3
-"""Repositories a refusal of a folder's name names at most (``readable_inside``)."""
-
-
-def _may_read(ctx: SessionContext, name: str) -> bool:
-    """Whether the user may read ``name`` where it asks (blocking: the rules may read files)."""
-    if ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer):
-        return False  # (whether it is exported is in the repository: a hint would name unexported ones)
-    if ctx.authorizer is None:
-        return True
-    try:
-        ctx.authorizer.check(ctx.user, name, ctx.transport, Access.READ)
-    except HgwireError:
-        return False
-    return True
-
-
-def readable_twin(ctx: SessionContext) -> str | None:
-    """The repository the missing name reaches but for its letters' case (``Team/App.git`` for
-    ``team/app.git``), when the user may read it (a name it may not read is never told); None
-    otherwise, or when the backend cannot say (its optional ``case_twin``).  git daemon says
-    "access denied or repository not exported" alike for both, with no hint (blocking)."""
-    twin_of = getattr(ctx.backend, "case_twin", None)
-    if twin_of is None:
-        return None
-    twin = twin_of(ctx.repo_name)
-    return twin if isinstance(twin, str) and _may_read(ctx, twin) else None
-
-
-def readable_inside(ctx: SessionContext) -> str | None:
-    """Up to ``HINT_NAMES`` repositories inside the folder the request names, among the first
-    ``FOLDER_SCAN_LIMIT`` the backend finds there, that the user may read (``team/app.git``, or
-    ``team/app.git, team/lib.git and more``); None when there are none, or the backend cannot list
-    them (its optional ``names_below``): "… is not a git or Mercurial repository" said nothing of
-    what to ask instead (blocking)."""
-    below = getattr(ctx.backend, "names_below", None)
-    found = below(ctx.repo_name, FOLDER_SCAN_LIMIT) if below is not None else None
-    # (a git client's: the names git repositories conventionally have, NAME.git, first)
-    readable = [name for name in sorted(found or (), key=lambda n: (not n.endswith(".git"), n)) if _may_read(ctx, name)]
-    if not readable:
-        return None
-    return ", ".join(readable[:HINT_NAMES]) + (" and more" if len(readable) > HINT_NAMES else "")
 
 
 def may_create(ctx: SessionContext, wanted: bool) -> bool:

@@ -80,6 +80,7 @@ from gateway.http import (
 from gateway.limits import bundle2_limits, changegroup_limits, gone_outcome, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
+from gateway.name_hints import with_hint
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
@@ -358,20 +359,22 @@ class HgHttpCommand:
         ``open_for_reading``, which may give one opened before while nothing changed on disk)."""
         backend = self.front.config.backend
         opener = getattr(backend, "open_for_reading", None) if reads_only else None
+        address = self.request.getClientAddress()
+        ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
+                             extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         try:
             repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
-        except RepositoryNotFound:
+        except RepositoryNotFound as missing:
             if (owner := self._page_owner()) is not None:
                 raise RepositoryNotFound(f"{self.route.repo} is a page of repository {owner}, not a repository: "
                                          f"use {site_url(self.front, self.request)}/{owner}") from None
-            raise
+            raise with_hint(ctx, missing) from None
+        except NotARepository as folder:
+            raise with_hint(ctx, folder) from None
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
         if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden
             self._hidden_access(repo)
-        address = self.request.getClientAddress()
-        ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
-                             extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
 
     def _page_owner(self) -> str | None:

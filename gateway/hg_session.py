@@ -44,6 +44,7 @@ from gateway.errors import (
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
+from gateway.name_hints import with_hint
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
@@ -51,7 +52,15 @@ from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from gateway.watched_stream import WatchedStream
 from protocols import hg_commands
-from protocols.errors import ClientGone, HgwireError, ProtocolError, ReadOnly, StorageError
+from protocols.errors import (
+    ClientGone,
+    HgwireError,
+    NotARepository,
+    ProtocolError,
+    ReadOnly,
+    RepositoryNotFound,
+    StorageError,
+)
 from protocols.hg_commands import PUSH, CommandContext, Permission, Transport
 from protocols.hg_responses import BrokenPush, OobError, PushError, PushResponse, Response, StreamResponse
 from protocols.hg_ssh import (
@@ -85,7 +94,10 @@ def open_hg_repo(ctx: SessionContext, hidden: bool = False) -> tuple[HgRepositor
     ``hidden`` (``serve --stdio --hidden``: ``hg pull --remote-hidden``) it serves its hidden
     changesets if the session's user may see them (``grant_hidden_access``); the second item is what
     the client is told when not."""
-    repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
+    try:
+        repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
+    except (RepositoryNotFound, NotARepository) as refused:
+        raise with_hint(ctx, refused) from None
     if repo.kind is not Kind.HG:
         raise wrong_kind(ctx.repo_name, repo.kind)
     refusal = grant_hidden_access(repo, ctx.user) if hidden else None

@@ -51,3 +51,15 @@ def test_git_over_http_says_the_same(hinted: RunningServer, client: Client) -> N
     assert "remote: repository Team/App.git not found; names are case-sensitive: did you mean team/app.git?" in said
     assert _refusal(client, f"http://127.0.0.1:{hinted.port('http')}/PRIVATE/SECRET").splitlines()[0] == (
         "remote: repository PRIVATE/SECRET not found")
+
+
+def test_hg_over_http_is_told_the_same(hinted: RunningServer, client: Client) -> None:
+    base = f"http://127.0.0.1:{hinted.port('http')}"
+    said = client.hg("id", f"{base}/Team/HgRepo", check=False)
+    assert said.returncode != 0
+    assert ("abort: HTTP Error 404: repository Team/HgRepo not found; names are case-sensitive: did you mean "
+            "team/hgrepo?") in said.stderr, said.stderr
+    said = client.hg("id", f"{base}/team", check=False)
+    assert ("abort: HTTP Error 404: team is not a git or Mercurial repository but a folder of them; name one, "
+            "such as team/hgrepo, team/app.git, team/lib.git and more") in said.stderr, said.stderr
+    assert "secret" not in client.hg("id", f"{base}/PRIVATE/SECRET", check=False).stderr

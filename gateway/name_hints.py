@@ -1,0 +1,68 @@
+"""What a refusal of a name that reaches no repository adds to say what to ask for instead.
+
+A folder of repositories (``git ls-remote git://host/team``) was "team is not a git or Mercurial
+repository", a name in the wrong case (``Team/App.git``) "repository Team/App.git not found"; git
+daemon says "access denied or repository not exported" to both.  The hint names only repositories
+the client may read where it asks; everything here blocks (the backend reads directories)."""
+
+from __future__ import annotations
+
+from gateway.auth import FOLDER_SCAN_LIMIT, Access
+from gateway.channel import SessionContext
+from gateway.policy import EXPORT_CHECKED, export_all
+from protocols.errors import HgwireError, NotARepository, RepositoryNotFound
+
+
+def with_hint(ctx: SessionContext, refused: HgwireError) -> HgwireError:
+    """``refused`` (the backend's answer to ``ctx.repo_name``), or the same refusal saying which
+    repositories the client may have meant."""
+    if isinstance(refused, NotARepository) and (inside := readable_inside(ctx)) is not None:
+        return NotARepository(f"{refused} but a folder of them; name one, such as {inside}")
+    if isinstance(refused, RepositoryNotFound) and (twin := readable_twin(ctx)) is not None:
+        return RepositoryNotFound(f"{refused}; names are case-sensitive: did you mean {twin}?")
+    return refused
+
+
+HINT_NAMES = 3
+"""Repositories a refusal of a folder's name names at most (``readable_inside``)."""
+
+
+def _may_read(ctx: SessionContext, name: str) -> bool:
+    """Whether the user may read ``name`` where it asks (blocking: the rules may read files)."""
+    if ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer):
+        return False  # (whether it is exported is in the repository: a hint would name unexported ones)
+    if ctx.authorizer is None:
+        return True
+    try:
+        ctx.authorizer.check(ctx.user, name, ctx.transport, Access.READ)
+    except HgwireError:
+        return False
+    return True
+
+
+def readable_twin(ctx: SessionContext) -> str | None:
+    """The repository the missing name reaches but for its letters' case (``Team/App.git`` for
+    ``team/app.git``), when the user may read it (a name it may not read is never told); None
+    otherwise, or when the backend cannot say (its optional ``case_twin``).  git daemon says
+    "access denied or repository not exported" alike for both, with no hint (blocking)."""
+    twin_of = getattr(ctx.backend, "case_twin", None)
+    if twin_of is None:
+        return None
+    twin = twin_of(ctx.repo_name)
+    return twin if isinstance(twin, str) and _may_read(ctx, twin) else None
+
+
+def readable_inside(ctx: SessionContext) -> str | None:
+    """Up to ``HINT_NAMES`` repositories inside the folder the request names, among the first
+    ``FOLDER_SCAN_LIMIT`` the backend finds there, that the user may read (``team/app.git``, or
+    ``team/app.git, team/lib.git and more``); None when there are none, or the backend cannot list
+    them (its optional ``names_below``): "… is not a git or Mercurial repository" said nothing of
+    what to ask instead (blocking)."""
+    below = getattr(ctx.backend, "names_below", None)
+    found = below(ctx.repo_name, FOLDER_SCAN_LIMIT) if below is not None else None
+    git = ctx.transport.startswith("git")  # (a git client's first: NAME.git, as git repositories are named)
+    readable = [name for name in sorted(found or (), key=lambda n: (n.endswith(".git") is not git, n))
+                if _may_read(ctx, name)]
+    if not readable:
+        return None
+    return ", ".join(readable[:HINT_NAMES]) + (" and more" if len(readable) > HINT_NAMES else "")
