@@ -414,7 +414,7 @@ def gone_outcome(outcome: str, transport: Any) -> str:
             return CUT_AT_SHUTDOWN
         idle = getattr(transport, "idle_cut", None)
         if idle is not None:
-            return f"timed out: the client sent and read nothing for {idle} s (idle_timeout)" + outcome[11:]
+            return f"timed out: the connection was idle for {idle} s (idle_timeout)" + outcome[11:]
         transport = getattr(transport, "transport", None)
     return outcome
 

@@ -26,7 +26,7 @@ from tests.conftest import LOOPBACK, Client, RunningServer, log_events
 
 AUTH = b"Authorization: Basic " + base64.b64encode(b"alice:pw") + b"\r\n"
 ZERO = b"0" * 40
-TIMED_OUT = "timed out: the client sent and read nothing for 1 s (idle_timeout)"
+TIMED_OUT = "timed out: the connection was idle for 1 s (idle_timeout)"
 
 
 @pytest.fixture
