@@ -51,6 +51,7 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     if number < 0:
         raise ValueError(f"--log-keep must be a whole number, 0 or more, not {given!r}")
     options["log-keep"] = number
+    _refuse_switched_off(options)
     shared = shared_port({row.option: options[kind] for kind, row in LISTENERS.items()})
     if shared:  # told before either binds: the second's "Address already in use" named no culprit
         raise ValueError(shared)
@@ -105,6 +106,22 @@ def misspelt_option(args: Sequence[str], long_options: Sequence[str]) -> str | N
         return (f"--{name} is not an option of hgwire" + (f"; did you mean {' or '.join(meant)}?" if meant else "")
                 + " (twistd hgwire --help lists them)")
     return None
+
+
+OFF_WORDS = frozenset({"", "none", "off", "no", "false", "0", "disable", "disabled"})
+"""What an operator writes for a listener to switch it off (``--ssh none``): no endpoint."""
+
+
+def _refuse_switched_off(options: MutableMapping[str, Any]) -> None:
+    """ValueError for ``--ssh none`` and the like, saying how a listener is switched off: it failed
+    at the start with "cannot listen on none: Unknown endpoint type: 'none'; check the endpoint
+    description", which did not tell that leaving the option out does it."""
+    for row in LISTENERS.values():
+        for endpoint in options[row.option.removeprefix("--")]:
+            if endpoint.strip().lower() in OFF_WORDS:
+                raise ValueError(f"{row.option} {endpoint!r} is not an endpoint: to serve no such listener, leave "
+                                 f"{row.option} out and name only the listeners to serve (any --git, --ssh or --http "
+                                 "replaces all the default ones)")
 
 
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -37,3 +37,13 @@ def test_options_in_full_and_their_values_pass() -> None:
     assert misspelt_option(["--root=x", "--", "--whatever"], longs) is None
     assert misspelt_option(["--re", "x"], longs) == ("--re is not an option of hgwire; did you mean --read-only? "
                                                      "(twistd hgwire --help lists them)")
+
+
+@pytest.mark.parametrize("word", ["none", "off", ""])
+def test_a_listener_switched_off_by_a_word_says_how_it_is_done(word: str) -> None:
+    """``--ssh none`` failed at the start: "cannot listen on none: Unknown endpoint type: 'none'"."""
+    with pytest.raises(SystemExit) as refused:
+        _twistd("--git", "tcp:0:interface=127.0.0.1", "--ssh", word)
+    assert str(refused.value) == (f"twistd hgwire: --ssh {word!r} is not an endpoint: to serve no such listener, "
+                                  "leave --ssh out and name only the listeners to serve (any --git, --ssh or "
+                                  "--http replaces all the default ones)")
