@@ -60,10 +60,12 @@ from gateway.errors import (
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import (
     PERMISSION_ACCESS,
+    after_answer,
     close_stream,
     grant_hidden_access,
     hidden_access_needs_login,
     push_outcome,
+    run_after_answer,
 )
 from gateway.http import (
     REALM,
@@ -199,6 +201,8 @@ class HgHttpCommand:
         self._hooks: PullHooks | None = None
         """The pull hooks of an answer that sends changesets, until ``outgoing`` has run."""
         self._gone = False
+        self._after: Callable[[], None] | None = None
+        """The repository's work left by the answer (``after_answer``), started once the request ends."""
         # The body is ours: twisted.web closes request.content when the client goes
         # away, which would pull it from under a push that is running in the pool.
         # One read as it arrives stays there: twisted.web writes into it, and its closing tells a
@@ -312,6 +316,7 @@ class HgHttpCommand:
             response = hg_commands.dispatch(repo, cmd.name, bound, ctx)
         except UnsupportedFeature as exc:
             return OobError(exc.message.encode("utf-8", "replace")), None
+        self._after = after_answer(repo)
         return response, pull_hooks_of(repo, response, hg_commands.listing_of(cmd.name, bound))
 
     def _gate(self, answer: Answer) -> Response | defer.Deferred[Response]:
@@ -562,6 +567,10 @@ class HgHttpCommand:
             self._producer.stopProducing()  # its errback logs
 
     def _log(self, outcome: str) -> None:
+        """Log the request's one line as it ends (every way it ends, once), and start what the
+        repository left for after its answer."""
+        work, self._after = self._after, None
+        run_after_answer(work, PROTO, self.route.repo)
         outcome = gone_outcome(outcome, getattr(self.request, "transport", None))
         metrics.count_http_outcome(self.request.code, outcome)  # (a 200 carrying a refused push)
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,

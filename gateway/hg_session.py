@@ -126,6 +126,21 @@ def hidden_access_needs_login(repo: HgRepository) -> bool:
     return bool(names()) if names is not None and hasattr(repo, "serve_hidden") else False
 
 
+def after_answer(repo: HgRepository) -> Callable[[], None] | None:
+    """What the repository left to do once the answer it computed is sent (its optional
+    ``take_after_answer``: a cache to write), taken in the pool with the answer."""
+    take = getattr(repo, "take_after_answer", None)
+    return take() if take is not None else None
+
+
+def run_after_answer(work: Callable[[], None] | None, proto: str, repo_name: str) -> None:
+    """Start ``work`` in the pool now that the answer is on its way: the client does not wait for it."""
+    if work is None:
+        return
+    run_blocking(work).addErrback(lambda failure: log.failure(
+        "{proto} {repo}: the work after an answer failed", failure, proto=proto, repo=repo_name))
+
+
 def close_stream(response: Response) -> None:
     """Release an answer that will not be sent: its generator is closed in the pool."""
     close = getattr(response.chunks, "close", None) if isinstance(response, StreamResponse) else None
@@ -197,6 +212,8 @@ class HgServeSession(PumpedSession):
         self._push_response: Response | None = None
         self._push_ended = False
         self._push_broke = False
+        self._after: Callable[[], None] | None = None
+        """The repository's work left by the answer being sent (``after_answer``), until it is sent."""
         self._run(self._opened, self._open, ctx)
 
     def connection_lost(self) -> None:
@@ -275,6 +292,7 @@ class HgServeSession(PumpedSession):
         or lists keys."""
         assert self.repo is not None
         response = self._dispatch(request, ctx)
+        self._after = after_answer(self.repo)
         return response, pull_hooks_of(self.repo, response, hg_commands.listing_of(request.name, request.args))
 
     def _answered(self, answer: tuple[Response, PullHooks | None]) -> None:
@@ -324,11 +342,23 @@ class HgServeSession(PumpedSession):
             return OobError(exc.message.encode("utf-8", "replace"))
 
     def _reply(self, response: Response, then: Callable[[], None] | None = None) -> None:
+        work, self._after = self._after, None
         if self._closed:  # the client went away (during the pull hooks): its generator releases what it holds
             close_stream(response)
+            run_after_answer(work, self.ctx.transport, self.ctx.repo_name)
             return
         share_key = response.share_key if isinstance(response, StreamResponse) else None
-        self._write_output(self.server.send(response), then or self._resume, share_key)
+        self._write_output(self.server.send(response), self._after_sent(work, then or self._resume), share_key)
+
+    def _after_sent(self, work: Callable[[], None] | None, then: Callable[[], None]) -> Callable[[], None]:
+        """``then``, once the repository's ``work`` left by the answer is started (the answer written)."""
+        if work is None:
+            return then
+
+        def sent() -> None:
+            run_after_answer(work, self.ctx.transport, self.ctx.repo_name)
+            then()
+        return sent
 
     def _write_output(self, out: SshOutput, then: Callable[[], None], share_key: bytes | None = None) -> None:
         if self._closed:

@@ -937,6 +937,11 @@ class GuardedHgRepository:
             raise UnsupportedFeature("this repository's storage does not compute hg-evolve's range hashes")
         return list(hashes(ranges))
 
+    def take_after_answer(self) -> Callable[[], None] | None:
+        """The backend's work left for after an answer is sent (its optional ``take_after_answer``)."""
+        take = getattr(self._repo, "take_after_answer", None)
+        return take() if take is not None else None
+
     def topic_publish_mode(self) -> bytes | None:
         """The backend's ``ext-topics-publish`` mode, if it serves hg-evolve's topics."""
         mode = getattr(self._repo, "topic_publish_mode", None)

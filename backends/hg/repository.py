@@ -270,6 +270,9 @@ class HgRepo:
         self._branch_cache: BranchList = ([], NULL_NODE, 0, None)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
         self._kept_range_hashes: stablerange.RangeHashes | None = None
+        self._range_hashes_due: tuple[Revlog, stablerange.RangeHashes, ObsStore | None] | None = None
+        """Range hashes to write to disk once the answer that computed them is sent (``take_after_answer``)."""
+        self._after_answer_lock = threading.Lock()
         self.recovered: bool = False
         """Whether opening it rolled back a transaction a killed writer left (``recover_if_needed``):
         the gateway logs that, since hg itself would have stopped and asked for ``hg recover``."""
@@ -819,11 +822,32 @@ class HgRepo:
                     hashes.obshash((rangeid[0], 0))  # (one the kept ranges lost is most often there)
                 if hashes.derived(rangeid):
                     answers[at] = hashes.obshash(rangeid)
+            if hashes.unsaved > hashes.known() // 8:
+                with self._after_answer_lock:
+                    self._range_hashes_due = (cl, hashes, store)
+        self._grew()
+        return answers
+
+    def take_after_answer(self) -> Callable[[], None] | None:
+        """What the answers computed left to do once they are sent (in the pool, not before them:
+        the client is not kept waiting): writing the range hashes to disk (``_save_range_hashes``;
+        1.4 s of CPU for 200,000 changesets, where the answer took 2.2).  None when nothing is due;
+        whoever takes it does it (the opens of readers share one repository)."""
+        with self._after_answer_lock:
+            due, self._range_hashes_due = self._range_hashes_due, None
+        if due is None:
+            return None
+        return functools.partial(self._save_range_hashes, *due)
+
+    def _save_range_hashes(self, cl: Revlog, hashes: stablerange.RangeHashes, store: ObsStore | None) -> None:
+        """Write the ranges ``hashes`` holds to ``rangecache.PATH`` if they are still those of
+        ``store``'s markers on ``cl``'s revisions (a push since has the next question save them)."""
+        with hashes.lock:
+            if hashes.held_store() is not store or hashes.known() > len(cl):
+                return
             to_save = self._range_hashes_to_save(cl, hashes, store)
         if to_save is not None:
             self._write_range_hashes(to_save)
-        self._grew()
-        return answers
 
     def _obsstore_fit(self, store: ObsStore | None) -> tuple[int, int, bytes] | None:
         """(size, markers, digest) of the obsstore file ``store`` was read from, as it is now

@@ -115,6 +115,16 @@ def test_subranges_read_back_that_do_not_cut_their_range_are_not_followed() -> N
 CHANGESETS = 3000
 
 
+def _answered(path: str, asked: list[bytes]) -> list[bytes]:
+    """The answers of a new open to the ranges of ``asked``'s heads, then what the gateway does
+    once they are sent (``take_after_answer``: the file written)."""
+    repo = open_for_reading(path, "r")
+    answers = repo.obsmarker_range_hashes([(n, 0) for n in asked])
+    if (work := repo.take_after_answer()) is not None:
+        work()
+    return answers
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> tuple[str, list[bytes], list[bytes]]:
     """A store with markers whose range hashes were asked once: the path, the answers, the nodes asked."""
@@ -126,7 +136,7 @@ def served(tmp_path: Path) -> tuple[str, list[bytes], list[bytes]]:
     (Path(path) / ".hg" / "store" / "obsstore").write_bytes(b"".join(obs.encode(markers, 1)))
     forget(path)
     asked = [cl.node(CHANGESETS - 1), cl.node(2000), cl.node(1234)]
-    first = open_for_reading(path, "r").obsmarker_range_hashes([(n, 0) for n in asked])
+    first = _answered(path, asked)
     return path, first, asked
 
 
@@ -147,7 +157,7 @@ def _restarted(path: str, asked: list[bytes], monkeypatch: pytest.MonkeyPatch) -
 
     with monkeypatch.context() as patched:
         patched.setattr(ObsStore, "relevant", counted)
-        answers = open_for_reading(path, "r").obsmarker_range_hashes([(n, 0) for n in asked])
+        answers = _answered(path, asked)
     return answers, len(looked)
 
 
@@ -167,7 +177,7 @@ def test_the_first_question_after_a_start_reads_the_hashes_back(served: tuple[st
     answers, looked = _restarted(path, asked, monkeypatch)
     forget(path)
     _cache(path).unlink()
-    assert answers == open_for_reading(path, "r").obsmarker_range_hashes([(n, 0) for n in asked]) != first
+    assert answers == _answered(path, asked) != first
     assert looked == 1
 
 
