@@ -202,6 +202,9 @@ class Views:
     its phase (``_phaseroot_nodes``): the file after a push is compared with them."""
     _hiding: Hiding | None = None
     """What the obsstore hid in these views; None without markers."""
+    _draft_roots: list[int] | None = None
+    """The draft roots of ``phases`` (``listkeys phases``: a push asks three times, its discovery, its
+    ``check:phases`` and after it; each walked every revision from the first non-public one)."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ def views_parts(views: Views | None) -> tuple[tuple[object, int], ...]:
         len(views._heads or ()) + sum(map(len, (views._branch_heads or {}).values()))
         + (len(hiding.obsolete) + len(hiding.archived) + len(hiding.pinned) + len(hiding.hidden)
            + len(hiding.markers) // 5 if hiding else 0)
-        + 3 * len(views._roots or ()))
+        + 3 * len(views._roots or ()) + len(views._draft_roots or ()))
     return (views, own + 300), (views.index, kept.index_bytes(views.index))
 
 
@@ -1588,10 +1591,10 @@ class HgRepo:
     def _listphases(self) -> dict[bytes, bytes]:
         cl = self.changelog()
         views = self.views(cl)
-        keys: dict[bytes, bytes] = {}
-        for rev in graph.phase_roots(views.parents, views.phases).get(DRAFT, []):
-            if views.phases[rev] == DRAFT:
-                keys[binascii.hexlify(cl.node(rev))] = b"1"
+        if views._draft_roots is None:  # once per snapshot
+            views._draft_roots = [rev for rev in graph.phase_roots(views.parents, views.phases).get(DRAFT, [])
+                                  if views.phases[rev] == DRAFT]
+        keys = {binascii.hexlify(cl.node(rev)): b"1" for rev in views._draft_roots}
         if self.publishing():
             keys[b"publishing"] = b"True"
         return keys
