@@ -122,11 +122,11 @@ class FrozenRanges:
         child = self.sup_child
         return [unkey(k) for k in self.sup_parent[bisect_left(child, packed):bisect_right(child, packed)]]
 
-    def hashes(self) -> Iterable[tuple[int, bytes]]:
-        """(key, hash) of every hash still held."""
-        if not self.hashed:
+    def hashes(self, hashed: bool | None = None, dropped: set[int] | None = None) -> Iterable[tuple[int, bytes]]:
+        """(key, hash) of every hash still held (or held when ``hashed`` and ``dropped`` were copied)."""
+        if not (self.hashed if hashed is None else hashed):
             return
-        dropped = self.dropped
+        dropped = self.dropped if dropped is None else dropped
         blob = self.blob
         for packed, place in zip(self.keys, self.places, strict=True):
             if packed in dropped:

@@ -844,13 +844,23 @@ class HgRepo:
 
     def _save_range_hashes(self, cl: Revlog, hashes: stablerange.RangeHashes, store: ObsStore | None) -> None:
         """Write the ranges ``hashes`` holds to ``rangecache.PATH`` if they are still those of
-        ``store``'s markers on ``cl``'s revisions (a push since has the next question save them)."""
+        ``store``'s markers on ``cl``'s revisions (a push since has the next question save them) and
+        more than an eighth of the changesets' worth of hashes were computed since they were last
+        read or written (the first question's, not a push's few: the file's markers, appended to,
+        are told at reading).  Only their copies are made under ``hashes.lock``: a question asked
+        meanwhile waits for those, not for the file's making."""
+        obs_fit = self._obsstore_fit(store) if getattr(self.locks, "try_acquire_wlock", None) else None
+        if obs_fit is None:
+            return
         with hashes.lock:
-            if hashes.held_store() is not store or hashes.known() > len(cl):
+            count = hashes.known()
+            if hashes.held_store() is not store or not 0 < count <= len(cl) or hashes.unsaved <= count // 8:
                 return
-            to_save = self._range_hashes_to_save(cl, hashes, store)
-        if to_save is not None:
-            self._write_range_hashes(to_save)
+            exported = hashes.export_copy()
+            hashes.unsaved = 0
+        fit = rangecache.Fit(count, cl.node(count - 1), hashlib.sha1(cl.index.nodes()[:20 * count]).digest(),
+                             *obs_fit)
+        self._write_range_hashes(rangecache.encode(fit, *exported()))
 
     def _obsstore_fit(self, store: ObsStore | None) -> tuple[int, int, bytes] | None:
         """(size, markers, digest) of the obsstore file ``store`` was read from, as it is now
@@ -917,23 +927,6 @@ class HgRepo:
             return None
         nodemap = cl.index.lookup()
         return [r for r in map(nodemap.get, touched) if r is not None and r < fit.count]
-
-    def _range_hashes_to_save(self, cl: Revlog, hashes: stablerange.RangeHashes, store: ObsStore | None,
-                              ) -> bytes | None:
-        """The bytes of ``rangecache.PATH`` for the ranges computed, where more than an eighth of
-        the changesets' worth of hashes were computed since they were last read or written (the
-        first question's, not a push's few: the file's markers, appended to, are told at reading)."""
-        count = hashes.known()
-        if hashes.unsaved <= count // 8 or getattr(self.locks, "try_acquire_wlock", None) is None:
-            return None
-        obs_fit = self._obsstore_fit(store)
-        if obs_fit is None or not count:
-            return None
-        hashes.unsaved = 0
-        fit = rangecache.Fit(count, cl.node(count - 1), hashlib.sha1(cl.index.nodes()[:20 * count]).digest(),
-                             *obs_fit)
-        found, subranges = hashes.export()
-        return rangecache.encode(fit, found, subranges)
 
     def _write_range_hashes(self, data: bytes) -> None:
         """Write ``rangecache.PATH`` whole (a temporary file renamed), under the ``wlock`` if it is

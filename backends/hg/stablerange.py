@@ -27,6 +27,7 @@ Sans-IO: revision parents and nodes in, hashes out.  Parents are numbered below 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -141,18 +142,15 @@ class RangeHashes:
 
     def export(self) -> tuple[dict[int, bytes], dict[int, list[int]]]:
         """Every hash and every range's subranges, keyed by ``rangecache.key``, to be written to disk."""
+        return self.export_copy()()
+
+    def export_copy(self) -> Callable[[], tuple[dict[int, bytes], dict[int, list[int]]]]:
+        """``export`` of what is held now, made when called: only the copies are made now (C-level
+        copies of the dicts, the state of the ranges read back), under ``lock``, so that the
+        questions waiting on it do not wait for the making (a second of CPU for 200,000 changesets)."""
         frozen = self._frozen
-        hashes: dict[int, bytes] = dict(frozen.hashes()) if frozen is not None else {}
-        hashes.update((key(rangeid), value) for rangeid, value in self._hashes.items())
-        subranges: dict[int, list[int]] = {}
-        if frozen is not None:
-            items = frozen.sub_items
-            start = 0
-            for packed, end in zip(frozen.sub_keys, frozen.sub_ends, strict=True):
-                subranges[packed] = list(items[start:end])
-                start = end
-        subranges.update((key(rangeid), [key(s) for s in subs]) for rangeid, subs in self._subranges.items())
-        return hashes, subranges
+        state = (frozen, frozen.hashed, set(frozen.dropped)) if frozen is not None else None
+        return functools.partial(_exported, state, dict(self._hashes), dict(self._subranges))
 
     def use_store(self, store: ObsStore | None, rev_of: Callable[[bytes], int | None]) -> None:
         """Hash the markers of ``store`` (None: no markers); ``rev_of`` gives a node's revision (None
@@ -503,6 +501,22 @@ class RangeHashes:
             return NULL_HASH
         encoded = sorted(obs.encode(markers, 1, header=False))
         return hashlib.sha1(b"".join(encoded)).digest()
+
+
+def _exported(frozen: tuple[FrozenRanges, bool, set[int]] | None, computed: dict[Range, bytes],
+              cut: dict[Range, list[Range]]) -> tuple[dict[int, bytes], dict[int, list[int]]]:
+    """``RangeHashes.export`` of the copies ``export_copy`` made."""
+    hashes: dict[int, bytes] = dict(frozen[0].hashes(frozen[1], frozen[2])) if frozen is not None else {}
+    hashes.update((key(rangeid), value) for rangeid, value in computed.items())
+    subranges: dict[int, list[int]] = {}
+    if frozen is not None:
+        items = frozen[0].sub_items
+        start = 0
+        for packed, end in zip(frozen[0].sub_keys, frozen[0].sub_ends, strict=True):
+            subranges[packed] = list(items[start:end])
+            start = end
+    subranges.update((key(rangeid), [key(s) for s in subs]) for rangeid, subs in cut.items())
+    return hashes, subranges
 
 
 def _no_markers(nodes: list[bytes]) -> list[Marker]:
