@@ -149,6 +149,12 @@ def _folded(hunks: Hunks, cuts: list[int], first: int, last: int) -> Hunks:
     return _combined(_folded(hunks, cuts, first, middle), _folded(hunks, cuts, middle, last))
 
 
+VIEW_FROM = 4096
+"""A hunk's bytes left after a later hunk cuts into them are kept as a view from this length: a
+copy each cut made a 2 MiB hunk cut 10,000 times copy 10 GB (0.65 s of CPU for a chain applied
+link by link in 0.04 s); a view is an object the garbage collector tracks, so short rests are copied."""
+
+
 def _combined(first: Hunks, second: Hunks) -> Hunks:
     """Hunks against the text ``first`` applies to that do what ``first`` then ``second`` do.
 
@@ -186,7 +192,8 @@ def _combined(first: Hunks, second: Hunks) -> Hunks:
             if at >= b_end:
                 break
             if at + len(d) > b_end:  # it ends within hunk i's bytes: the rest stays a hunk
-                f_datas[i] = d[b_end - at :]
+                cut = b_end - at  # (the rest as a view once long: copied, each cut recopied it)
+                f_datas[i] = d[cut:] if len(d) - cut < VIEW_FROM else memoryview(d)[cut:]
                 shift = b_end - s
                 end = s
                 break

@@ -158,3 +158,20 @@ def test_a_chain_of_a_short_text_is_applied_link_by_link() -> None:
     against 2); over 2 MiB, 2 GB."""
     assert mpatch._run_length(2000, 1000 * 5000) == 1
     assert mpatch._run_length(2000, 1000 * (2 << 20)) > 16
+
+
+def test_a_long_hunk_cut_by_many_later_hunks_is_not_copied_at_each_cut() -> None:
+    """A link inserting 2 MiB, the next cutting into it at 10,000 places: each cut copied the
+    rest of the inserted bytes (10 GB, 0.65 s of CPU where applying the links one by one takes
+    0.04 s); the rest is kept as a view of the bytes it was cut from."""
+    inserted = bytes(range(256)) * 8192
+    first = struct.pack(">lll", 0, 0, len(inserted)) + inserted
+    step = len(inserted) // 10_000
+    second = b"".join(struct.pack(">lll", k * step, k * step + 1, 1) + b"x" for k in range(10_000))
+    hunks, cuts, _copies = mpatch._checked_chain([first, second], 0, mpatch.MAX_TEXT_SIZE)
+    datas = mpatch._folded(hunks, cuts, 0, 2)[2]
+    assert isinstance(datas[-1], memoryview), type(datas[-1])  # (the rest of the inserted bytes, uncopied)
+    text = bytearray(inserted)
+    for k in range(10_000):
+        text[k * step] = ord("x")
+    assert mpatch.patches(b"", [first, second]) == bytes(text)
