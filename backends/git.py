@@ -2523,15 +2523,24 @@ class DulwichGitRepository:
     def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks,
                      alone: bool = False) -> tuple[list[RefResult], list[bytes]]:
         """Write ``updates`` whose locks are held and values checked: the results, and the loose
-        files removed (their empty directories go once the locks are let go)."""
+        files removed (their empty directories go once the locks are let go).  As git's ref
+        transaction, every value written loose goes into its lock file before anything changes:
+        one that cannot be written (a full disk) fails them all; they were written and renamed a
+        ref at a time, the refs before it moved."""
         deletions = [u for u in updates if is_zero_id(u.new)]
+        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
+        packing = {u.ref for u in creations} if len(creations) >= PACKED_CREATIONS_MIN else set()
+        for update in updates:
+            if not is_zero_id(update.new) and update.ref not in packing:
+                reason = self._prepare_held(refs.refpath(Ref(update.ref)), update.new)
+                if reason is not None:
+                    return self._all_failed(updates, update, reason, alone=alone), []
         packed = refs.get_packed_refs()
         if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions, wait=True) is None:
             lock = os.path.join(refs.path, b"packed-refs.lock")
             return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock)),
                                     alone=alone), []
-        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
-        added = (self._packed_creations(refs, creations) or {}) if len(creations) >= PACKED_CREATIONS_MIN else {}
+        added = (self._packed_creations(refs, creations) or {}) if packing else {}
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
         if invalidate is not None:
             invalidate()
@@ -2543,8 +2552,9 @@ class DulwichGitRepository:
                 reason = self._remove_loose(loose, removed)
             elif update.ref in added:
                 reason = None
-            else:
-                reason = self._write_held(loose, update.new)
+            else:  # (packed-refs could not take a creation: it is written loose, as the others)
+                reason = self._prepare_held(loose, update.new) if update.ref in packing else None
+                reason = reason or self._rename_held(loose)
                 if reason is None:
                     held.committed(loose)
             if reason is None:
@@ -2553,9 +2563,9 @@ class DulwichGitRepository:
             results.append(RefResult(update.ref, reason))
         return results, removed
 
-    def _write_held(self, loose: bytes, new: bytes) -> str | None:
-        """Write ``new`` into ``loose``'s lock file (held) and rename it into place, as git commits
-        a ref's lock; None, else why not."""
+    def _prepare_held(self, loose: bytes, new: bytes) -> str | None:
+        """Write ``new`` into ``loose``'s lock file (held), as git's ref transaction prepares a
+        ref; None, else why not."""
         try:
             fd = os.open(loose + b".lock", os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
             try:
@@ -2563,6 +2573,15 @@ class DulwichGitRepository:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        except OSError as exc:
+            self._write_errors.append(_naming(exc, loose))
+            return f"failed to update ref: {exc.strerror or exc}"
+        return None
+
+    def _rename_held(self, loose: bytes) -> str | None:
+        """Rename ``loose``'s lock file (its value written) into place, as git commits a ref's
+        lock; None, else why not."""
+        try:
             os.rename(loose + b".lock", loose)
         except OSError as exc:
             self._write_errors.append(_naming(exc, loose))
