@@ -107,7 +107,12 @@ class RangeHashes:
         return self._node(rev)
 
     def rebind(self, parents: Sequence[tuple[int, int]], node: Callable[[int], bytes]) -> None:
-        """Go on with a grown changelog (the same revisions first: nothing is recomputed)."""
+        """Go on with a grown changelog (the same revisions first: nothing is recomputed).  A shorter
+        one (a request opened before a push, asking after a newer request) keeps the longer: its
+        revisions are the first of it, and the newer requests' ranges reach past it (its ``node``
+        failed every later request's check of the shared ranges)."""
+        if len(parents) < len(self._parents):
+            return
         self._parents = parents
         self._node = node
 
