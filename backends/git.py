@@ -3747,11 +3747,10 @@ def _git_bool(value: bytes | None, key: str) -> bool:
         return True
     if text in (b"", b"false", b"no", b"off"):
         return False
-    try:
-        number = int(text[:-1] if text[-1:] in (b"k", b"m", b"g") else text, 10)
-    except ValueError:
+    number = _git_number(text, INT_BITS)
+    if number is None:
         raise ConfigValueError(f"bad boolean config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
-                               f"{_fix_it(value)}") from None
+                               f"{_fix_it(value)}")
     return number != 0
 
 
@@ -3759,13 +3758,34 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
     """An integer as git's config reads it, with an optional ``k``, ``m`` or ``g`` (unset: ``default``)."""
     if value is None:
         return default
-    text = value.strip().lower()
-    scale = {b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}.get(text[-1:], 1)
-    try:
-        return int(text[:-1] if scale != 1 else text, 10) * scale
-    except ValueError:
+    number = _git_number(value.strip(), None)  # (the width is the setting's: int, int64, unsigned long)
+    if number is None:
         raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
-                               f"{_fix_it(value)}") from None
+                               f"{_fix_it(value)}")
+    return number
+
+
+_GIT_NUMBER = re.compile(rb"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgG]?)")
+"""A number as git's config reads it: C's ``strtoimax`` of base 0 (``0x1f`` hexadecimal, ``010``
+octal, no ``_`` between digits), then a unit (``k``, ``m``, ``g``, either case)."""
+_UNITS = {b"": 1, b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}
+INT_BITS = 32
+"""The width git reads a boolean's number in (``git_parse_int``)."""
+
+
+def _git_number(text: bytes, bits: int | None) -> int | None:
+    """``text`` (its surrounding spaces stripped) as git's ``git_parse_signed`` reads it into a
+    signed number of ``bits`` (None: any); None where git refuses it (not a number, out of range)."""
+    found = _GIT_NUMBER.fullmatch(text)
+    if found is None:
+        return None
+    sign, digits, unit = found.groups()
+    base = 16 if digits[1:2] in (b"x", b"X") else 8 if digits.startswith(b"0") and len(digits) > 1 else 10
+    number = int(digits, base) * _UNITS[unit.lower()] * (-1 if sign == b"-" else 1)
+    if bits is None:
+        return number
+    limit = 1 << (bits - 1)
+    return number if -limit <= number < limit else None
 
 
 def _deny_action(value: bytes | None, key: str) -> str:
