@@ -678,10 +678,11 @@ def _inflate_entry(mapped: mmap.mmap, at: int, size: int, end: int, start: int) 
     ``size`` and a little more read first (deflate seldom grows data), then more until the stream
     ends, never past ``end`` (the pack's trailing checksum)."""
     step = size + INFLATE_SLACK
-    try:  # (most entries: their whole stream within that, the bytes past its end ignored)
-        return zlib.decompress(mapped[at:min(at + step, end)])
-    except zlib.error:
-        pass
+    if size <= INFLATE_AT_ONCE:
+        try:  # (most entries: their whole stream within that, the bytes past its end ignored)
+            return zlib.decompress(mapped[at:min(at + step, end)])
+        except zlib.error:
+            pass
     inflater = zlib.decompressobj()
     pieces = []
     try:
@@ -698,6 +699,12 @@ def _inflate_entry(mapped: mmap.mmap, at: int, size: int, end: int, start: int) 
 
 INFLATE_SLACK = 64
 """Bytes read past an entry's inflated size at first (a zlib header and checksum, a stored block's)."""
+INFLATE_AT_ONCE = 64 << 10
+"""Entries up to this size are inflated in one call from their size and ``INFLATE_SLACK`` bytes
+(a failure, its stream longer, costs at most this much inflated again); a larger one is inflated
+once, piece by piece: an incompressible one's stream is longer than that (by some 330 bytes a
+MiB: deflate's stored blocks), and the one call inflated all of it before failing, then it was
+inflated again (a 32 MiB binary: 0.17 s of CPU where one pass takes 0.08)."""
 
 
 _LOOSE_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
