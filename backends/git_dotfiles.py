@@ -523,6 +523,45 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
         raise
 
 
+def canonical_config(data: bytes) -> bytes | None:
+    """The settings of a git config file as git reads them, in its order, written in the one form
+    dulwich's parser reads as git does: ``[section "subsection"]`` headers, each value quoted with
+    its escapes, a valueless key alone.  dulwich refused headers git reads (``[remote  "o"]``,
+    ``[remote\t"o"]``, ``[a "b"][c]``: the repository was served to nobody) and read some values
+    otherwise (a continuation line's leading spaces dropped, an unquoted tab kept, ``[sec.Sub]``'s
+    subsection not lower-cased).  None for a file git's parser stops in (``ConfigSyntaxError``'s
+    callers say so) or one with a setting of no section name (``.sub.key``), left as it is."""
+    out = bytearray()
+    current: tuple[bytes, bytes | None] | None = None
+    try:
+        for name, value in config_entries(data):
+            section, _, rest = name.partition(b".")
+            subsection, dot, key = rest.rpartition(b".")
+            if not section or not key:
+                return None
+            place = (section, subsection if dot else None)
+            if place != current:
+                current = place
+                out += b"[" + section + (b"]\n" if place[1] is None else b' "' + _quoted(subsection) + b'"]\n')
+            out += b"\t" + key + (b"\n" if value is None else b" = " + _value_text(value) + b"\n")
+    except ConfigSyntaxError:
+        return None
+    return bytes(out)
+
+
+_AS_IS = re.compile(rb'(?:[^\s"#;\\](?:[^"#;\\\n]*[^\s"#;\\])?)?')
+"""A value dulwich reads as it stands, unquoted (quoted values cost its parser a third more)."""
+
+
+def _value_text(value: bytes) -> bytes:
+    return value if _AS_IS.fullmatch(value) else b'"' + _quoted(value) + b'"'
+
+
+def _quoted(value: bytes) -> bytes:
+    return value.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n") \
+        .replace(b"\t", b"\\t").replace(b"\b", b"\\b")
+
+
 def _section(text: bytes, at: int) -> tuple[bytes, int]:
     """A section header after its ``[``: the name stem (with its trailing ``.``) and where the header ends."""
     name = bytearray()
