@@ -459,7 +459,16 @@ class ConfigSyntaxError(ValueError):
     """Where git's config parser stops (``bad config line``)."""
 
     line = 0
-    """The line of the setting, header or comment it stops in (1 the first; 0 before any)."""
+    """The line git names where it stops (1 the first; 0 before any): that of the byte it stops
+    at, a continued value's last line included (it named the line the setting began on)."""
+    at: int | None = None
+    """The byte it stops at, when known."""
+
+
+def _bad(why: str, at: int) -> ConfigSyntaxError:
+    exc = ConfigSyntaxError(why)
+    exc.at = at
+    return exc
 
 
 _SPACE = frozenset(b" \t\r")
@@ -486,7 +495,7 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
     at = 0
     if text[:1] == _BOM[:1]:
         if not text.startswith(_BOM):
-            raise ConfigSyntaxError("a partial byte-order mark")
+            raise _bad("a partial byte-order mark", at)
         at = len(_BOM)
     stem = b""
     start = at
@@ -515,11 +524,11 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
                     value, at = _value(text, at + 1)
                     yield name, value
                 else:
-                    raise ConfigSyntaxError("a key without '='")
+                    raise _bad("a key without '='", at)
             else:
-                raise ConfigSyntaxError("not a section, key or comment")
+                raise _bad("not a section, key or comment", at)
     except ConfigSyntaxError as exc:
-        exc.line = text.count(b"\n", 0, start) + 1
+        exc.line = text.count(b"\n", 0, start if exc.at is None else exc.at) + 1
         raise
 
 
@@ -568,16 +577,16 @@ def _section(text: bytes, at: int) -> tuple[bytes, int]:
     end = len(text)
     while True:
         if at >= end:
-            raise ConfigSyntaxError("an unterminated section header")
+            raise _bad("an unterminated section header", at)
         byte = text[at]
         if byte == 0x5D:  # "]"
             if not name:
-                raise ConfigSyntaxError("an empty section name")
+                raise _bad("an empty section name", at)
             return bytes(name) + b".", at + 1
         if byte == 0x0A or byte in _SPACE:
             return _subsection(text, at, name)
         if not (chr(byte).isascii() and (chr(byte).isalnum() or byte in b"-.")):
-            raise ConfigSyntaxError("a bad section name")
+            raise _bad("a bad section name", at)
         name.append(byte | 0x20 if 0x41 <= byte <= 0x5A else byte)
         at += 1
 
@@ -587,29 +596,29 @@ def _subsection(text: bytes, at: int, name: bytearray) -> tuple[bytes, int]:
     end = len(text)
     while True:
         if text[at] == 0x0A:
-            raise ConfigSyntaxError("a newline in a section header")
+            raise _bad("a newline in a section header", at)
         at += 1
         if at >= end or not (text[at] == 0x0A or text[at] in _SPACE):
             break
     if at >= end or text[at] != 0x22:  # '"'
-        raise ConfigSyntaxError("a subsection not in quotes")
+        raise _bad("a subsection not in quotes", at)
     name.append(0x2E)
     at += 1
     while True:
         if at >= end or text[at] == 0x0A:
-            raise ConfigSyntaxError("an unterminated subsection")
+            raise _bad("an unterminated subsection", at)
         byte = text[at]
         at += 1
         if byte == 0x22:
             break
         if byte == 0x5C:  # "\\": the next character as it is
             if at >= end or text[at] == 0x0A:
-                raise ConfigSyntaxError("an unterminated subsection")
+                raise _bad("an unterminated subsection", at)
             byte = text[at]
             at += 1
         name.append(byte)
     if at >= end or text[at] != 0x5D:
-        raise ConfigSyntaxError("a subsection not followed by ']'")
+        raise _bad("a subsection not followed by ']'", at)
     return bytes(name) + b".", at + 1
 
 
@@ -622,7 +631,7 @@ def _value(text: bytes, at: int) -> tuple[bytes, int]:
     while True:
         if at >= end or text[at] == 0x0A:
             if quoted:
-                raise ConfigSyntaxError("a newline in a quoted value")
+                raise _bad("a newline in a quoted value", at)
             return bytes(out), at + 1
         byte = text[at]
         if byte in _SPACE and not quoted:
@@ -643,7 +652,7 @@ def _value(text: bytes, at: int) -> tuple[bytes, int]:
                 continue
             escaped = _ESCAPES.get(text[at])
             if escaped is None:
-                raise ConfigSyntaxError("an unknown escape in a value")
+                raise _bad("an unknown escape in a value", at)
             out.append(escaped)
             at += 1
         elif byte == 0x22:
