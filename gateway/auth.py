@@ -36,7 +36,8 @@ may do is hgwire's rules, not gitolite's).  A line of Mercurial's ``hg-ssh``,
 keeps what hg-ssh allowed: that key reaches only the repositories it lists (names under
 ``--root``), only with ``hg`` (``hg -R NAME serve --stdio``; no git, no ``hg init``), and
 with ``--read-only`` never pushes (``KeyRestriction``), on top of hgwire's own rules for
-its user (``user=`` or the comment, as for any key).  A key with any other option (any
+its user (``user=`` or the comment, as for any key).  A line sshd forced to one repository,
+``command="hg -R team/app serve --stdio"``, reaches that one alike (pushes included).  A key with any other option (any
 other ``command=``, an hg-ssh line that needs a shell: ``cd DIR && hg-ssh ...``, globs,
 ``~``, quotes, an absolute path) is skipped with a logged reason, because hgwire cannot
 honour the restriction it asks for.  The file is re-read when it
@@ -453,6 +454,9 @@ GITOLITE_SHELLS = frozenset({"gitolite-shell", "gl-auth-command"})
 HG_SSH = "hg-ssh"
 """Mercurial's restricted login command: ``hg-ssh [--read-only] REPO...``."""
 HG_SSH_TRANSPORT = "hg-ssh"
+HG_SERVE = "hg serve"
+"""A forced ``hg -R NAME serve --stdio`` (sshd's one-repository Mercurial key): that repository alone."""
+_HG_REPOSITORY_FLAGS = frozenset({"-R", "--repository"})
 GIT_SHELL = "git-shell"
 """git's restricted login shell, as a forced command: ``git-shell -c "$SSH_ORIGINAL_COMMAND"``."""
 GIT_SSH_TRANSPORT = "git-ssh"
@@ -524,16 +528,29 @@ class KeyRestriction:
                 raise PermissionDenied(f"this SSH key may only run git ({GIT_SHELL} in authorized_keys); "
                                        "ask the server's operator for a key without that restriction")
             return
+        shown = self._shown()
         if request.transport != HG_SSH_TRANSPORT:
-            raise PermissionDenied(f"this SSH key may only run Mercurial ({HG_SSH} in authorized_keys); "
+            raise PermissionDenied(f"this SSH key may only run Mercurial ({shown} in authorized_keys); "
                                    f"ask the server's operator for a key without that restriction")
         if request.repo not in self.repos:
-            raise PermissionDenied(f"this SSH key may not reach {request.repo}: its authorized_keys line "
-                                   f"({HG_SSH}) names the repositories it may reach")
+            raise PermissionDenied(self._unreached(request.repo))
         if request.access is Access.CREATE:
-            raise PermissionDenied(f"this SSH key may not create repositories ({HG_SSH} in authorized_keys)")
+            raise PermissionDenied(f"this SSH key may not create repositories ({shown} in authorized_keys)")
         if self.read_only and request.access is not Access.READ:
-            raise ReadOnly(f"this SSH key may only read {request.repo} ({HG_SSH} --read-only in authorized_keys)")
+            raise ReadOnly(f"this SSH key may only read {request.repo} ({shown} --read-only in authorized_keys)")
+
+    def _shown(self) -> str:
+        """The forced command as the operator wrote it, to name in a refusal."""
+        return f"hg -R {min(self.repos)} serve --stdio" if self.program == HG_SERVE else HG_SSH
+
+    def _unreached(self, repo: str) -> str:
+        """Why ``repo`` is refused: sshd ran the forced ``hg serve`` whatever the client named, so its
+        user learns the one name that reaches it now."""
+        if self.program == HG_SERVE:
+            served = min(self.repos)
+            return (f"this SSH key serves {served} alone ({self._shown()} in authorized_keys): "
+                    f"use ssh://HOST/{served}")
+        return f"this SSH key may not reach {repo}: its authorized_keys line ({HG_SSH}) names the repositories it may reach"
 
 
 def restricted(authorizer: Authorizer, restriction: KeyRestriction | None) -> Authorizer:
@@ -672,8 +689,7 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         raise KeyLineError("a cert-authority line names no user: the certificate's principal is the user")
     if ca and COMMAND_OPTION in options:
         raise KeyLineError("a cert-authority line with command= cannot be honoured by hgwire")
-    restriction = ((_hg_ssh_restriction(options[COMMAND_OPTION]) or _git_shell_restriction(options[COMMAND_OPTION]))
-                   if COMMAND_OPTION in options else None)
+    restriction = _forced_restriction(options[COMMAND_OPTION]) if COMMAND_OPTION in options else None
     user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "", restriction is not None)
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
@@ -727,20 +743,55 @@ def _hg_ssh_restriction(command: str | None) -> KeyRestriction | None:
         raise KeyLineError(f"command= runs {HG_SSH} without a repository")
     if len(arguments) > MAX_KEY_REPOSITORIES:
         raise KeyLineError(f"command= runs {HG_SSH} with more than {MAX_KEY_REPOSITORIES} repositories")
-    repos = set()
-    for written in arguments:
-        path = from_home(written)  # hg-ssh's manual's ~/repo3: the home's, the root's here (as over SSH)
-        if any(ch in _SHELL_CHARACTERS for ch in path):
-            raise KeyLineError(f"command= runs {HG_SSH} with {path[:80]!r}, which needs a shell: hgwire runs "
-                               "none; list each repository by its name under --root")
-        if path.startswith("/"):
-            raise KeyLineError(f"command= runs {HG_SSH} with the absolute path {path[:80]!r}: name the "
-                               "repository as it is named under --root")
-        try:
-            repos.add(validate_name(path))
-        except UnsafeName as bad:
-            raise KeyLineError(f"command= runs {HG_SSH} with {path[:80]!r}: {bad}") from None
-    return KeyRestriction(frozenset(repos), read_only)
+    return KeyRestriction(frozenset(_forced_name(HG_SSH, written) for written in arguments), read_only)
+
+
+def _forced_name(program: str, written: str) -> str:
+    """A repository a forced command names, as hgwire names it: its path was relative to the
+    account's home (``~/repo3`` and ``./repo3`` too, the home's as over SSH), the root here;
+    anything a shell would have expanded, or an absolute path, cannot be honoured."""
+    path = from_home(written)
+    if any(ch in _SHELL_CHARACTERS for ch in path):
+        raise KeyLineError(f"command= runs {program} with {path[:80]!r}, which needs a shell: hgwire runs "
+                           "none; list each repository by its name under --root")
+    if path.startswith("/"):
+        raise KeyLineError(f"command= runs {program} with the absolute path {path[:80]!r}: name the "
+                           "repository as it is named under --root")
+    try:
+        return validate_name(path)
+    except UnsafeName as bad:
+        raise KeyLineError(f"command= runs {program} with {path[:80]!r}: {bad}") from None
+
+
+def _forced_restriction(command: str | None) -> KeyRestriction | None:
+    """What a forced command lets its key do (hg-ssh, ``hg -R NAME serve --stdio``, git-shell);
+    None for gitolite's, which names the user instead."""
+    return _hg_ssh_restriction(command) or _hg_serve_restriction(command) or _git_shell_restriction(command)
+
+
+def _hg_serve_restriction(command: str | None) -> KeyRestriction | None:
+    """A forced ``hg -R NAME serve --stdio`` (also ``--repository[=]NAME``, after ``serve`` too): sshd
+    served NAME to the key whatever the client asked, pushes included, and ran nothing else; None
+    for another command.  Another option of hg's (``--config``...) cannot be honoured."""
+    words = (command or "").split()
+    if not words or words[0].rsplit("/", 1)[-1] != "hg":
+        return None
+    rest: list[str] = []
+    repos: list[str] = []
+    arguments = iter(words[1:])
+    for word in arguments:
+        if word in _HG_REPOSITORY_FLAGS:
+            repos.append(next(arguments, ""))
+        elif word.startswith("--repository="):
+            repos.append(word.removeprefix("--repository="))
+        else:
+            rest.append(word)
+    if rest == ["serve"] and len(repos) == 1:
+        raise KeyLineError("command= runs hg serve without --stdio, which serves no SSH client: "
+                           "write command=\"hg -R NAME serve --stdio\"")
+    if rest != ["serve", "--stdio"] or len(repos) != 1:
+        return None
+    return KeyRestriction(frozenset({_forced_name(HG_SERVE, repos[0])}), program=HG_SERVE)
 
 
 def _git_shell_restriction(command: str | None) -> KeyRestriction | None:
@@ -771,8 +822,8 @@ def _gitolite_user(command: str | None) -> str:
                                f"cannot honour: write command=\"{HG_SSH} [--read-only] NAME...\" with the "
                                "repositories' names under --root")
         raise KeyLineError(f"command= runs {shown!r}, which hgwire cannot honour (only gitolite's "
-                           f"'gitolite-shell USER', Mercurial's '{HG_SSH} [--read-only] NAME...' and "
-                           f"'{GIT_SHELL} -c \"$SSH_ORIGINAL_COMMAND\"')")
+                           f"'gitolite-shell USER', Mercurial's '{HG_SSH} [--read-only] NAME...' or "
+                           f"'hg -R NAME serve --stdio', and '{GIT_SHELL} -c \"$SSH_ORIGINAL_COMMAND\"')")
     if len(arguments) != 1:
         raise KeyLineError(f"command= runs {program} without exactly one user name")
     return arguments[0]
