@@ -3478,6 +3478,20 @@ def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: s
                        "which git refuses as a bad config variable; tell the server's operator")
 
 
+def valueless_number(value: bytes, name: bytes, config: ConfigFile) -> bytes:
+    """``value`` of the size setting ``name``, but empty where ``config``'s files write ``name``
+    without ``=`` (dulwich reads such a line as ``true``; git reads no value, and its message about
+    it names the value ``''``: "bad numeric config value '' for 'core.bigfilethreshold'")."""
+    if value != b"true":
+        return value
+    line = re.compile(rb"^[ \t]*" + re.escape(name) + rb"[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
+    if not any(line.search(data) for data in _files_read(config).values()):
+        return value
+    if isinstance(value, ServerConfigValue):
+        return _server_value(b"", value.path)
+    return b""
+
+
 def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile) -> bool:
     text = condition.decode("utf-8", "replace")
@@ -3734,7 +3748,7 @@ def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
         try:
             for value in values:
                 tagged = _server_value(value, base.path)
-                _git_int(tagged, key, 0) if setting.number else _git_bool(tagged, key)
+                _git_int(valueless_number(tagged, name, base), key, 0) if setting.number else _git_bool(tagged, key)
         except ConfigValueError as exc:
             for service in setting.refused_by:
                 refusals.setdefault(service, str(exc))
