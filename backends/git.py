@@ -2463,14 +2463,15 @@ class DulwichGitRepository:
                     return None  # the usual way, a ref at a time)
                 if refused is not None:
                     return self._all_failed(updates, update, refused, alone=alone)
-            headed = next((u for u in updates if self._head_lock_root(u.ref) is not None), None)
-            if headed is not None:  # (HEAD names one of them: its lock too, as git's transaction takes it)
-                try:
-                    refused = self._take_waiting(held, os.path.join(refs.path, HEAD))
-                except OSError as exc:
-                    refused = f"cannot lock ref 'HEAD': {exc.strerror or exc}"
-                if refused:
-                    return self._all_failed(updates, headed, refused, alone=alone)
+            for update in updates:  # (a symbolic ref the client named, HEAD naming one: theirs too, as git's)
+                for loose in self._also_locked(update):
+                    try:
+                        refused = self._take_waiting(held, loose)
+                    except OSError as exc:
+                        name = os.fsdecode(os.path.relpath(loose, refs.path))
+                        refused = f"cannot lock ref '{name}': {exc.strerror or exc}"
+                    if refused:
+                        return self._all_failed(updates, update, refused, alone=alone)
             stale = next((u for u in updates if self._current(u.ref) != u.old), None)
             if stale is not None:
                 reason, said = self._lost_race(stale)
@@ -2654,18 +2655,33 @@ class DulwichGitRepository:
         """Make one update (compare-and-swap under the ref's lock): None, else why not.  The branch
         HEAD names has ``HEAD.lock`` taken too for the while (waiting as for a ref's), as git's
         refs code locks HEAD to log it (its ``HEAD`` line): a ``git symbolic-ref`` or ``git
-        checkout`` holding it refuses the update, as it refuses git's receive-pack's."""
-        root = self._head_lock_root(update.ref)
-        if root is None:
+        checkout`` holding it refuses the update, as it refuses git's receive-pack's.  So has the
+        symbolic ref the client named (``update.via``): git locks and logs it too."""
+        root = getattr(self.dulwich_repo.refs, "path", None)
+        also = self._also_locked(update)
+        if not also or not isinstance(root, bytes):
             return self._swap_unheld(update)
         with _LooseLocks(root) as held:
-            try:
-                refused = self._take_waiting(held, os.path.join(root, HEAD))
-            except OSError as exc:  # (HEAD's directory not writable, a full disk)
-                return f"failed to update ref: {exc.strerror or exc}"
-            if refused:
-                return refused
+            for loose in also:
+                try:
+                    refused = self._take_waiting(held, loose)
+                except OSError as exc:  # (HEAD's directory not writable, a full disk)
+                    return f"failed to update ref: {exc.strerror or exc}"
+                if refused:
+                    return refused
             return self._swap_unheld(update)
+
+    def _also_locked(self, update: RefUpdate) -> list[bytes]:
+        """The loose files whose locks an update of ``update.ref`` takes besides its own, as git's
+        refs code takes them to log it: the symbolic ref the client named (``via``), then HEAD
+        when HEAD names the ref; none off disk."""
+        refs = self.dulwich_repo.refs
+        if not isinstance(refs, DiskRefsContainer) or not isinstance(refs.path, bytes):
+            return []
+        also = [refs.refpath(Ref(update.via))] if update.via is not None and update.via != HEAD else []
+        if self._head_lock_root(update.ref) is not None or update.via == HEAD:
+            also.append(os.path.join(refs.path, HEAD))
+        return also
 
     def _head_lock_root(self, ref: bytes) -> bytes | None:
         """The repository's directory when ``ref`` is the branch HEAD names (its update takes
@@ -2791,8 +2807,10 @@ class DulwichGitRepository:
         refused ("cannot lock ref"), where it created the ref too, its loose file hiding the
         packed one this push reported made."""
         refs = self.dulwich_repo.refs
-        unpacked = (HEAD, self._head_target())  # (HEAD's branch: ``_swap``, which takes ``HEAD.lock`` too)
-        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new) and u.ref not in unpacked]
+        unpacked = (HEAD, self._head_target())  # (HEAD's branch, a symbolic ref's target: ``_swap``, which
+        # takes ``HEAD.lock`` or the symbolic ref's lock too)
+        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new) and u.ref not in unpacked
+                     and u.via is None]
         if len(creations) < PACKED_CREATIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes):
             return {}
@@ -2855,8 +2873,10 @@ class DulwichGitRepository:
         ref loose and both said so, the push reporting deleted a ref that named the other's value.
         A ref whose lock another process holds is left to ``_swap``."""
         refs = self.dulwich_repo.refs
-        unpacked = (HEAD, self._head_target())  # (HEAD's branch: ``_swap``, which takes ``HEAD.lock`` too)
-        deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref not in unpacked]
+        unpacked = (HEAD, self._head_target())  # (HEAD's branch, a symbolic ref's target: ``_swap``, which
+        # takes ``HEAD.lock`` or the symbolic ref's lock too)
+        deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref not in unpacked
+                     and u.via is None]
         if len(deletions) < PACKED_DELETIONS_MIN or not isinstance(refs, DiskRefsContainer) \
                 or not isinstance(refs.path, bytes) or not os.path.exists(os.path.join(refs.path, b"packed-refs")):
             return {}
@@ -2963,6 +2983,8 @@ class DulwichGitRepository:
         if setting == "false" and not os.path.isdir(os.path.join(root, b"logs")):
             return  # (no log at all: the usual bare repository, without a stat per ref)
         names = [update.ref]
+        if not is_zero_id(update.new) and update.via is not None and update.via != HEAD:
+            names.append(update.via)  # (the symbolic ref the client named: its own line, as git's)
         if not is_zero_id(update.new) and self._head_target() == update.ref:
             names.append(HEAD)
         now = int(time.time())

@@ -102,6 +102,10 @@ class RefUpdate:
     ref: bytes
     old: ObjectId
     new: ObjectId
+    via: bytes | None = None
+    """The symbolic ref the client named, when the gateway gives its command as its target's
+    (``ref``): a backend keeping git's ref files locks and logs it too, as git's refs code does;
+    another may ignore it."""
 
 
 @dataclass(frozen=True, slots=True)

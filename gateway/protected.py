@@ -151,7 +151,7 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
     aliased = any(s.target is not None for s in screened)
     feed = _EveryCommand(hooks, updates, screened, reasons, symrefs) \
         if hooks is not None and (any(reasons) or aliased) else hooks
-    allowed = [replace(u, ref=s.target) if s.target is not None else u
+    allowed = [replace(u, ref=s.target, via=u.ref) if s.target is not None else u
                for u, s, reason in zip(updates, screened, reasons, strict=True) if reason is None and not s.skipped]
     if isinstance(feed, _EveryCommand) and any(reasons) and (atomic or not allowed):
         feed.pre_receive(())  # the backend is given nothing to run it over
@@ -206,7 +206,7 @@ class _EveryCommand:
 
     def _as_sent(self, update: RefUpdate) -> RefUpdate:
         name = self._named.get(update.ref)
-        return replace(update, ref=name) if name is not None else update
+        return replace(update, ref=name, via=None) if name is not None else update
 
     def update(self, update: RefUpdate) -> bool:
         return self._hooks.update(self._as_sent(update))

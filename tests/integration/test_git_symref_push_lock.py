@@ -1,0 +1,62 @@
+"""A push naming a symbolic ref (``refs/heads/sym`` pointing at ``refs/heads/a``): git 2.39's refs
+code locks the symbolic ref too (``refs/heads/sym.lock`` held by another process refuses the push
+"failed to update ref", an ``--atomic`` one whole) and appends the symbolic ref's own reflog line
+besides its target's.  hgwire, whose backend was given the target alone, took the push and logged
+the target only.  Each push is made beside git's own (``file://``)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+from tests.integration.test_git_head_lock_branch_push import _statuses
+
+
+def _logged(repo: Path, ref: str) -> list[tuple[str, str, str]]:
+    """(old, new, message) of each line of ``ref``'s reflog (who and when differ between servers)."""
+    path = repo / "logs" / ref
+    if not path.exists():
+        return []
+    return [(line.split(" ")[0], line.split(" ")[1], line.partition("\t")[2])
+            for line in path.read_text().splitlines()]
+
+
+def test_a_push_through_a_symbolic_ref_locks_and_logs_it_as_git_does(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    served, twin = server.root / "r.git", client.cwd / "twin.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    first = commit(client, work, "a.txt", "a\n", "first")
+    second = commit(client, work, "b.txt", "b\n", "second")
+    third = commit(client, work, "c.txt", "c\n", "third")
+    client.git("init", "-q", "--bare", "-b", "main", str(served))
+    client.git("push", "-q", str(served), f"{first}:refs/heads/main", f"{first}:refs/heads/a", cwd=work)
+    client.git("--git-dir", str(served), "config", "core.logAllRefUpdates", "true")
+    client.git("--git-dir", str(served), "symbolic-ref", "refs/heads/sym", "refs/heads/a")
+    shutil.copytree(served, twin, symlinks=True)
+    for repo in (served, twin):
+        (repo / "refs/heads/sym.lock").write_text("held\n")
+    for push in ([f"{second}:refs/heads/sym"], ["--atomic", f"{second}:refs/heads/sym", f"{second}:refs/heads/y"]):
+        said = []
+        for url in (f"file://{twin}", server.git_url("r")):
+            pushed = client.git("push", "--porcelain", url, *push, cwd=work, check=False)
+            said.append(_statuses(pushed.stdout))
+            assert "refs/heads/sym" in pushed.stdout + pushed.stderr, (url, pushed.stdout + pushed.stderr)
+        assert said[0] == said[1] and said[0][0][1].startswith("!"), (push, said)
+    for repo in (served, twin):
+        assert (repo / "refs/heads/sym.lock").read_text() == "held\n"
+        (repo / "refs/heads/sym.lock").unlink()
+    for url in (f"file://{twin}", server.git_url("r")):
+        client.git("push", "-q", url, f"{third}:refs/heads/sym", cwd=work)
+    for ref in ("refs/heads/sym", "refs/heads/a"):
+        assert _logged(served, ref) == _logged(twin, ref), ref
+    assert (first, third, "push") in _logged(served, "refs/heads/sym")
+    listed = [client.git("--git-dir", str(repo), "for-each-ref", "--format=%(refname) %(objectname)").stdout
+              for repo in (served, twin)]
+    assert listed[0] == listed[1], listed
+    assert (served / "refs/heads/sym").read_text() == "ref: refs/heads/a\n"
+    client.git("--git-dir", str(served), "fsck", "--full")
