@@ -2476,10 +2476,18 @@ class DulwichGitRepository:
             if stale is not None:
                 reason, said = self._lost_race(stale)
                 return self._all_failed(updates, stale, reason if alone else said, told=True, alone=alone)
-            if hook is not None and updates and not hook("prepared", updates, head):  # (every lock held)
-                hook("aborted", updates, head)
-                return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
-            made, removed = self._commit_held(refs, updates, held, alone)
+            packed_lock = self._packed_lock(refs, updates)  # (before the hook is told, as git's prepare takes it)
+            if isinstance(packed_lock, str):
+                return self._all_failed(updates, next(u for u in updates if is_zero_id(u.new)), packed_lock,
+                                        alone=alone)
+            try:
+                if hook is not None and updates and not hook("prepared", updates, head):  # (every lock held)
+                    hook("aborted", updates, head)
+                    return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
+                made, removed = self._commit_held(refs, updates, held, alone, packed_lock)
+            finally:
+                if packed_lock is not None:
+                    packed_lock.abort()  # (unless written: then a no-op)
         for loose in removed:
             remove_empty_parents(refs.path, loose)
         if hook is not None and updates:  # (told once the locks are let go, as git tells it)
@@ -2521,13 +2529,30 @@ class DulwichGitRepository:
             self._told += f"error: {reason}\n".encode()
         return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED, cause=reason if u is failed else None) for u in updates]
 
+    def _packed_lock(self, refs: DiskRefsContainer, updates: list[RefUpdate]) -> _GitFile | str | None:
+        """``packed-refs.lock``, taken (waiting ``core.packedRefsTimeout``) when ``updates`` delete a
+        packed ref, as git's transaction takes it before its ``reference-transaction`` hook is told
+        "prepared" (a ``git pack-refs`` the hook runs then is refused, as under git); None when
+        none is packed, else why it cannot be taken."""
+        packed = refs.get_packed_refs()
+        if not any(is_zero_id(u.new) and Ref(u.ref) in packed for u in updates):
+            return None
+        path = os.path.join(refs.path, b"packed-refs")
+        try:
+            return self._retrying_locked(lambda: GitFile(path, "wb"))
+        except FileLocked as exc:
+            return self._locked_reason(exc)
+        except OSError as exc:
+            return f"failed to update ref: {exc.strerror or exc}"
+
     def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks,
-                     alone: bool = False) -> tuple[list[RefResult], list[bytes]]:
+                     alone: bool = False, packed_lock: _GitFile | None = None) -> tuple[list[RefResult], list[bytes]]:
         """Write ``updates`` whose locks are held and values checked: the results, and the loose
         files removed (their empty directories go once the locks are let go).  As git's ref
         transaction, every value written loose goes into its lock file before anything changes:
         one that cannot be written (a full disk) fails them all; they were written and renamed a
-        ref at a time, the refs before it moved."""
+        ref at a time, the refs before it moved.  ``packed_lock``: ``packed-refs.lock``, held
+        already (``_packed_lock``)."""
         deletions = [u for u in updates if is_zero_id(u.new)]
         creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
         packing = {u.ref for u in creations} if len(creations) >= PACKED_CREATIONS_MIN else set()
@@ -2537,7 +2562,8 @@ class DulwichGitRepository:
                 if reason is not None:
                     return self._all_failed(updates, update, reason, alone=alone), []
         packed = refs.get_packed_refs()
-        if any(Ref(u.ref) in packed for u in deletions) and self._packed_deletions(refs, deletions, wait=True) is None:
+        if any(Ref(u.ref) in packed for u in deletions) and \
+                self._packed_deletions(refs, deletions, wait=True, lock=packed_lock) is None:
             lock = os.path.join(refs.path, b"packed-refs.lock")
             return self._all_failed(updates, deletions[0], self._locked_reason(FileLocked(lock[:-5], lock)),
                                     alone=alone), []
@@ -2913,13 +2939,14 @@ class DulwichGitRepository:
         removed.append(loose)
         return None
 
-    def _packed_deletions(self, refs: DiskRefsContainer, deletions: list[RefUpdate], wait: bool = False
-                          ) -> list[RefUpdate] | None:
+    def _packed_deletions(self, refs: DiskRefsContainer, deletions: list[RefUpdate], wait: bool = False,
+                          lock: _GitFile | None = None) -> list[RefUpdate] | None:
         """Take out of ``packed-refs`` (under its lock) those of ``deletions``, whose own locks are
         held, that are packed and name the id the push saw (their loose file, when there is one):
         the updates deleted, whose loose files are to go next; None when none could be.  ``wait``:
         ``packed-refs.lock`` held by another process is waited for ``core.packedRefsTimeout`` (1 s),
-        as git's transaction waits for it (an atomic push's: nothing else would write them)."""
+        as git's transaction waits for it (an atomic push's: nothing else would write them); ``lock``:
+        that lock, held already."""
         path = os.path.join(refs.path, b"packed-refs")
         gone: list[RefUpdate] = []
 
@@ -2927,7 +2954,7 @@ class DulwichGitRepository:
             return GitFile(path, "wb")
 
         try:
-            with self._retrying_locked(locked) if wait else locked() as f:
+            with lock if lock is not None else self._retrying_locked(locked) if wait else locked() as f:
                 with open(path, "rb") as current:
                     traits, lines = _packed_lines(current.read())
                 for update in deletions:
