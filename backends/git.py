@@ -2704,10 +2704,26 @@ class DulwichGitRepository:
         refs = self.dulwich_repo.refs
         if not isinstance(refs, DiskRefsContainer) or not isinstance(refs.path, bytes):
             return []
-        also = [refs.refpath(Ref(update.via))] if update.via is not None and update.via != HEAD else []
-        if self._head_lock_root(update.ref) is not None or update.via == HEAD:
+        links = self._via_links(update)
+        also = [refs.refpath(Ref(name)) for name in links if name != HEAD]
+        if self._head_lock_root(update.ref) is not None or HEAD in links:
             also.append(os.path.join(refs.path, HEAD))
         return also
+
+    def _via_links(self, update: RefUpdate) -> list[bytes]:
+        """The symbolic refs an update through ``update.via`` goes through to ``update.ref``: that
+        one, and each it leads through (``refs/heads/s1`` -> ``refs/heads/s2`` -> the target), as
+        read on disk now; git's refs code locks and logs each of them."""
+        links: list[bytes] = []
+        name = update.via
+        refs = self.dulwich_repo.refs
+        while name is not None and name != update.ref and name not in links and len(links) <= MAX_SYMREF_DEPTH:
+            links.append(name)
+            try:
+                name = _symref_target(refs.read_loose_ref(Ref(name)))
+            except OSError:
+                break
+        return links
 
     def _head_lock_root(self, ref: bytes) -> bytes | None:
         """The repository's directory when ``ref`` is the branch HEAD names (its update takes
@@ -3010,8 +3026,8 @@ class DulwichGitRepository:
         if setting == "false" and not os.path.isdir(os.path.join(root, b"logs")):
             return  # (no log at all: the usual bare repository, without a stat per ref)
         names = [update.ref]
-        if not is_zero_id(update.new) and update.via is not None and update.via != HEAD:
-            names.append(update.via)  # (the symbolic ref the client named: its own line, as git's)
+        if not is_zero_id(update.new):  # (the symbolic refs the client's name went through: theirs, as git's)
+            names += [name for name in self._via_links(update) if name != HEAD]
         if not is_zero_id(update.new) and self._head_target() == update.ref:
             names.append(HEAD)
         now = int(time.time())
