@@ -25,7 +25,7 @@ from twisted.logger import globalLogPublisher
 
 from backends import load_backend
 from backends.interfaces import Backend
-from tests import hg_command_server
+from tests import hg_chg, hg_command_server
 
 # Property tests check results, not speed: a shared 2-core CI machine must not turn a
 # slow example into a failure (hypothesis' default deadline is 200 ms per example).
@@ -264,6 +264,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     hg_command_server.stop_all()
+    hg_chg.stop_all()
 
 
 @dataclass

@@ -21,8 +21,8 @@ import pytest
 from protocols import hg_obsmarkers as obs
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_topics import (
-    FAKE_SSH,
     HG_EVOLVE,
+    _reference_hg,
     _setup,
     client,  # noqa: F401 - a fixture (evolve-loaded command server)
 )
@@ -116,12 +116,12 @@ def test_range_hashes_are_hg_evolves(make_server: Callable[..., RunningServer], 
 def _at_reference(client: Client, tmp_path: Path, reference: Path, command: str, *args: str,
                   check: bool = True) -> Any:
     """``hg COMMAND ssh://ref/REFERENCE ARGS``: hg's own ``hg serve --stdio`` on ``reference``."""
-    fake = tmp_path / "fake-ssh"
-    if not fake.exists():
-        fake.write_text(FAKE_SSH)
-        fake.chmod(0o755)
-    return client.hg(*EVOLVE, "--config", f"ui.ssh={fake}", command, f"ssh://ref/{reference}", *args,
-                     check=check)
+    done = _reference_hg(client, tmp_path, reference, *EVOLVE[2:], command, f"ssh://ref/{reference}", *args,
+                         extensions=("evolve",))
+    if check and done.returncode != 0:
+        raise AssertionError(f"hg {command} failed with {done.returncode}:\nstdout: {done.stdout}\n"
+                             f"stderr: {done.stderr}")
+    return done
 
 
 def _commit(client: Client, work: Path, name: str) -> str:

@@ -16,8 +16,10 @@ import atexit
 import configparser
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests import hg_command_server
+from tests import hg_chg, hg_command_server
 from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
@@ -240,14 +242,50 @@ exec sh -c "$last"
 """
 
 
-def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Path, *args: str) -> Any:
-    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference`` (hg-evolve loaded
-    by its hgrc, as on a team's server)."""
+FAKE_SSH_CHG = """#!/bin/sh
+# ssh HOST COMMAND: run COMMAND (hg serve --stdio) in a process forked from hg's chg server
+for last; do :; done
+exec {python} -S {script} {address} "$last"
+"""
+
+
+def _loads_only(reference: Path, extensions: tuple[str, ...]) -> bool:
+    """Whether the ``reference`` repository's hgrc loads ``extensions`` and nothing else: no other
+    extension, no hook (what a chg server with those loaded may run for it)."""
+    text = (reference / ".hg" / "hgrc").read_text()
+    parsed = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parsed.read_string(text)
+    except configparser.Error:
+        return False
+    return ("%include" not in text and not parsed.has_section("hooks") and parsed.has_section("extensions")
+            and {name: value.strip() for name, value in parsed.items("extensions")} == dict.fromkeys(extensions, ""))
+
+
+def _reference_hg(client: Client, tmp_path: Path, reference: Path, *args: str,
+                  extensions: tuple[str, ...] = ("evolve", "topic")) -> Any:
+    """``hg ARGS`` (``extensions`` loaded) of hg's own client whose ``ssh://ref/REFERENCE`` is hg's own
+    ``hg serve --stdio`` on ``reference`` (behind a fake ssh).  Both run in processes forked from a chg
+    server (``tests.hg_chg``: the same hg without its start-up, twice per push or clone) when the
+    reference loads these extensions alone, as processes of their own otherwise."""
+    if _loads_only(reference, extensions):
+        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), client.env, extensions)
+        fake = tmp_path / "fake-ssh-chg"
+        fake.write_text(FAKE_SSH_CHG.format(python=shlex.quote(sys.executable), script=shlex.quote(hg_chg.__file__),
+                                             address=shlex.quote(chg.address)))
+        fake.chmod(0o755)
+        return chg.run(["--config", f"ui.ssh={fake}", *args], str(client.cwd), client.env)
     fake = tmp_path / "fake-ssh"
     fake.write_text(FAKE_SSH)
     fake.chmod(0o755)
-    return client.hg(*EXTENSIONS, "--config", f"ui.ssh={fake}", "push", *args, "-R", str(work),
-                     f"ssh://ref/{reference}", check=False)
+    loaded = [arg for name in extensions for arg in ("--config", f"extensions.{name}=")]
+    return client.hg(*loaded, "--config", f"ui.ssh={fake}", *args, check=False)
+
+
+def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Path, *args: str) -> Any:
+    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference`` (hg-evolve loaded
+    by its hgrc, as on a team's server)."""
+    return _reference_hg(client, tmp_path, reference, "push", *args, "-R", str(work), f"ssh://ref/{reference}")
 
 
 def _phases(client: Client, repo: Path) -> list[str]:

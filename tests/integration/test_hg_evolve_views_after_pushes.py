@@ -16,11 +16,11 @@ import pytest
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_topics import (
     EXTENSIONS,
-    FAKE_SSH,
     HG_EVOLVE,
     SERVER_HGRC,
     _commit,
     _push_to_reference,
+    _reference_hg,
     _with_reference,
     client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
@@ -38,17 +38,23 @@ def _state(client: Client, repo: Path) -> tuple[list[str], list[str], list[str]]
     return log.stdout.splitlines(), sorted(heads.stdout.splitlines()), sorted(markers.stdout.splitlines())
 
 
-def _served(client: Client, source: str, into: Path, *config: str) -> tuple[list[str], list[str], list[str]]:
+def _served(client: Client, source: str, into: Path) -> tuple[list[str], list[str], list[str]]:
     """What a fresh clone of ``source`` gets (the server's view: hidden and secret ones left out),
     in node order (the two servers may send the changesets in another order)."""
-    client.hg(*EXTENSIONS, *config, "clone", "-q", "-U", source, str(into))
+    client.hg(*EXTENSIONS, "clone", "-q", "-U", source, str(into))
+    return _cloned(client, into)
+
+
+def _cloned(client: Client, into: Path) -> tuple[list[str], list[str], list[str]]:
+    """``_served``'s state of the clone ``into``."""
     log, heads, markers = _state(client, into)
     return sorted(line.split(":", 1)[1] for line in log), heads, markers
 
 
 class SideBySide:
     """One hgwire server (over HTTP) and ``hg serve --stdio`` (hg-evolve loaded) given the same pushes
-    from one work clone: ``push`` to both, ``same`` compares their repositories and fresh clones."""
+    from one work clone: ``push`` to both, ``same`` compares their repositories and fresh clones.
+    (hg's side runs in processes forked from a chg server: ``_reference_hg``.)"""
 
     def __init__(self, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                  htpasswd: Path, tmp_path: Path) -> None:
@@ -57,9 +63,6 @@ class SideBySide:
             "http", make_server, client, ssh_keys, htpasswd, tmp_path, SERVER_HGRC)
         self.work = tmp_path / "work"
         self.peer.hg(*EXTENSIONS, "clone", "-q", self.url("team"), str(self.work))
-        self.fake = tmp_path / "fake-ssh"
-        self.fake.write_text(FAKE_SSH)
-        self.fake.chmod(0o755)
         self._clones = iter(range(100))
 
     def push(self, *args: str) -> None:
@@ -72,8 +75,11 @@ class SideBySide:
         assert _state(self.client, self.repo) == _state(self.client, self.reference), step
         n = next(self._clones)
         mine = _served(self.peer, self.url("team"), self.tmp_path / f"mine{n}")
-        theirs = _served(self.client, f"ssh://ref/{self.reference}", self.tmp_path / f"theirs{n}",
-                         "--config", f"ui.ssh={self.fake}")
+        into = self.tmp_path / f"theirs{n}"
+        cloned = _reference_hg(self.client, self.tmp_path, self.reference, "clone", "-q", "-U",
+                               f"ssh://ref/{self.reference}", str(into))
+        assert cloned.returncode == 0, cloned.stdout + cloned.stderr
+        theirs = _cloned(self.client, into)
         assert mine == theirs, step
 
     def hg(self, *args: str) -> str:
