@@ -9,6 +9,7 @@ written again; an evolve client's pull after a restart gets the marker added mea
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,14 @@ def _started(root: Path, port: int) -> subprocess.Popen[str]:
     return proc
 
 
-def _served_once(root: Path, client: Client, repo: Path) -> tuple[int, tuple[int, int]]:  # noqa: F811
-    """Start the server, compare every range with hg-evolve's, stop it: how many were compared, and
-    the cache file's (inode, mtime) after."""
+def _served_once(root: Path, client: Client, repo: Path,  # noqa: F811
+                 first: Callable[[str], object] = lambda url: None) -> tuple[int, tuple[int, int]]:
+    """Start the server, call ``first`` with the repository's URL, compare every range with
+    hg-evolve's, stop it: how many were compared, and the cache file's (inode, mtime) after."""
     port = _free_port()
     proc = _started(root, port)
     try:
+        first(f"http://127.0.0.1:{port}/team")
         compared = _compare(client, repo, port)
     finally:
         stop_twistd(proc)
@@ -58,24 +61,14 @@ def test_range_hashes_after_a_restart_are_hg_evolves(client: Client, tmp_path: P
     for prec, succ in ((5, 40), (12, 13), (30, 55)):
         client.hg(*EVOLVE, "debugobsolete", "-q", "-R", r, nodes[prec], nodes[succ])
     work = tmp_path / "clone"
-    port = _free_port()
-    proc = _started(root, port)
-    try:
-        client.hg(*EVOLVE, "clone", "-q", f"http://127.0.0.1:{port}/team", str(work))
-    finally:
-        stop_twistd(proc)
-    first, written = _served_once(root, client, repo)
+    first, written = _served_once(root, client, repo,
+                                  lambda url: client.hg(*EVOLVE, "clone", "-q", url, str(work)))
     assert first > 100
     again, kept = _served_once(root, client, repo)  # read back: nothing hashed, nothing written
     assert (again, kept) == (first, written)
     client.hg(*EVOLVE, "debugobsolete", "-q", "-R", r, nodes[20], nodes[21])  # while it is stopped
-    _served_once(root, client, repo)
-    port = _free_port()
-    proc = _started(root, port)
-    try:  # the evolve client's discovery of markers, through the range hashes, finds the new one
-        client.hg(*EVOLVE, "pull", "-q", "-R", str(work), f"http://127.0.0.1:{port}/team")
-    finally:
-        stop_twistd(proc)
+    # the evolve client's discovery of markers, the first ranges asked after the restart, finds the new one
+    _served_once(root, client, repo, lambda url: client.hg(*EVOLVE, "pull", "-q", "-R", str(work), url))
     theirs = client.hg(*EVOLVE, "debugobsolete", "-R", r, "-T", "{join(succnodes, ' ')} {prednode}\n").stdout
     mine = client.hg(*EVOLVE, "debugobsolete", "-R", str(work), "-T", "{join(succnodes, ' ')} {prednode}\n").stdout
     assert nodes[20] in mine
