@@ -258,8 +258,9 @@ def _loads_only(reference: Path, extensions: tuple[str, ...]) -> bool:
         parsed.read_string(text)
     except configparser.Error:
         return False
-    return ("%include" not in text and not parsed.has_section("hooks") and parsed.has_section("extensions")
-            and {name: value.strip() for name, value in parsed.items("extensions")} == dict.fromkeys(extensions, ""))
+    loaded = {name: value.strip() for name, value in parsed.items("extensions")} if parsed.has_section(
+        "extensions") else {}
+    return "%include" not in text and not parsed.has_section("hooks") and loaded == dict.fromkeys(extensions, "")
 
 
 def _reference_hg(client: Client, tmp_path: Path, reference: Path, *args: str,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_evolve_topics import _reference_hg
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 from tests.integration.test_hg_ssh import HgSsh
@@ -63,14 +64,10 @@ def _remote_lines(done: Any) -> list[str]:
 
 
 def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Path, *args: str) -> Any:
-    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference``."""
-    fake, remote = tmp_path / "fake-ssh", tmp_path / "remote-hg"
-    fake.write_text(FAKE_SSH)
-    remote.write_text(f'#!/bin/sh\nHGRCPATH= exec {VENV_BIN}/hg "$@"\n')
-    for script in (fake, remote):
-        script.chmod(0o755)
-    return client.hg(*EVOLVE, "--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", "push",
-                     *args, "-R", str(work), f"ssh://ref/{reference}", check=False)
+    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference`` (both forked from
+    a chg server, no extension loaded: ``_reference_hg``)."""
+    return _reference_hg(client, tmp_path, reference, *EVOLVE, "push", *args, "-R", str(work),
+                         f"ssh://ref/{reference}", extensions=())
 
 
 EXCHANGES = {"bundle2": (), "bundle1": ("--config", "devel.legacy.exchange=bundle1")}
