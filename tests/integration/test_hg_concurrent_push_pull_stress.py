@@ -34,6 +34,32 @@ fewer files than the 5,000 of 32 hex digits it took (every client then pulled 5,
 NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
+class _Pushes(threading.Condition):
+    """How many pushes began: a puller pulls once after each push begins (those begun during its
+    last pull: once), so while that push runs.  Pulling as fast as they could, the two pullers' count
+    grew with the host's speed (each pull and log some 0.5 s of CPU) and took CPU from the pushes they
+    race; now it is bounded by the pushes' (18)."""
+
+    started = 0
+    finished = False
+
+    def began(self) -> None:
+        with self:
+            self.started += 1
+            self.notify_all()
+
+    def finish(self) -> None:
+        with self:
+            self.finished = True
+            self.notify_all()
+
+    def next_after(self, seen: int) -> int | None:
+        """The count of pushes begun once it passes ``seen``; None once every push is done."""
+        with self:
+            self.wait_for(lambda: self.started > seen or self.finished, timeout=120)
+            return None if self.finished else self.started
+
+
 def _check_pool() -> None:
     """``kept.KEPT``'s accounting adds up: each object counted once, as many times held as values
     hold it, each cache's total its values' costs, within the budget."""
@@ -90,7 +116,7 @@ def _pushes_and_pulls(make_server: Callable[..., RunningServer], client: Client,
     (served / ".hg" / "hgrc").write_text(f"[hooks]\npretxnchangegroup.refuse = {hook}\n")
     errors: list[str] = []
     refused = [0]
-    done = threading.Event()
+    pushes = _Pushes()
 
     def run(peer: Any, *args: str | Path, cwd: Path | None = None, check: bool = True) -> Any:
         result = peer.hg(*args, cwd=cwd, check=False) if cwd is not None else peer.hg(*args, check=False)
@@ -113,6 +139,7 @@ def _pushes_and_pulls(make_server: Callable[..., RunningServer], client: Client,
                         (work / "wide" / "".join(NAME_LETTERS[b % 36] for b in os.urandom(95))).write_text(f"{i}\n")
                 refuse = round_ % 3 == 2
                 run(client, "commit", "-q", "-A", "-m", f"{'refuse' if refuse else 'ok'} {n} {round_}", cwd=work)
+                pushes.began()  # (the pullers pull while this push runs)
                 pushed = run(peer, "push", "-f", "--new-branch", url, cwd=work, check=False)
                 if refuse:
                     if pushed.returncode == 0:
@@ -127,7 +154,9 @@ def _pushes_and_pulls(make_server: Callable[..., RunningServer], client: Client,
     def puller(n: int, peer: Any, url: str) -> None:
         work = tmp_path / f"pull{n}"
         run(peer, "clone", "-q", "-U", url, str(work))
-        while not done.is_set():
+        seen = 0
+        while (now := pushes.next_after(seen)) is not None:
+            seen = now
             run(peer, "pull", "-q", url, cwd=work)
             descs = run(client, "log", "-R", str(work), "-T", "{desc}\n").stdout
             if "refuse" in descs:
@@ -145,7 +174,7 @@ def _pushes_and_pulls(make_server: Callable[..., RunningServer], client: Client,
         thread.start()
     for thread in pushers:
         thread.join()
-    done.set()
+    pushes.finish()
     for thread in pullers:
         thread.join()
     assert not errors, "\n".join(errors)
