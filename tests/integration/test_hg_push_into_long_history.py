@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from backends.hg import revlog
-from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, client_environment, ssh_server_settings
 from tests.integration.test_hg_obsolescence import FAKE_SSH
 from tests.integration.test_hg_ssh import HgSsh
 
@@ -37,21 +37,32 @@ def _commit(client: Client, work: Path, name: str, parent: str) -> None:
     client.hg("commit", "-q", "-A", "-R", str(work), "-m", name, "-d", "0 0")
 
 
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``DAG`` built once for the module (some 2 s of hg's CPU), its heads 4999 and 3599 public;
+    each test copies it."""
+    tmp_path = tmp_path_factory.mktemp("long-history")
+    client = Client(client_environment(tmp_path), tmp_path)
+    repo = tmp_path / "long"
+    client.hg("init", str(repo))
+    client.hg("debugbuilddag", "-q", "-R", str(repo), DAG, timeout=600)
+    client.hg("phase", "-q", "-p", "-R", str(repo), "-r", "4999 + 3599")
+    assert int(client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{rev}").stdout) + 1 > revlog.LAZY_ENTRIES
+    return repo
+
+
 @pytest.mark.parametrize("secret", [True, False], ids=["a-secret-head", "nothing-filtered"])
 def test_pushes_into_a_long_history_leave_the_heads_branches_and_phases_hg_serve_leaves(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
-        secret: bool) -> None:
+        long_history: Path, secret: bool) -> None:
     """Nothing filtered, the first branch map takes hg's ``branch2-served``; a secret head makes
     hg's file carry a hash of it, and the branch heads are found by a walk."""
     server = make_server("fs", **ssh_server_settings(ssh_keys))
     repo = server.root / "long"
-    client.hg("init", str(repo))
-    client.hg("debugbuilddag", "-q", "-R", str(repo), DAG, timeout=600)
-    client.hg("phase", "-q", "-p", "-R", str(repo), "-r", "4999 + 3599")
+    shutil.copytree(long_history, repo)
     client.hg("phase", "-q", "-f", "-s" if secret else "-p", "-R", str(repo), "-r", "4800")
     client.hg("debugupdatecaches", "-R", str(repo))
     assert (repo / ".hg" / "cache" / "branch2-served").read_text().count(" ") == (2 if secret else 1) + 2 * 3  # (a hash: filtered ones)
-    assert len(client.hg("log", "-R", str(repo), "-T", "x").stdout) > revlog.LAZY_ENTRIES
     reference = tmp_path / "reference"  # the same pushes to hg serve --stdio (behind a stand-in for ssh)
     shutil.copytree(repo, reference)
     fake = tmp_path / "fake-ssh"
