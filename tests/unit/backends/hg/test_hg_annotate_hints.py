@@ -90,8 +90,10 @@ def test_transcripts_with_any_hint(old: bytes, new: bytes) -> None:
         assert hinted_blocks(a, b, hint) == want, hint
 
 
-@pytest.fixture
-def long_history(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once for the module: the tests only read it (``debugbuilddag -m``, 150 changesets)."""
+    tmp_path = tmp_path_factory.mktemp("annotate-history")
     path = tmp_path / "r"
     path.mkdir()
     hg = os.path.join(VENV_BIN, "hg")
