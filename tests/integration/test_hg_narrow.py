@@ -4,14 +4,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
 
 from backends.interfaces import Kind
-from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import (
+    LOOPBACK,
+    Client,
+    RunningServer,
+    SshKeys,
+    client_environment,
+    ssh_server_settings,
+    start_server,
+    stop_server,
+)
 from tests.integration.test_hg_archive import _hg_serve
 
 PASSWORD = "narrow pw"
@@ -85,6 +95,22 @@ def _store(client: Client, repo: Path, env: dict[str, str]) -> dict[str, str]:
     return held
 
 
+@pytest.fixture(scope="module")
+def shared(reactor: Any, tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshKeys) -> Iterator[tuple[RunningServer, int]]:
+    """One server and one ``hg serve`` (with the narrow extension) of ``_history``'s ``proj`` for
+    the tests that only read it (the clones of each narrow spec, the refused stream clone): the
+    history made and the reference started once for the module, not once a test."""
+    tmp_path = tmp_path_factory.mktemp("narrow-shared")
+    server = start_server(reactor, "fs", tmp_path / "root", http=[LOOPBACK], **ssh_server_settings(ssh_keys))
+    try:
+        client = Client(client_environment(tmp_path), tmp_path)
+        _history(client, server.root / "proj")
+        with _hg_serve(client, server.root / "proj", NARROW) as port:
+            yield server, port
+    finally:
+        stop_server(reactor, server)
+
+
 def _clone(client: Client, env: dict[str, str], url: str, dest: Path, patterns: list[str], *extra: str) -> None:
     _narrow(client, env).hg("clone", "-q", "-U", "--narrow", *patterns, *extra, url, str(dest))
 
@@ -99,18 +125,17 @@ SPECS = [
 
 
 @pytest.mark.parametrize("patterns", SPECS)
-def test_a_narrow_clone_holds_what_hg_serve_sends(served: RunningServer, client: Client, narrow_env: dict[str, str],
-                                                  ssh_keys: SshKeys, tmp_path: Path, patterns: list[str]) -> None:
+def test_a_narrow_clone_holds_what_hg_serve_sends(shared: tuple[RunningServer, int], client: Client,
+                                                  narrow_env: dict[str, str], ssh_keys: SshKeys, tmp_path: Path,
+                                                  patterns: list[str]) -> None:
     """The same changesets and manifests as a full clone, and only the files the patterns take,
     with the same revisions and links as from ``hg serve`` with the narrow extension; over HTTP
     and SSH; ``hg verify`` passes."""
-    repo = served.root / "proj"
-    _history(client, repo)
+    served, port = shared
     ssh = ("--ssh", ssh_keys.command(served.port("ssh")))
     _clone(client, narrow_env, served.url("http", "proj"), tmp_path / "http", patterns)
     _clone(client, narrow_env, f"ssh://alice@127.0.0.1:{served.port('ssh')}/proj", tmp_path / "ssh", patterns, *ssh)
-    with _hg_serve(client, repo, NARROW) as port:
-        _clone(client, narrow_env, f"http://127.0.0.1:{port}/", tmp_path / "reference", patterns)
+    _clone(client, narrow_env, f"http://127.0.0.1:{port}/", tmp_path / "reference", patterns)
     reference = _store(client, tmp_path / "reference", narrow_env)
     assert any(path not in {"changelog", "manifest", "tracked", "bookmarks"} for path in reference)
     assert "a/b/y" not in reference
@@ -193,17 +218,15 @@ def test_a_narrow_clone_of_the_memory_backend(make_server: Callable[..., Running
 
 
 def test_a_narrow_stream_clone_is_refused_as_hg_serve_refuses_it(
-        served: RunningServer, client: Client, narrow_env: dict[str, str], tmp_path: Path) -> None:
+        shared: tuple[RunningServer, int], client: Client, narrow_env: dict[str, str], tmp_path: Path) -> None:
     """A stream clone would copy every file: ``--stream`` with a narrow clone gets hg serve's refusal."""
-    repo = served.root / "proj"
-    _history(client, repo)
+    served, port = shared
     answers = []
-    with _hg_serve(client, repo, NARROW) as port:
-        for name, url in (("ours", served.url("http", "proj")), ("reference", f"http://127.0.0.1:{port}/")):
-            result = client.hg("clone", "--narrow", "--include", "a", "--stream", url, str(tmp_path / name),
-                               env=narrow_env, check=False)
-            answers.append((result.returncode, [line for line in result.stderr.splitlines() if "abort" in line]))
-            assert not (tmp_path / name).exists()
+    for name, url in (("ours", served.url("http", "proj")), ("reference", f"http://127.0.0.1:{port}/")):
+        result = client.hg("clone", "--narrow", "--include", "a", "--stream", url, str(tmp_path / name),
+                           env=narrow_env, check=False)
+        answers.append((result.returncode, [line for line in result.stderr.splitlines() if "abort" in line]))
+        assert not (tmp_path / name).exists()
     assert answers[0] == answers[1] and answers[0][0] != 0
     assert "remote: abort: server does not support narrow stream clones" in answers[0][1]
 
