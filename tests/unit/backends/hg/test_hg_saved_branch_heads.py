@@ -6,6 +6,7 @@ branch, a changeset filtered, no file), every revision is walked, as before."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,15 +36,24 @@ def _expected(repo: Path) -> dict[bytes, list[Node]]:
     return out
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 8)
-    path = tmp_path / "r"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The history with hg's saved branch heads, made once for the module (four hg processes):
+    each test changes its own copy."""
+    path = tmp_path_factory.mktemp("saved-branch-heads") / "r"
     subprocess.run([os.path.join(VENV_BIN, "hg"), "init", str(path)], env=ENV, check=True)
     _hg(path, "debugbuilddag", "-q", DAG)
     _hg(path, "phase", "-q", "-p", "-r", "heads(all())")
     _hg(path, "debugupdatecaches")
     assert (path / ".hg" / "cache" / "branch2-served").exists()
+    return path
+
+
+@pytest.fixture
+def repo(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 8)
+    path = tmp_path / "r"
+    shutil.copytree(built, path)
     return path
 
 
