@@ -40,6 +40,13 @@ REF_DELTA = 7
 MAX_HEADER = 32
 """Bytes read for an entry header: the type-and-size varint and an OFS_DELTA distance (10 each)."""
 BASE_CACHE_BYTES = 16 << 20
+"""Resolved objects ``_read_at`` keeps (least recently used out).  A --deepen naming 10,000 shallow
+lines and as many haves (42,000 commits) resolves 53,825 tree entries twice in the counting (the
+haves' walk, then the wants' walk over the same stretch, 52,000 steps apart) and once more in the
+writer: 156,362 steps.  Only a cache of the whole set (+280 MiB) cut them (server CPU 4.35 -> 3.84 s,
+git daemon 2.3); keeping the inflated deltas too (16 MiB: 55,886 inflations) saved nothing, as the
+cost is resolving (each step a whole 5 KB tree), not inflating; the writer already resolves each
+entry once, in pack order.  Fewer steps need the two walks in one order (``git_reach``)."""
 MAX_CHAIN = 10000
 MAX_PEEL = 256
 """The tags a chain of tags of tags may hold wherever one is followed to what it names: the ref
