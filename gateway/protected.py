@@ -865,6 +865,11 @@ class GuardedHgRepository:
     def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
         return self._repo.missing(common, heads)
 
+    def tags_file_nodes(self, heads: Sequence[Node]) -> list[tuple[Node, Node]]:
+        """The backend's ``.hgtags`` file node of each head (``hgtagsfnodes``), if it gives them."""
+        nodes = getattr(self._repo, "tags_file_nodes", None)  # optional: the client computes them
+        return list(nodes(heads)) if nodes is not None else []
+
     def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
                     match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
         return self._repo.emit_groups(nodes, mode, match=match)

@@ -342,6 +342,8 @@ def _getbundle_parts(
         parts.extend(_obsmarkers_part(repo, request.heads, caps, request))
     if request.phases:
         parts.append(_phase_heads_part(repo, heads, caps))
+    if request.cg and b"hgtagsfnodes" in caps:
+        parts.extend(_tags_fnodes_part(repo, heads))
     return parts, first
 
 
@@ -512,6 +514,17 @@ def _phase_heads_part(
     if b"heads" not in caps.get(b"phases", ()):
         raise UnsupportedFeature("no common phases exchange method")
     return b2.OutPart(b2.PART_PHASE_HEADS, payload=[encode_phase_heads(repo.phase_heads(heads))])
+
+
+def _tags_fnodes_part(repo: HgRepository, heads: Sequence[Node]) -> list[b2.OutPart]:
+    """The ``.hgtags`` file node of each head the client asked for (``exchange._getbundletagsfnodes``:
+    heads in common too), so that it need not read their manifests to resolve tags; advisory, and
+    none where the backend keeps no such thing or the repository has no tags file."""
+    nodes = getattr(repo, "tags_file_nodes", None)  # optional: a backend may leave it to the client
+    pairs = nodes(heads) if nodes is not None else []
+    if not pairs:
+        return []
+    return [b2.OutPart(b2.PART_HGTAGSFNODES, mandatory=False, payload=[b"".join(h + f for h, f in pairs)])]
 
 
 def _obsmarkers_part(repo: HgRepository, heads: Sequence[Node] | None,

@@ -1326,6 +1326,22 @@ class HgRepo:
             SHARED_TAGS.put(scope, (key, dict(tags)))
         return tags
 
+    def tags_file_nodes(self, heads: Sequence[Node]) -> list[tuple[Node, Node]]:
+        """(head, node of its ``.hgtags`` file) for a bundle2 ``hgtagsfnodes`` part: the null node
+        for a head without the file, as hg's tags cache records it; nothing in a repository that
+        never had one.  The first ``MAX_TAGS_FNODES_HEADS`` heads only (one manifest read each):
+        the client computes the others itself, as it does all of them without the part."""
+        if not self.store.exists(self.filelog_path(HGTAGS)):
+            return []
+        cl = self.changelog()
+        ml = self.manifestlog()
+        pairs: list[tuple[Node, Node]] = []
+        for head in [h for h in heads if h != NULL_NODE][:MAX_TAGS_FNODES_HEADS]:
+            manifest = self.changeset(cl, cl.rev(head)).manifest
+            found = manifest_lookup(ml.revision(ml.rev(manifest)), HGTAGS) if manifest != NULL_NODE else None
+            pairs.append((head, found or NULL_NODE))
+        return pairs
+
     def _file_at(self, cl: Revlog, node: Node, path: bytes) -> bytes | None:
         cs = self.changeset(cl, cl.rev(node))
         ml = self.manifestlog()
@@ -2109,6 +2125,9 @@ class InlineBundle:
 CLONEBUNDLES_MANIFEST = b"clonebundles.manifest"
 MAX_CLONEBUNDLES_MANIFEST = 1 << 20
 """The largest clone bundles manifest served (hg reads it whole for every clone)."""
+HGTAGS = b".hgtags"
+MAX_TAGS_FNODES_HEADS = 1000
+"""Heads whose ``.hgtags`` node a pull's ``hgtagsfnodes`` part gives at most (a manifest read each)."""
 MAX_HGRC = 1 << 20
 """Bytes of a repository's ``.hg/hgrc``, the ``[hg] hgrc`` read before it and the files they
 ``%include``, read in all (a request parses them a dozen times: 0.16 s of CPU each for a megabyte
