@@ -2126,8 +2126,10 @@ CLONEBUNDLES_MANIFEST = b"clonebundles.manifest"
 MAX_CLONEBUNDLES_MANIFEST = 1 << 20
 """The largest clone bundles manifest served (hg reads it whole for every clone)."""
 HGTAGS = b".hgtags"
-MAX_TAGS_FNODES_HEADS = 1000
-"""Heads whose ``.hgtags`` node a pull's ``hgtagsfnodes`` part gives at most (a manifest read each)."""
+MAX_TAGS_FNODES_HEADS = 100
+"""Heads whose ``.hgtags`` node a pull's ``hgtagsfnodes`` part gives at most (a manifest read each,
+cold up to ~10 ms in a large tree: a thousand heads would add seconds to every clone; the client
+works out the others itself, as it does all of them without the part)."""
 MAX_HGRC = 1 << 20
 """Bytes of a repository's ``.hg/hgrc``, the ``[hg] hgrc`` read before it and the files they
 ``%include``, read in all (a request parses them a dozen times: 0.16 s of CPU each for a megabyte
