@@ -31,13 +31,13 @@ LOCAL_COMMANDS = frozenset({
     "files", "heads", "init", "log", "manifest", "merge", "parents", "phase", "remove", "rm", "rename",
     "mv", "status", "st", "tag", "tags", "tip", "update", "up", "checkout", "verify", "debugindex",
     "debugdata", "debugrevlog", "debugrequirements", "debugbuilddag", "debugupdatecaches", "forget",
-    "revert", "summary",
+    "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo",
 })
 """Commands that touch only local paths; anything else runs as its own process."""
 
 READ_ONLY = frozenset({
     "cat", "files", "heads", "log", "manifest", "parents", "status", "st", "tags", "tip", "verify", "summary",
-    "branches", "debugindex", "debugdata", "debugrevlog", "debugrequirements",
+    "branches", "debugindex", "debugdata", "debugrevlog", "debugrequirements", "debugformat", "debugdeltachain",
 })
 """Local commands that run no hook but ``pre-``/``post-``/``fail-<command>``."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.hg.revlog import ENTRY_SIZE, FLAG_INLINE, INDEX_ENTRY, MAX_INLINE
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import Client, RunningServer, SshKeys, client_environment, ssh_server_settings
 
 
 @pytest.fixture
@@ -84,15 +84,15 @@ def inline_changelog(repo: Path) -> None:
     (store / "00changelog.d").unlink()
 
 
-@pytest.mark.parametrize("inline_first", [False, True])
-def test_pushed_changelog_is_hgs(served: tuple[RunningServer, str, tuple[str, str]], client: Client,
-                                 tmp_path: Path, inline_first: bool) -> None:
-    """A commit listing 300 files, then one listing them all again (the old writer stored its
-    changelog entry as a delta against the first), pushed into a small changelog; then 40 commits
-    with 8 KB messages, past 128 KiB of changelog data.  ``inline_first``: the server's changelog
-    is inline before the pushes (its first write splits it, as hg's)."""
-    server, url, ssh = served
-    work, reference = tmp_path / "work", tmp_path / "reference"
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client's repository, made once for the module (its tests copy it): a commit listing 300
+    files, then one listing them all again (the old writer stored its changelog entry as a delta
+    against the first), one more (revision 2); then 40 commits with 8 KB messages, past 128 KiB of
+    changelog data."""
+    base = tmp_path_factory.mktemp("changelog-format")
+    client = Client(client_environment(base), base)
+    work = base / "work"
     client.hg("init", str(work))
     names = [f"directory-{i % 7}-with-a-long-name/file-number-{i}.txt" for i in range(300)]
     for i in range(7):
@@ -100,6 +100,21 @@ def test_pushed_changelog_is_hgs(served: tuple[RunningServer, str, tuple[str, st
     _commit(client, work, "many files", dict.fromkeys(names, "one\n"))
     _commit(client, work, "all of them again", dict.fromkeys(names, "two\n"))
     _commit(client, work, "one more", {"small": "small\n"})
+    noise = random.Random(42)
+    for i in range(40):
+        _commit(client, work, f"{i}: " + noise.randbytes(4096).hex(), {"small": f"{i}\n"})
+    return work
+
+
+@pytest.mark.parametrize("inline_first", [False, True])
+def test_pushed_changelog_is_hgs(served: tuple[RunningServer, str, tuple[str, str]], client: Client,
+                                 history: Path, tmp_path: Path, inline_first: bool) -> None:
+    """``history``'s first three revisions pushed into a small changelog, then the 40 with 8 KB
+    messages.  ``inline_first``: the server's changelog is inline before the pushes (its first write
+    splits it, as hg's)."""
+    server, url, ssh = served
+    work, reference = tmp_path / "history", tmp_path / "reference"
+    shutil.copytree(history, work)  # (a push marks the pushed changesets public in it)
     server_repo = server.root / "p"
     for repo in (server_repo, reference):
         client.hg("init", str(repo))
@@ -111,9 +126,6 @@ def test_pushed_changelog_is_hgs(served: tuple[RunningServer, str, tuple[str, st
     for target in (url, str(reference)):
         client.hg("push", "-q", "-r", "2", "-R", str(work), *ssh, target)
     _check_as_hg_keeps_it(client, server_repo, reference)
-    noise = random.Random(42)
-    for i in range(40):
-        _commit(client, work, f"{i}: " + noise.randbytes(4096).hex(), {"small": f"{i}\n"})
     for target in (url, str(reference)):
         client.hg("push", "-q", "-R", str(work), *ssh, target)
     assert (server_repo / ".hg/store/00changelog.d").stat().st_size > MAX_INLINE
