@@ -31,7 +31,7 @@ LOCAL_COMMANDS = frozenset({
     "files", "heads", "init", "log", "manifest", "merge", "parents", "phase", "remove", "rm", "rename",
     "mv", "status", "st", "tag", "tags", "tip", "update", "up", "checkout", "verify", "debugindex",
     "debugdata", "debugrevlog", "debugrequirements", "debugbuilddag", "debugupdatecaches", "forget",
-    "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo",
+    "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo", "debugstrip",
 })
 """Commands that touch only local paths; anything else runs as its own process."""
 

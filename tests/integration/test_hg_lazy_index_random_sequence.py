@@ -25,7 +25,6 @@ from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_
 from tests.integration.test_hg_ssh import HgSsh
 
 PASSWORD = "pw"
-STRIP = ("--config", "extensions.strip=")
 
 
 def _get(server: RunningServer, command: str, **args: str) -> bytes:
@@ -95,7 +94,7 @@ def test_a_lazy_changelog_answers_as_hg_reads_it_through_pushes_commits_and_stri
             count = int(client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{rev}").stdout) + 1
             victim = rng.randrange(max(1, count - 4), count)
             gone = len(client.hg("log", "-R", str(repo), "-r", f"{victim}::", "-T", "x").stdout)
-            client.hg(*STRIP, "strip", "-q", "--no-backup", "-R", str(repo), "-r", str(victim))
+            client.hg("debugstrip", "-q", "--no-backup", "-R", str(repo), "-r", str(victim))
             if action == "strip-same-size":
                 for i in range(gone):
                     _commit(client, repo, rng, f"after strip {step}.{i}")
