@@ -14,7 +14,6 @@ from backends.interfaces import DeltaMode
 from backends.lru import LruCache
 from tests.unit.backends.hg.test_hg_branchcache import (
     BRANCHES,
-    branchy,
     branchy_template,
     clear_caches,
     commit_on,
@@ -23,11 +22,11 @@ from tests.unit.backends.hg.test_hg_branchcache import (
     hg_s_own,
 )
 
-__all__ = ["branchy", "branchy_template"]  # (the fixtures, imported for pytest)
+__all__ = ["branchy_template"]  # (the fixtures, imported for pytest)
 
 
 def _between(path: Path, what: str) -> None:
-    strip = ("--config", "extensions.strip=", "strip", "-q", "--no-backup")
+    strip = ("debugstrip", "-q", "--no-backup")  # (core hg's strip: no extension, so in the command server)
     if what == "hg commit":
         commit_on(path, ["stable", "other"], start=50)
     elif what == "strip":
@@ -43,14 +42,26 @@ def _between(path: Path, what: str) -> None:
         clear_caches(path)
 
 
+@pytest.fixture(scope="module")
+def discovered(branchy_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``branchy`` updated to its tip with hg's caches, and a copy with two more commits (the pushing
+    side), made once for the module: each test changes its own copies."""
+    base = tmp_path_factory.mktemp("remembered")
+    target, source = base / "branchy", base / "source"
+    shutil.copytree(branchy_template, target, symlinks=True)
+    hg(target, "update", "-q", "-C", "tip")
+    hg(target, "debugupdatecaches")
+    shutil.copytree(target, source, symlinks=True)
+    commit_on(source, ["hotfix", "stable"], start=len(BRANCHES))
+    return target, source
+
+
 @pytest.mark.parametrize("what", ["hg commit", "strip", "strip and commit", "caches rewritten", "caches removed"])
 def test_the_files_changed_between_discovery_and_commit(
-        branchy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
-    hg(branchy, "update", "-q", "-C", "tip")
-    hg(branchy, "debugupdatecaches")
-    source = tmp_path / "source"
-    shutil.copytree(branchy, source, symlinks=True)
-    commit_on(source, ["hotfix", "stable"], start=len(BRANCHES))
+        discovered: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    branchy, source = tmp_path / "branchy", tmp_path / "source"
+    for built, path in zip(discovered, (branchy, source), strict=True):
+        shutil.copytree(built, path, symlinks=True)
     monkeypatch.setattr(repository, "SHARED_BRANCHES", LruCache(4))  # as after a restart
     monkeypatch.setattr(branchcache, "_WRITTEN", LruCache(4))
     target = open_repository(str(branchy), "b")
