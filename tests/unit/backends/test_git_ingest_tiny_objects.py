@@ -56,16 +56,40 @@ def _tiny_blobs_pack(count: int, per_tree: int = 100) -> tuple[bytes, bytes]:
     return bytes(out + hashlib.sha1(out).digest()), _object_id(b"commit", commit).hex().encode()
 
 
-def test_a_push_of_many_tiny_blobs_holds_little_for_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def tiny_pack() -> tuple[bytes, bytes]:
+    """``_tiny_blobs_pack(OBJECTS)``, made once for the module (its tests only read it)."""
+    return _tiny_blobs_pack(OBJECTS)
+
+
+CHECKS_BYTES_AN_OBJECT = 120
+"""What the ingest holds once its ids are sorted, through the checks that follow (its links' types,
+the large trees' links): its columns, the sorted ids and their order, and the links (110 bytes an
+object).  The ids in pack order stayed beside the sorted ones until the index was written, and a
+column of -1 stood for the base offsets of a pack without deltas: 134."""
+
+
+def test_a_push_of_many_tiny_blobs_holds_little_for_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         tiny_pack: tuple[bytes, bytes]) -> None:
     """Scanned as the server scans a push, indexed and its links checked: the peak of what Python
     held, over the objects, stays under ``BYTES_AN_OBJECT`` (a pack of a hundred million tiny objects
-    is 1.5 GB, under the bound on a pushed pack)."""
+    is 1.5 GB, under the bound on a pushed pack); what it holds when the links' types are checked
+    (after the sort), under ``CHECKS_BYTES_AN_OBJECT`` (one ingest for both: the same set-up); the
+    pack is git's to read as before."""
     monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 10 * OBJECTS)  # (a forked helper is not traced)
     monkeypatch.setattr(git_ingest, "SPILL_LINKS", OBJECTS // 16, raising=False)  # (as a million's links spill)
-    data, commit = _tiny_blobs_pack(OBJECTS)
+    data, commit = tiny_pack
     server = tmp_path / "server.git"
     subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True)
     store = Repo(str(server)).object_store
+    held: list[int] = []
+    check = git_ingest.PackIngest._check_link_types
+
+    def measured(ingest: git_ingest.PackIngest, reader: object) -> None:
+        held.append(tracemalloc.get_traced_memory()[0] - base)
+        check(ingest, reader)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_ingest.PackIngest, "_check_link_types", measured)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -82,9 +106,11 @@ def test_a_push_of_many_tiny_blobs_holds_little_for_each(tmp_path: Path, monkeyp
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert pack is not None and len(pack) == OBJECTS + OBJECTS // 100 + 2
+    assert pack is not None and len(pack) == OBJECTS + OBJECTS // 100 + 2 and len(held) == 1
     assert peak / OBJECTS < BYTES_AN_OBJECT, f"{peak / OBJECTS:.0f} bytes an object"
-    fsck = subprocess.run(["git", "-C", str(server), "fsck", "--strict", "--no-dangling", commit.decode()],
+    assert held[0] / OBJECTS < CHECKS_BYTES_AN_OBJECT, f"{held[0] / OBJECTS:.0f} bytes an object at the checks"
+    subprocess.run(["git", "-C", str(server), "update-ref", "refs/heads/main", commit.decode()], check=True)
+    fsck = subprocess.run(["git", "-C", str(server), "fsck", "--full", "--strict", "--no-dangling"],
                           check=False, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
 
@@ -116,13 +142,13 @@ def test_sorting_the_ids_of_many_objects_holds_little_beside_them() -> None:
     assert peak / count < SORT_BYTES_AN_ID, f"{peak / count:.0f} bytes an id"
 
 
-def test_a_committed_push_of_many_objects_keeps_nothing_for_each(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_committed_push_of_many_objects_keeps_nothing_for_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   tiny_pack: tuple[bytes, bytes]) -> None:
     """A push's sink keeps its ingest until the push ends (its refs checked and updated): once the pack
     is committed, what the ingest still holds is under 4 bytes an object (it kept its ids twice, offsets,
     CRCs and types: 61)."""
     monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 10 * OBJECTS)
-    data, _commit = _tiny_blobs_pack(OBJECTS)
+    data, _commit = tiny_pack
     server = tmp_path / "server.git"
     subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True)
     store = Repo(str(server)).object_store
@@ -183,51 +209,6 @@ def test_the_columns_of_offsets_and_sizes_take_4_bytes_until_one_is_past_4_gib(t
                 ingest._base_at.itemsize, ingest._text_at.itemsize} == {4}
     finally:
         ingest.abort()
-
-
-CHECKS_BYTES_AN_OBJECT = 120
-"""What the ingest holds once its ids are sorted, through the checks that follow (its links' types,
-the large trees' links): its columns, the sorted ids and their order, and the links (110 bytes an
-object).  The ids in pack order stayed beside the sorted ones until the index was written, and a
-column of -1 stood for the base offsets of a pack without deltas: 134."""
-
-
-def test_once_sorted_the_ids_of_a_push_are_held_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What Python holds when the links' types are checked (after the sort), over the objects, stays
-    under ``CHECKS_BYTES_AN_OBJECT``; the pack is git's to read as before."""
-    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 10 * OBJECTS)
-    monkeypatch.setattr(git_ingest, "SPILL_LINKS", OBJECTS // 16, raising=False)
-    data, commit = _tiny_blobs_pack(OBJECTS)
-    server = tmp_path / "server.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True)
-    store = Repo(str(server)).object_store
-    held: list[int] = []
-    check = git_ingest.PackIngest._check_link_types
-
-    def measured(ingest: git_ingest.PackIngest, reader: object) -> None:
-        held.append(tracemalloc.get_traced_memory()[0] - base)
-        check(ingest, reader)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(git_ingest.PackIngest, "_check_link_types", measured)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        links = git_ingest.PushLinks()
-        scanner = PackScanner()
-        ingest = git_ingest.PackIngest(store, links)
-        for at in range(0, len(data), 1 << 14):
-            chunk = data[at:at + (1 << 14)]
-            ingest.write(chunk[:scanner.feed(chunk)], scanner.take_objects())
-        pack = ingest.commit()
-        ingest.abort()
-    finally:
-        tracemalloc.stop()
-    assert pack is not None and len(held) == 1
-    assert held[0] / OBJECTS < CHECKS_BYTES_AN_OBJECT, f"{held[0] / OBJECTS:.0f} bytes an object"
-    subprocess.run(["git", "-C", str(server), "update-ref", "refs/heads/main", commit.decode()], check=True)
-    fsck = subprocess.run(["git", "-C", str(server), "fsck", "--full", "--strict", "--no-dangling"],
-                          check=False, capture_output=True, text=True)
-    assert fsck.returncode == 0, fsck.stderr
 
 
 def test_the_index_fanout_takes_no_pass_over_the_ids_for_each_first_byte(tmp_path: Path) -> None:
