@@ -265,10 +265,10 @@ def test_pushes_waiting_on_hooks_do_not_hold_the_workers(make_server: Any, clien
         (server.root / f"r{i}" / ".hg" / "hgrc").write_text("[hooks]\n" + hook)
     client.hg("init", str(server.root / "other"))
     work, _ = _work(client, tmp_path, 1)
-    copies = []  # hg locks the repository it pushes from: one source each
+    copies = []  # hg locks the repository it pushes from: one source each (copies: no clone process each)
     for i in range(count):
         copies.append(tmp_path / f"source-{i}")
-        client.hg("clone", "-q", str(work), str(copies[-1]))
+        shutil.copytree(work, copies[-1], symlinks=True)
     hg = os.path.join(VENV_BIN, "hg")
     pushes = [subprocess.Popen([hg, "--config", f"ui.ssh={peer.ssh}", "push", "-q", "-R", str(copies[i]),
                                 url(f"r{i}")], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -316,6 +316,10 @@ def _real_hg_serve(client: Client, kind: str, repo: Path, tmp_path: Path) -> Ite
         served.wait(timeout=10)
 
 
+_SERVED_TEMPLATE: list[Path] = []
+"""``hg clone -U`` of the two-changeset work repository, kept as ``_WORK_TEMPLATES`` keeps it."""
+
+
 def _served_with_reference(kind: str, make_server: Callable[..., RunningServer], client: Client,
                            ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, hooks: str, **settings: Any
                            ) -> tuple[Any, str, Path, Path]:
@@ -327,9 +331,13 @@ def _served_with_reference(kind: str, make_server: Callable[..., RunningServer],
     else:
         server = make_server("fs", **_settings(htpasswd), **settings)
         peer = HgHttp(server, client)
-    work, _ = _work(client, tmp_path, 2)
+    work, _ = _work(client, tmp_path, 2)  # (the tests pull into it)
     repo = server.root / "hooked"
-    client.hg("clone", "-q", "-U", str(work), str(repo))
+    if not _SERVED_TEMPLATE:  # a clone of it, made once per module (an hg process): the tests copy it
+        template = tmp_path / "template-served"
+        client.hg("clone", "-q", "-U", str(work), str(template))
+        _SERVED_TEMPLATE.append(template)
+    shutil.copytree(_SERVED_TEMPLATE[0], repo, symlinks=True)
     (repo / ".hg" / "hgrc").write_text("[hooks]\n" + hooks)
     reference = tmp_path / "reference" / "hooked"
     shutil.copytree(repo, reference)
