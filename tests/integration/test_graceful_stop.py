@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from bench.crash import LOOPBACK, PASSWORD, USER, Server, client_env
+from tests import hg_command_server
 from tests.conftest import VENV_BIN
 from tests.integration.test_hg_push_spool import kept_bundles
 
@@ -81,7 +82,10 @@ def _env(tmp_path: Path, server: StoppingServer) -> dict[str, str]:
 
 def _run(args: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True
          ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    if args[0] == HG:  # local hg commands in the tests' command server (any other as its own process)
+        done = hg_command_server.subprocess_run(args, cwd=cwd or Path.cwd(), env=env, text=True, timeout=120)
+    else:
+        done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
     if check:
         assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done
@@ -140,7 +144,7 @@ def test_hg_clone_and_push_in_progress_complete_after_sigterm(make: Callable[[fl
     repo = server.root / "r"
     _run([HG, "init", str(repo)], env)
     (repo / "a").write_text("a\n")
-    _run([HG, "-R", str(repo), "commit", "-q", "-A", "-m", "a", "-u", "t"], env)
+    _run([HG, "commit", "-R", str(repo), "-q", "-A", "-m", "a", "-u", "t"], env)
     cloning, pushing = tmp_path / "cloning", tmp_path / "pushing"
     (repo / ".hg" / "hgrc").write_text(f"[phases]\npublish = true\n[hooks]\n"
                                        f"preoutgoing = touch {cloning}; sleep 2\n"
@@ -161,7 +165,7 @@ def test_hg_clone_and_push_in_progress_complete_after_sigterm(make: Callable[[fl
     server.start()  # the same root and ports
     work = tmp_path / "c"
     (work / "b").write_text("b\n")
-    _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "b", "-u", "t"], env)
+    _run([HG, "commit", "-R", str(work), "-q", "-A", "-m", "b", "-u", "t"], env)
     push = subprocess.Popen([HG, "push", "-q", *ssh, "-R", str(work), server.direct("ssh", "r")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(pushing, push)
@@ -169,8 +173,8 @@ def test_hg_clone_and_push_in_progress_complete_after_sigterm(make: Callable[[fl
     _, err = push.communicate(timeout=60)
     assert push.returncode == 0, err
     assert status in STOPPED and "every connection finished" in log
-    _run([HG, "-R", str(repo), "verify", "-q"], env)
-    assert _run([HG, "-R", str(repo), "log", "-r", "tip", "-T", "{desc}"], env).stdout == "b"
+    _run([HG, "verify", "-R", str(repo), "-q"], env)
+    assert _run([HG, "log", "-R", str(repo), "-r", "tip", "-T", "{desc}"], env).stdout == "b"
 
 
 def test_idle_connections_are_closed_and_the_grace_ends_the_rest(make: Callable[[float], StoppingServer], tmp_path: Path) -> None:
@@ -223,9 +227,9 @@ def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops
     _run([HG, "init", str(work)], env)
     for n in range(20):
         (work / f"f{n}").write_bytes(bytes([n]) * 200_000)
-    _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "big", "-u", "t"], env)
+    _run([HG, "commit", "-R", str(work), "-q", "-A", "-m", "big", "-u", "t"], env)
     bundle_path = tmp_path / "b.hg"
-    _run([HG, "-R", str(work), "bundle", "-q", "-t", "none-v2", "-a", str(bundle_path)], env)
+    _run([HG, "bundle", "-R", str(work), "-q", "-t", "none-v2", "-a", str(bundle_path)], env)
     bundle = bundle_path.read_bytes()
     half = bundle[:len(bundle) // 2]
     stalled: socket.socket | subprocess.Popen[bytes]
@@ -255,8 +259,8 @@ def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops
     else:
         stalled.kill()
         stalled.communicate()
-    _run([HG, "-R", str(repo), "verify", "-q"], env)
-    assert _run([HG, "-R", str(repo), "log", "-T", "{desc}"], env).stdout == ""
+    _run([HG, "verify", "-R", str(repo), "-q"], env)
+    assert _run([HG, "log", "-R", str(repo), "-T", "{desc}"], env).stdout == ""
 
 
 def _slow_relay(target: int, rate: int) -> tuple[int, Callable[[], None]]:
@@ -361,7 +365,7 @@ def test_a_hook_that_outlives_the_grace_is_stopped_and_the_push_refused(
         (repo / ".hg" / "hgrc").write_text(f"[hooks]\npretxnchangegroup.slow = {script}\n")
         _run([HG, "init", str(work)], env)
         (work / "a.txt").write_text("a\n")
-        _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "a", "-u", "t"], env)
+        _run([HG, "commit", "-R", str(work), "-q", "-A", "-m", "a", "-u", "t"], env)
         push_argv = [HG, "-R", str(work), "push", server.direct("ssh", "proj"),
                      "--ssh", server.ssh_command() + f" -p {server.ports['ssh']}"]
     push = subprocess.Popen(push_argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -379,8 +383,8 @@ def test_a_hook_that_outlives_the_grace_is_stopped_and_the_push_refused(
         _run(["git", "--git-dir", str(repo), "fsck", "--full", "--strict"], env)
         (repo / "hooks" / "pre-receive").unlink()
     else:
-        assert _run([HG, "-R", str(repo), "log", "-T", "{node}\\n"], env).stdout == ""
-        _run([HG, "-R", str(repo), "verify", "-q"], env)
+        assert _run([HG, "log", "-R", str(repo), "-T", "{node}\\n"], env).stdout == ""
+        _run([HG, "verify", "-R", str(repo), "-q"], env)
         (repo / ".hg" / "hgrc").write_text("")
     server.start()
     _run(push_argv, env, work)
@@ -469,9 +473,9 @@ def test_hg_streams_cut_at_the_grace_s_end_are_logged_as_cut(make: Callable[[flo
     repo = server.root / "r"
     _run([HG, "init", str(repo)], env)
     (repo / "big").write_bytes(os.urandom(30_000_000))  # more than the sockets and SSH's window hold
-    _run([HG, "-R", str(repo), "add", "-q", str(repo / "big")], env)
-    _run([HG, "-R", str(repo), "commit", "-qm", "big", "-u", "t"], env)
-    head = _run([HG, "-R", str(repo), "log", "-r", "tip", "-T", "{node}"], env).stdout
+    _run([HG, "add", "-R", str(repo), "-q", str(repo / "big")], env)
+    _run([HG, "commit", "-R", str(repo), "-qm", "big", "-u", "t"], env)
+    head = _run([HG, "log", "-R", str(repo), "-r", "tip", "-T", "{node}"], env).stdout
     ssh = [*server.ssh_command().split(), "-p", str(server.ports["ssh"]), f"{USER}@{LOOPBACK}"]
     hg_ssh = subprocess.Popen([*ssh, "hg -R r serve --stdio"], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
