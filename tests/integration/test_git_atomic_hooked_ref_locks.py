@@ -39,9 +39,13 @@ def _rc_and_refs(client: Client, git_dir: Path) -> tuple[str, str, list[str]]:
     return rc, err, refs
 
 
-@pytest.mark.parametrize("through", ["refs/heads/a", "refs/heads/sym"])
-def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
-        make_server: Callable[..., RunningServer], client: Client, through: str) -> None:
+def hooked_pair(make_server: Callable[..., RunningServer], client: Client, hook: str, branches: tuple[str, ...],
+                symref: bool = False) -> tuple[RunningServer, Path, Path, Path, tuple[str, str, str]]:
+    """A served repository (``ours/r``) and its twin for git over file:// (``theirs/r``), both with
+    ``hook`` as their ``reference-transaction`` hook: ``branches`` at the first of three commits,
+    ``refs/tags/keep`` at the third (``refs/heads/sym`` -> ``a`` too if ``symref``); the ids of the
+    first and third written beside each (``../first``, ``../third``) for the hook.  The server, the
+    two repositories, the work tree and the three commits."""
     server = make_server("fs", git=[LOOPBACK])
     (server.root / "ours").mkdir()
     (client.cwd / "theirs").mkdir()
@@ -52,16 +56,25 @@ def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
     second = commit(client, work, "b.txt", "b\n", "second")
     third = commit(client, work, "c.txt", "c\n", "third")
     client.git("init", "-q", "--bare", str(served))
-    client.git("push", "-q", str(served), f"{first}:refs/heads/a", f"{first}:refs/heads/b",
+    client.git("push", "-q", str(served), *(f"{first}:refs/heads/{b}" for b in branches),
                f"{third}:refs/tags/keep", cwd=work)
-    client.git("--git-dir", str(served), "symbolic-ref", "refs/heads/sym", "refs/heads/a")
-    hook = served / "hooks" / "reference-transaction"
-    hook.write_text(RACING_HOOK)
-    hook.chmod(0o755)
+    if symref:
+        client.git("--git-dir", str(served), "symbolic-ref", "refs/heads/sym", "refs/heads/a")
+    hook_file = served / "hooks" / "reference-transaction"
+    hook_file.write_text(hook)
+    hook_file.chmod(0o755)
     shutil.copytree(served, twin, symlinks=True)
     for top in (served.parent, twin.parent):
         (top / "first").write_text(first)
         (top / "third").write_text(third)
+    return server, served, twin, work, (first, second, third)
+
+
+@pytest.mark.parametrize("through", ["refs/heads/a", "refs/heads/sym"])
+def test_an_atomic_push_with_a_transaction_hook_holds_every_ref_as_git_does(
+        make_server: Callable[..., RunningServer], client: Client, through: str) -> None:
+    server, served, twin, work, (_first, second, _third) = hooked_pair(
+        make_server, client, RACING_HOOK, ("a", "b"), symref=True)
 
     for url, git_dir in ((f"file://{twin}", twin), (server.git_url("ours/r"), served)):
         pushed = client.git("push", "--atomic", "--porcelain", url, f"{second}:{through}",

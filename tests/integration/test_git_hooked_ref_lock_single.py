@@ -7,11 +7,10 @@ Checked beside git's own receive-pack (``file://``)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.integration.test_git_atomic_hooked_ref_locks import hooked_pair
 
 RACING_HOOK = """#!/bin/sh
 [ -n "$RACING" ] && exit 0
@@ -24,24 +23,7 @@ echo $? > "$GIT_DIR/../moved.rc"
 
 def test_one_ref_s_transaction_is_prepared_under_its_lock_as_git_s(
         make_server: Callable[..., RunningServer], client: Client) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    (server.root / "ours").mkdir()
-    (client.cwd / "theirs").mkdir()
-    served, twin = server.root / "ours" / "r.git", client.cwd / "theirs" / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", str(served))
-    client.git("push", "-q", str(served), f"{first}:refs/heads/a", f"{third}:refs/tags/keep", cwd=work)
-    hook = served / "hooks" / "reference-transaction"
-    hook.write_text(RACING_HOOK)
-    hook.chmod(0o755)
-    shutil.copytree(served, twin, symlinks=True)
-    for top in (served.parent, twin.parent):
-        (top / "first").write_text(first)
-        (top / "third").write_text(third)
+    server, served, twin, work, (_first, second, _third) = hooked_pair(make_server, client, RACING_HOOK, ("a",))
 
     for url, git_dir in ((f"file://{twin}", twin), (server.git_url("ours/r"), served)):
         pushed = client.git("push", "--porcelain", url, f"{second}:refs/heads/a", cwd=work, check=False)
