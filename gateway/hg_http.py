@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import io
 import time
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, NoReturn
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -88,6 +87,7 @@ from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from gateway.watched_stream import WatchedStream
+from gateway.web_access import check_web_access
 from protocols import hg_commands, hg_http, hg_wire
 from protocols.errors import (
     ClientGone,
@@ -577,46 +577,6 @@ class HgHttpCommand:
                  repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,
                  media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"), shared=self.shared,
                  elapsed_ms=int((time.monotonic() - self.started) * 1000))
-
-
-def check_web_access(repo: HgRepository, user: str | None, permission: Permission | None) -> None:
-    """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set;
-    ``permission`` None for what hgweb checks as an interface request (its pages, archives and raw
-    files: the read lists only, not ``allow-pull``, which gates the wire protocol's commands).
-
-    They narrow what hgwire's own rules allow, never widen it: an unset
-    ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
-    """
-    lists = getattr(repo, "web_access", None)
-    found = lists() if lists is not None else {}
-
-    def member(names: Sequence[str] | None) -> bool:
-        if not names:
-            return False
-        # a name as logins name it: josé however the hgrc composes it (auth.plain_user)
-        return list(names) == ["*"] or (user is not None and user in {unicodedata.normalize("NFC", n) for n in names})
-
-    def refuse(what: str) -> NoReturn:
-        message = f"{what} not authorized by the repository's [web] settings"
-        raise (LoginNeeded(message) if user is None else PermissionDenied(message))
-
-    deny_read, allow_read = found.get("deny_read"), found.get("allow_read")
-    if deny_read and (user is None or member(deny_read)):
-        refuse("read")
-    if allow_read and not member(allow_read):
-        refuse("read")
-    if permission is None:
-        return
-    if permission != PUSH:
-        allows_pull = getattr(repo, "web_allows_pull", None)
-        if allows_pull is not None and not allows_pull():
-            refuse("pull")
-        return
-    deny_push, allow_push = found.get("deny_push"), found.get("allow-push")
-    if deny_push and (user is None or member(deny_push)):
-        refuse("push")
-    if allow_push is not None and not member(allow_push):
-        refuse("push")
 
 
 def _payload(content: IO[bytes] | _LiveReader) -> Iterator[bytes]:

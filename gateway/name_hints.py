@@ -7,9 +7,16 @@ the client may read where it asks; everything here blocks (the backend reads dir
 
 from __future__ import annotations
 
+import itertools
+
+from backends.hg.keys import BOOLEANS
+from backends.interfaces import Kind
 from gateway.auth import FOLDER_SCAN_LIMIT, Access
 from gateway.channel import SessionContext
 from gateway.policy import EXPORT_CHECKED, export_all
+from gateway.protected import read_base_hgrc
+from gateway.repo_use import close_git
+from gateway.web_access import check_web_access
 from protocols.errors import HgwireError, NotARepository, RepositoryNotFound
 
 
@@ -37,6 +44,36 @@ def _may_read(ctx: SessionContext, name: str) -> bool:
         ctx.authorizer.check(ctx.user, name, ctx.transport, Access.READ)
     except HgwireError:
         return False
+    return _web_shows(ctx, name)
+
+
+WEB_TRANSPORTS = frozenset({"hg-http", "git-http"})
+"""The transports where an hg repository's own ``[web]`` settings say who may see it (hgweb's)."""
+
+
+def _web_shows(ctx: SessionContext, name: str) -> bool:
+    """Whether the settings of ``name`` itself let the user see it where it asks: over HTTP an hg
+    repository's ``[web]`` read lists (``allow_read``, ``deny_read``: hgweb refuses it the
+    repository) and ``hidden`` (hgweb's index does not list it), as the index applies them; a
+    hint named ``team/closed``, whose hgrc lets only alice read it, to anyone (blocking: opens it)."""
+    if ctx.transport not in WEB_TRANSPORTS:
+        return True
+    try:
+        repo = ctx.backend.open(name)
+    except (HgwireError, OSError):
+        return False
+    try:
+        if repo.kind is not Kind.HG:
+            return True
+        read_base_hgrc(repo, ctx.authorizer)  # (the --config file's [hg] hgrc, read before its own)
+        settings = getattr(repo, "web_settings", None)
+        if settings is not None and BOOLEANS.get(settings().get(b"hidden", b"").strip().lower(), False):
+            return False
+        check_web_access(repo, ctx.user, None)
+    except (HgwireError, OSError):
+        return False
+    finally:
+        close_git(repo)
     return True
 
 
@@ -61,8 +98,9 @@ def readable_inside(ctx: SessionContext) -> str | None:
     below = getattr(ctx.backend, "names_below", None)
     found = below(ctx.repo_name, FOLDER_SCAN_LIMIT) if below is not None else None
     git = ctx.transport.startswith("git")  # (a git client's first: NAME.git, as git repositories are named)
-    readable = [name for name in sorted(found or (), key=lambda n: (n.endswith(".git") is not git, n))
-                if _may_read(ctx, name)]
+    candidates = sorted(found or (), key=lambda n: (n.endswith(".git") is not git, n))
+    # (no more than it names looked at past the authorizer: each is opened over HTTP, ``_web_shows``)
+    readable = list(itertools.islice((name for name in candidates if _may_read(ctx, name)), HINT_NAMES + 1))
     if not readable:
         return None
     return ", ".join(readable[:HINT_NAMES]) + (" and more" if len(readable) > HINT_NAMES else "")

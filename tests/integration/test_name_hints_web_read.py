@@ -1,0 +1,47 @@
+"""A refusal's hint names no repository whose own ``[web]`` settings keep the client from reading it
+over HTTP (``allow_read``/``deny_read``) or from its index (``hidden``): ``hg id http://HOST/team``
+named ``team/closed`` whose hgrc lets only alice read it, and ``Team/Closed`` was told "did you mean
+team/closed?", names the index and hgweb never show that user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+@pytest.fixture
+def web_read(make_server: Callable[..., RunningServer], client: Client) -> RunningServer:
+    server = make_server("fs", http=[LOOPBACK])
+    for name, web in (("team/open", ""), ("team/closed", "allow_read = alice\n"), ("team/denied", "deny_read = *\n"),
+                      ("team/hidden", "hidden = true\n")):
+        client.hg("init", str(server.root / name))
+        if web:
+            (server.root / name / ".hg" / "hgrc").write_text("[web]\n" + web)
+    return server
+
+
+def _said(client: Client, url: str) -> str:
+    said = client.hg("id", url, check=False)
+    assert said.returncode != 0, said.stdout
+    return said.stderr
+
+
+def test_a_folder_names_only_what_its_settings_let_the_user_read(web_read: RunningServer, client: Client) -> None:
+    said = _said(client, f"http://127.0.0.1:{web_read.port('http')}/team")
+    assert "but a folder of them; name one, such as team/open\n" in said, said
+    assert "closed" not in said and "denied" not in said and "hidden" not in said, said
+
+
+@pytest.mark.parametrize("path", ["Team/Closed", "TEAM/DENIED", "team/Hidden"])
+def test_a_case_twin_its_settings_refuse_is_not_named(web_read: RunningServer, client: Client, path: str) -> None:
+    said = _said(client, f"http://127.0.0.1:{web_read.port('http')}/{path}")
+    assert f"HTTP Error 404: repository {path} not found\n" in said, said
+    assert "did you mean" not in said, said
+
+
+def test_a_case_twin_the_user_may_read_is_still_named(web_read: RunningServer, client: Client) -> None:
+    said = _said(client, f"http://127.0.0.1:{web_read.port('http')}/Team/Open")
+    assert "did you mean team/open?" in said, said
