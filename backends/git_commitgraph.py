@@ -45,6 +45,11 @@ PARENT_NONE = 0x70000000
 EXTRA_EDGES = 0x80000000
 EDGE_LAST = 0x80000000
 MAX_KEPT_GRAPHS = 16
+MAX_KEPT_GRAPH_COMMITS = 4_000_000
+"""Commits the kept graphs hold together at most (the one read last kept whatever its size): each
+costs 20 bytes, its name's first four and its parent and time columns (``CommitGraph``), so sixteen
+graphs of a million commits kept 320 MiB; at most 80 now, as pack views are bounded by their
+objects (``git_packindex.MAX_CACHED_VIEW_OBJECTS``)."""
 
 
 class CommitGraph:
@@ -248,6 +253,11 @@ def commit_graph(objects_dir: str, raw_len: int) -> CommitGraph | None:
         return None
     with _KEPT_LOCK:
         _KEPT[key] = graph
-        while len(_KEPT) > MAX_KEPT_GRAPHS:  # (a file's map and 4 bytes a commit each)
-            _KEPT.popitem(last=False)
+        while len(_KEPT) > 1 and (len(_KEPT) > MAX_KEPT_GRAPHS or _kept_commits() > MAX_KEPT_GRAPH_COMMITS):
+            _KEPT.popitem(last=False)  # (the least recently read: a file's map and 20 bytes a commit)
     return graph
+
+
+def _kept_commits() -> int:
+    """The commits of the kept graphs (``_KEPT_LOCK`` held)."""
+    return sum(len(graph) for graph in _KEPT.values() if graph is not None)
