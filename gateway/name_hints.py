@@ -13,7 +13,7 @@ from backends.hg.keys import BOOLEANS
 from backends.interfaces import Kind
 from gateway.auth import FOLDER_SCAN_LIMIT, Access
 from gateway.channel import SessionContext
-from gateway.policy import EXPORT_CHECKED, export_all
+from gateway.policy import EXPORT_CHECKED, export_all, read_base_git_config
 from gateway.protected import read_base_hgrc
 from gateway.repo_use import close_git
 from gateway.web_access import check_web_access
@@ -48,14 +48,17 @@ def _may_read(ctx: SessionContext, name: str) -> bool:
 
 
 WEB_TRANSPORTS = frozenset({"hg-http", "git-http"})
-"""The transports where an hg repository's own ``[web]`` settings say who may see it (hgweb's)."""
+"""The transports where a repository's own settings say who may see it: an hg one's ``[web]``
+(hgweb's), a git one's ``git-daemon-export-ok`` and ``http.uploadpack`` (git http-backend's)."""
 
 
 def _web_shows(ctx: SessionContext, name: str) -> bool:
     """Whether the settings of ``name`` itself let the user see it where it asks: over HTTP an hg
     repository's ``[web]`` read lists (``allow_read``, ``deny_read``: hgweb refuses it the
     repository) and ``hidden`` (hgweb's index does not list it), as the index applies them; a
-    hint named ``team/closed``, whose hgrc lets only alice read it, to anyone (blocking: opens it)."""
+    hint named ``team/closed``, whose hgrc lets only alice read it, to anyone; a git repository
+    that git http-backend would not serve (``_git_shown``), which an hg client was told of (blocking:
+    opens it)."""
     if ctx.transport not in WEB_TRANSPORTS:
         return True
     try:
@@ -63,6 +66,8 @@ def _web_shows(ctx: SessionContext, name: str) -> bool:
     except (HgwireError, OSError):
         return False
     try:
+        if repo.kind is Kind.GIT:
+            return _git_shown(ctx, repo)
         if repo.kind is not Kind.HG:
             return True
         read_base_hgrc(repo, ctx.authorizer)  # (the --config file's [hg] hgrc, read before its own)
@@ -75,6 +80,19 @@ def _web_shows(ctx: SessionContext, name: str) -> bool:
     finally:
         close_git(repo)
     return True
+
+
+def _git_shown(ctx: SessionContext, repo: object) -> bool:
+    """Whether a git repository is served over HTTP, as the index tells it (``hg_archive``'s
+    ``check_git_readable``, without its log line): exported (``[git] export_all``, or its
+    ``git-daemon-export-ok``) and its ``http.uploadpack`` not false."""
+    read_base_git_config(ctx.authorizer, repo)
+    if not export_all(ctx.authorizer):
+        marked = getattr(repo, "daemon_export_ok", None)
+        if marked is None or not marked():
+            return False
+    enabled = getattr(repo, "http_service_enabled", None)
+    return enabled is None or enabled("git-upload-pack") is not False
 
 
 def readable_twin(ctx: SessionContext) -> str | None:
