@@ -551,7 +551,7 @@ def canonical_config(data: bytes) -> bytes | None:
             place = (section, subsection if dot else None)
             if place != current:
                 current = place
-                out += b"[" + section + (b"]\n" if place[1] is None else b' "' + _quoted(subsection) + b'"]\n')
+                out += b"[" + section + (b"]\n" if place[1] is None else b' "' + _header_quoted(subsection) + b'"]\n')
             out += b"\t" + key + (b"\n" if value is None else b" = " + _value_text(value) + b"\n")
     except ConfigSyntaxError:
         return None
@@ -564,6 +564,12 @@ _AS_IS = re.compile(rb'(?:[^\s"#;\\](?:[^"#;\\\n]*[^\s"#;\\])?)?')
 
 def _value_text(value: bytes) -> bytes:
     return value if _AS_IS.fullmatch(value) else b'"' + _quoted(value) + b'"'
+
+
+def _header_quoted(subsection: bytes) -> bytes:
+    """A subsection as a header quotes it: only ``\\`` and ``"`` escaped (a header's ``\\t`` is the
+    letter ``t`` to git's parser and dulwich's: a tab, or a backspace, is written as it is)."""
+    return subsection.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
 
 
 def _quoted(value: bytes) -> bytes:
