@@ -24,7 +24,7 @@ from typing import Any, Self, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import ObjectID, sha_to_hex
+from dulwich.objects import DEFAULT_LOOSE_OBJECT_SIZE_LIMIT, ObjectID, sha_to_hex
 
 try:
     from dulwich._pack import apply_delta  # type: ignore[import-not-found]
@@ -805,6 +805,13 @@ class RawLooseObjectStore(DiskObjectStore):
 
 def adopt_store(store: BaseObjectStore) -> None:
     """Make a repository's plain ``DiskObjectStore`` a ``RawLooseObjectStore`` (dulwich's ``Repo``
-    makes its own store; the subclass adds behaviour, no state)."""
+    makes its own store; the subclass adds behaviour, no state), its bound on a loose object's
+    inflated size no lower than dulwich's default (``core.bigFileThreshold`` is not one to git)."""
     if type(store) is DiskObjectStore:
         store.__class__ = RawLooseObjectStore
+    limit = getattr(store, "loose_object_size_limit", None)
+    if isinstance(store, DiskObjectStore) and isinstance(limit, int) and limit < DEFAULT_LOOSE_OBJECT_SIZE_LIMIT:
+        # dulwich's open takes core.bigFileThreshold as the most it inflates of one loose object:
+        # 1k made every loose object past 1 KiB unreadable (each clone "internal error"), where
+        # to git it only says which blobs are not delta-compressed; it may raise the bound, not lower it
+        store.loose_object_size_limit = DEFAULT_LOOSE_OBJECT_SIZE_LIMIT
