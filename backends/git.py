@@ -3866,12 +3866,18 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
     if value is None:
         return default
     number = _git_number(value.strip(), None)  # (the width is the setting's: int, int64, unsigned long)
+    if key.lower() in UNSIGNED_LONG_SETTINGS and (b"-" in value or (number is not None and number >> 64)):
+        number = None  # (git_parse_unsigned: a "-" anywhere is an invalid unit, past 2**64 - 1 out of range)
     if number is None:
         raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
                                f"{_fix_it(value)}")
     return number
 
 
+UNSIGNED_LONG_SETTINGS = frozenset({"core.bigfilethreshold", "core.deltabasecachelimit"})
+"""The sizes ``_git_int`` reads that git reads as an unsigned long (``git_config_ulong``): ``-1``
+was read as a number (dulwich's open then took it as the most it inflates of a loose object:
+every request "internal error"), and a number past 2**64 - 1 too, where git refuses both."""
 _GIT_NUMBER = re.compile(rb"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgG]?)")
 """A number as git's config reads it: C's ``strtoimax`` of base 0 (``0x1f`` hexadecimal, ``010``
 octal, no ``_`` between digits), then a unit (``k``, ``m``, ``g``, either case)."""
