@@ -3784,6 +3784,20 @@ OPEN_SETTINGS: Mapping[tuple[bytes, bytes], OpenSetting] = {
     (b"core", b"deltabasecachelimit"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"pack", b"writebitmaps"): OpenSetting(False, False, ()),
     (b"repack", b"writebitmaps"): OpenSetting(False, False, ()),
+    # the other numbers dulwich's open reads with int(): pack.windowMemory = 256m, core.packedGitLimit =
+    # 512m had the repository served to nobody ("internal error"), ls-remote too
+    (b"core", b"packedgitlimit"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"core", b"compression"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"core", b"loosecompression"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"pack", b"deltacachesize"): OpenSetting(True, False, ("pack",)),  # (and a push's pack: its unpack dies)
+    (b"pack", b"windowmemory"): OpenSetting(True, False, ("pack",)),
+    (b"pack", b"depth"): OpenSetting(True, False, ("pack",)),
+    (b"pack", b"threads"): OpenSetting(True, False, ("pack",)),
+    (b"pack", b"indexversion"): OpenSetting(True, False, ("pack",)),
+    (b"core", b"packcompression"): OpenSetting(True, False, ()),  # (these four git 2.39 never reads)
+    (b"pack", b"deltawindowsize"): OpenSetting(True, False, ()),
+    (b"pack", b"bigfilethreshold"): OpenSetting(True, False, ()),
+    (b"core", b"maxtreedepth"): OpenSetting(True, False, ()),
 }
 """The settings dulwich's open of a repository reads (its object store's), taking only ``true`` and
 ``false`` or plain integers, and what git 2.39 refuses where one cannot be read (checked with the
@@ -3874,7 +3888,8 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
     return number
 
 
-UNSIGNED_LONG_SETTINGS = frozenset({"core.bigfilethreshold", "core.deltabasecachelimit"})
+UNSIGNED_LONG_SETTINGS = frozenset({"core.bigfilethreshold", "core.deltabasecachelimit", "core.packedgitlimit",
+                                    "pack.deltacachesize", "pack.windowmemory"})
 """The sizes ``_git_int`` reads that git reads as an unsigned long (``git_config_ulong``): ``-1``
 was read as a number (dulwich's open then took it as the most it inflates of a loose object:
 every request "internal error"), and a number past 2**64 - 1 too, where git refuses both."""
