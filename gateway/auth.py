@@ -456,7 +456,9 @@ HG_SSH = "hg-ssh"
 HG_SSH_TRANSPORT = "hg-ssh"
 HG_SERVE = "hg serve"
 """A forced ``hg -R NAME serve --stdio`` (sshd's one-repository Mercurial key): that repository alone."""
-_HG_REPOSITORY_FLAGS = frozenset({"-R", "--repository"})
+_HG_REPOSITORY_FLAGS = frozenset({"-R", "--repository", "--repo"})
+"""hg's spellings of its repository option, each read by hg before its command (``-RNAME`` and
+``--repo=NAME`` too: ``_hg_serve_restriction``)."""
 GIT_SHELL = "git-shell"
 """git's restricted login shell, as a forced command: ``git-shell -c "$SSH_ORIGINAL_COMMAND"``."""
 GIT_SSH_TRANSPORT = "git-ssh"
@@ -770,7 +772,8 @@ def _forced_restriction(command: str | None) -> KeyRestriction | None:
 
 
 def _hg_serve_restriction(command: str | None) -> KeyRestriction | None:
-    """A forced ``hg -R NAME serve --stdio`` (also ``--repository[=]NAME``, after ``serve`` too): sshd
+    """A forced ``hg -R NAME serve --stdio`` (also ``-RNAME``, ``--repository[=]NAME`` and ``--repo[=]NAME``,
+    after ``serve`` too): sshd
     served NAME to the key whatever the client asked, pushes included, and ran nothing else; None
     for another command.  Another option of hg's (``--config``...) cannot be honoured."""
     words = (command or "").split()
@@ -780,10 +783,13 @@ def _hg_serve_restriction(command: str | None) -> KeyRestriction | None:
     repos: list[str] = []
     arguments = iter(words[1:])
     for word in arguments:
+        flag, equals, value = word.partition("=")
         if word in _HG_REPOSITORY_FLAGS:
             repos.append(next(arguments, ""))
-        elif word.startswith("--repository="):
-            repos.append(word.removeprefix("--repository="))
+        elif equals and flag in _HG_REPOSITORY_FLAGS and flag.startswith("--"):
+            repos.append(value)
+        elif word.startswith("-R") and len(word) > 2:  # (-RNAME, as hg reads a short option's value)
+            repos.append(word[2:])
         else:
             rest.append(word)
     if rest == ["serve"] and len(repos) == 1:
