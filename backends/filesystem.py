@@ -784,7 +784,7 @@ def _open_values_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
         key = f"{section.decode()}.{name.decode()}"
         try:
             for value in values[-1:] if setting.last_only else values:  # (git dies at the first it cannot read)
-                read = str(_git_int(valueless_number(value, name, config), key, 0)).encode() if setting.number else \
+                read = str(_git_int(valueless_number(value, section, name, config), key, 0)).encode() if setting.number else \
                     (b"true" if _git_bool(value, key) else b"false")
             config.set((section,), name, read)
         except ConfigValueError as exc:

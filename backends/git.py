@@ -40,7 +40,13 @@ from dulwich.repo import BaseRepo, get_user_identity, parse_shared_repository
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.config_files import ConfigReads
-from backends.git_dotfiles import ConfigSyntaxError, DotFiles, canonical_config, config_entries
+from backends.git_dotfiles import (
+    CanonicalConfig,
+    ConfigSyntaxError,
+    DotFiles,
+    canonical_config,
+    config_entries,
+)
 from backends.interfaces import (
     ATOMIC_FAILURE,
     FILTER_NAMES,
@@ -3543,14 +3549,16 @@ def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: s
                        "which git refuses as a bad config variable; tell the server's operator")
 
 
-def valueless_number(value: bytes, name: bytes, config: ConfigFile) -> bytes:
-    """``value`` of the size setting ``name``, but empty where ``config``'s files write ``name``
+def valueless_number(value: bytes, section: bytes, name: bytes, config: ConfigFile) -> bytes:
+    """``value`` of the size setting ``section.name``, but empty where ``config``'s files write it
     without ``=`` (dulwich reads such a line as ``true``; git reads no value, and its message about
-    it names the value ``''``: "bad numeric config value '' for 'core.bigfilethreshold'")."""
-    if value != b"true":
-        return value
-    line = re.compile(rb"^[ \t]*" + re.escape(name) + rb"[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
-    if not any(line.search(data) for data in _files_read(config).values()):
+    it names the value ``''``: "bad numeric config value '' for 'core.bigfilethreshold'").  Which
+    settings have no value is what git's parser found as the files were read (``read_config``): a
+    pattern over the files' lines took ``bigFileThreshold`` alone in another section for this one
+    (naming ``''`` where git names ``'true'``) and missed it on its header's line (``[core]
+    bigFileThreshold``).  A setting written both ways in one config has each ``true`` taken as
+    valueless."""
+    if value != b"true" or b"%s.%s" % (section.lower(), name.lower()) not in _valueless(config):
         return value
     if isinstance(value, ServerConfigValue):
         return _server_value(b"", value.path)
@@ -3630,6 +3638,8 @@ class GitConfigReads(ConfigReads):
         super().__init__(whose, MAX_CONFIG_BYTES)
         self.files: dict[str, bytes] = {}
         """The bytes read of each file, by the path it was opened by (``_files_read``)."""
+        self.valueless: set[bytes] = set()
+        """The settings the files write without ``=`` (``CanonicalConfig.valueless``)."""
 
     def read(self, path: str | os.PathLike[str] | bytes) -> bytes:
         """The file's bytes; ``StorageError`` for one git's parser stops in ("bad config line N in
@@ -3647,32 +3657,39 @@ class GitConfigReads(ConfigReads):
                                f"{_shown_file(name, self.whose)}), and git cannot read it either; "
                                "tell the server's operator")
         canonical = _canonical(data)  # (what dulwich reads: git's settings, in one form; ``files`` keeps the
-        return data if canonical is None else canonical  # file's own bytes, whose lines messages name)
+        if canonical is None or canonical.text is None:  # file's own bytes, whose lines messages name)
+            return data
+        self.valueless |= canonical.valueless
+        return canonical.text
 
 
-def _canonical(data: bytes) -> bytes | None:
+def _canonical(data: bytes) -> CanonicalConfig | None:
     """``git_dotfiles.canonical_config``, kept by the file's digest within ``CANONICAL_KEPT_BYTES``
     (each request reads its config again: a pass of git's parser, 36 ms for 3,000 lines)."""
     digest = hashlib.sha256(data).digest()
-    found = _canonicals.get(digest, b"")
-    if found != b"":
-        return found
+    with suppress(KeyError):
+        return _canonicals[digest]
     made = canonical_config(data)
-    size = len(made) if made is not None else 0
+    size = _canonical_size(made)
     if size <= CANONICAL_KEPT_BYTES // 4:
         with _canonicals_guard:
             global _canonicals_bytes
             _canonicals[digest] = made
             _canonicals_bytes += size
             while _canonicals_bytes > CANONICAL_KEPT_BYTES or len(_canonicals) > MAX_CHECKED_CONFIGS:
-                gone = _canonicals.pop(next(iter(_canonicals)))
-                _canonicals_bytes -= len(gone) if gone is not None else 0
+                _canonicals_bytes -= _canonical_size(_canonicals.pop(next(iter(_canonicals))))
     return made
+
+
+def _canonical_size(made: CanonicalConfig | None) -> int:
+    if made is None:
+        return 0
+    return (len(made.text) if made.text is not None else 0) + sum(map(len, made.valueless))
 
 
 CANONICAL_KEPT_BYTES = 8 << 20
 """Bytes of config files ``_canonical`` keeps (a file over a quarter of it is made again each read)."""
-_canonicals: dict[bytes, bytes | None] = {}
+_canonicals: dict[bytes, CanonicalConfig | None] = {}
 _canonicals_bytes = 0
 _canonicals_guard = threading.Lock()
 
@@ -3716,12 +3733,18 @@ def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | 
     config = ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=reads.open)
     config.files_read = reads.files  # type: ignore[attr-defined]  # (for _hide_rules: git reads them once a request)
     config.whose = whose  # type: ignore[attr-defined]  # (and whose they are, for its messages)
+    config.valueless = frozenset(reads.valueless)  # type: ignore[attr-defined]  # (for valueless_number)
     return config
 
 
 def _files_read(config: ConfigFile) -> Mapping[str, bytes]:
     """The bytes ``read_config`` kept of the files ``config`` was read from (none otherwise)."""
     return cast(Mapping[str, bytes], getattr(config, "files_read", None) or {})
+
+
+def _valueless(config: ConfigFile) -> frozenset[bytes]:
+    """The settings ``read_config`` found written without ``=`` in ``config``'s files (none otherwise)."""
+    return cast(frozenset[bytes], getattr(config, "valueless", None) or frozenset())
 
 
 def read_base_config(path: str) -> ConfigFile:
@@ -3827,7 +3850,7 @@ def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
         try:
             for value in values:
                 tagged = _server_value(value, base.path)
-                _git_int(valueless_number(tagged, name, base), key, 0) if setting.number else _git_bool(tagged, key)
+                _git_int(valueless_number(tagged, section, name, base), key, 0) if setting.number else _git_bool(tagged, key)
         except ConfigValueError as exc:
             for service in setting.refused_by:
                 refusals.setdefault(service, str(exc))

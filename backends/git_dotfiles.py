@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from protocols.text import printable
 
@@ -532,22 +533,41 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
         raise
 
 
-def canonical_config(data: bytes) -> bytes | None:
+@dataclass(frozen=True, slots=True)
+class CanonicalConfig:
+    """A git config file as ``canonical_config`` writes it for dulwich, and what that form loses."""
+
+    text: bytes | None
+    """The settings in the one form dulwich reads as git does; None for a file with a setting of no
+    section name (``.sub.key``), left as it is."""
+    valueless: frozenset[bytes]
+    """The names (``section[.subsection].key``, as ``config_entries`` gives them) the file writes
+    without ``=`` at least once: dulwich reads such a line as ``true``, git as no value at all (a
+    boolean's true, but a size's "bad numeric config value ''")."""
+
+
+def canonical_config(data: bytes) -> CanonicalConfig | None:
     """The settings of a git config file as git reads them, in its order, written in the one form
     dulwich's parser reads as git does: ``[section "subsection"]`` headers, each value quoted with
     its escapes, a valueless key alone.  dulwich refused headers git reads (``[remote  "o"]``,
     ``[remote\t"o"]``, ``[a "b"][c]``: the repository was served to nobody) and read some values
     otherwise (a continuation line's leading spaces dropped, an unquoted tab kept, ``[sec.Sub]``'s
     subsection not lower-cased).  None for a file git's parser stops in (``ConfigSyntaxError``'s
-    callers say so) or one with a setting of no section name (``.sub.key``), left as it is."""
-    out = bytearray()
+    callers say so)."""
+    out: bytearray | None = bytearray()
+    valueless: set[bytes] = set()
     current: tuple[bytes, bytes | None] | None = None
     try:
         for name, value in config_entries(data):
+            if value is None:
+                valueless.add(name)
             section, _, rest = name.partition(b".")
             subsection, dot, key = rest.rpartition(b".")
+            if out is None:
+                continue
             if not section or not key:
-                return None
+                out = None
+                continue
             place = (section, subsection if dot else None)
             if place != current:
                 current = place
@@ -555,7 +575,7 @@ def canonical_config(data: bytes) -> bytes | None:
             out += b"\t" + key + (b"\n" if value is None else b" = " + _value_text(value) + b"\n")
     except ConfigSyntaxError:
         return None
-    return bytes(out)
+    return CanonicalConfig(bytes(out) if out is not None else None, frozenset(valueless))
 
 
 _AS_IS = re.compile(rb'(?:[^\s"#;\\](?:[^"#;\\\n]*[^\s"#;\\])?)?')
