@@ -713,6 +713,153 @@ class HgObsolescence(Protocol):
         ...
 
 
+class HgOptionalReads(Protocol):
+    """Optional for an ``HgRepository``: what else it may say of itself, each only reading it.
+
+    Each is asked where hgwire needs it, and a backend without it is taken as the line below its
+    name says.  A session's repository is guarded (``gateway.protected``): the guard hands on
+    every method ``HG_OPTIONAL_READS`` names, as the backend has it or not, once the session may
+    read the repository (the command's permission, checked first); a method declared here is so
+    reached through the guard with no code of its own there.
+    """
+
+    def tags_file_nodes(self, heads: Sequence[Node]) -> Sequence[tuple[Node, Node]]:
+        """(head, its ``.hgtags`` file node) for the heads that have one (bundle2
+        ``hgtagsfnodes``); without it the client reads their manifests itself."""
+        ...
+
+    def hgrc_section(self, section: bytes) -> Mapping[bytes, bytes]:
+        """One section of the repository's hgrc; without it, none."""
+        ...
+
+    def web_access(self) -> Mapping[str, Sequence[str] | None]:
+        """hgweb's access lists (``allow_read``, ``deny_read``, ``allow-push``, ``deny_push``),
+        which only narrow hgwire's own rules; without it, none."""
+        ...
+
+    def web_allows_pull(self) -> bool:
+        """``[web] allow-pull``; without it, pulls are allowed."""
+        ...
+
+    def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
+        """The directory hooks run in and the hgrc's ``[hooks]``; without it, no hooks."""
+        ...
+
+    def stream_turned_on(self) -> bool:
+        """``[server] uncompressed``; without it, stream clones are on."""
+        ...
+
+    def stream_preferred(self) -> bool:
+        """``[server] preferuncompressed``; without it, off."""
+        ...
+
+    def full_bundle_disabled(self) -> bool:
+        """``[server] disablefullbundle``; without it, off."""
+        ...
+
+    def obsmarkers_outside(self, heads: Sequence[Node] | None, common: Sequence[Node],
+                           extra: Sequence[Node]) -> tuple[int, list[Any]]:
+        """Markers relevant to ``::heads - ::common`` and to ``extra`` (hg-evolve's discovery);
+        without it, ``obsmarkers_for(heads)``'s."""
+        ...
+
+    def obsmarker_discovery_caps(self) -> Sequence[bytes]:
+        """The capabilities of hg-evolve's marker discovery it serves; without it, none."""
+        ...
+
+    def obsmarker_range_hashes(self, ranges: Sequence[tuple[Node, int]]) -> Sequence[bytes]:
+        """hg-evolve's hashes of stable ranges (asked only where its caps advertise them)."""
+        ...
+
+    def take_after_answer(self) -> Callable[[], None] | None:
+        """Work left for after an answer is sent (a cache to write), taken once; without it, none."""
+        ...
+
+    def topic_publish_mode(self) -> bytes | None:
+        """hg-evolve's ``ext-topics-publish`` mode where it serves topics; without it, no topics."""
+        ...
+
+    def serves_topics(self) -> bool:
+        """Whether it serves hg-evolve's topics; without it, no."""
+        ...
+
+    def topic_branchmap(self) -> Mapping[bytes, Sequence[Node]] | None:
+        """The topic-aware branch map; without it (or None), the plain one."""
+        ...
+
+    def gates_topic_changesets(self) -> bool:
+        """``topic.server-gate-topic-changesets``; without it, off."""
+        ...
+
+    def heads_without_topics(self) -> list[Node]:
+        """The heads, the topics' drafts left out (``heads`` where topics are gated)."""
+        ...
+
+    def topic_server_mode(self) -> bytes | None:
+        """``topic-mode.server``; without it, none."""
+        ...
+
+    def allows_publishing(self) -> bool:
+        """``topic.allow-publish``; without it, yes."""
+        ...
+
+    def publishes_bare_drafts(self) -> bool:
+        """``topic.publish-bare-branch``; without it, no."""
+        ...
+
+    def rejects_bare_drafts(self) -> bool:
+        """``topic-mode.server = enforce``; without it, no."""
+        ...
+
+    def rejects_topic_namespaces(self) -> bool:
+        """``tns-reject-push``; without it, no."""
+        ...
+
+    def single_head_rules(self) -> list[Any]:
+        """Its one-head-per-branch checks of a push; without it, none."""
+        ...
+
+    def clonebundles_manifest(self) -> bytes | None:
+        """Its clone bundles manifest; without it (or None), ``clonebundles`` is not advertised."""
+        ...
+
+    def inline_clone_bundle_size(self, path: bytes) -> int | None:
+        """The size of the inline clone bundle ``path``; without it, none is kept."""
+        ...
+
+    def open_inline_clone_bundle(self, path: bytes) -> InlineBundleFile | None:
+        """The inline clone bundle ``path``, open; without it, none is kept."""
+        ...
+
+    def largefiles(self) -> Largefiles | None:
+        """The store of hg's largefiles extension where it serves it; without it, none."""
+        ...
+
+    def largefiles_required(self) -> bool:
+        """Its ``largefiles`` requirement; without it, no."""
+        ...
+
+    def lfs(self) -> Any:
+        """The blob store of hg's lfs extension where it serves it; without it, none."""
+        ...
+
+    def lfs_required(self) -> bool:
+        """Its ``lfs`` requirement; without it, no."""
+        ...
+
+
+def _methods(*protocols: type) -> frozenset[str]:
+    return frozenset(name for protocol in protocols for name, value in vars(protocol).items()
+                     if callable(value) and not name.startswith("_"))
+
+
+HG_OPTIONAL_READS = _methods(RefusesPush, StateStamped, HgObsolescence, HgOptionalReads)
+"""The optional methods of an ``HgRepository`` that only read it, all a session's guard hands on.
+The optional ones that write are ``HgPushSpool.spool_push`` (a pushed bundle kept on disk, asked
+only by a push, which needs the right to push) and ``HgObsolescence``'s transaction methods; the
+guard wraps each of them itself."""
+
+
 Repository = GitRepository | HgRepository
 
 
@@ -747,6 +894,7 @@ class Backend(Protocol):
 __all__ = [
     "ATOMIC_FAILURE",
     "HEX_ID_LENGTHS",
+    "HG_OPTIONAL_READS",
     "MISSING_OBJECTS",
     "NULL_NODE",
     "OBJECT_FORMATS",
@@ -759,6 +907,7 @@ __all__ = [
     "DeltaMode",
     "FilteredRevision",
     "GitRepository",
+    "HgOptionalReads",
     "HgRepository",
     "HgTransaction",
     "IngestResult",

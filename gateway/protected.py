@@ -46,15 +46,14 @@ from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
     ATOMIC_FAILURE,
+    HG_OPTIONAL_READS,
     NULL_NODE,
     DeltaMode,
     GitRepository,
     HgRepository,
     HgTransaction,
     IngestResult,
-    InlineBundleFile,
     Kind,
-    Largefiles,
     LockWait,
     Node,
     ReceiveHooks,
@@ -72,7 +71,6 @@ from gateway.channel import SessionContext
 from gateway.logs import SafeLogger
 from gateway.policy import Protection, Protections, first_match
 from protocols import git_receive, hg_exchange
-from protocols import hg_obsmarkers as obs
 from protocols.errors import HgwireError, PermissionDenied, StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
 from protocols.text import quoted
@@ -804,7 +802,8 @@ def open_transaction(repo: HgRepository, max_text: int | None, wait: LockWait | 
 
 
 class GuardedHgRepository:
-    """An ``HgRepository`` whose transactions are ``GuardedTransaction``s; all else is the backend's."""
+    """An ``HgRepository`` whose transactions are ``GuardedTransaction``s and whose pushed bundles'
+    spooling is audited (the writes, asked only by a push); all else is the backend's."""
 
     kind: Literal[Kind.HG] = Kind.HG
 
@@ -824,11 +823,6 @@ class GuardedHgRepository:
         except BaseException:  # it reads the repository (its heads): a failure must not keep the lock
             tx.abort()
             raise
-
-    def refuses_push(self) -> str | None:
-        """The backend's refusal of every push (its optional ``refuses_push``: a read-only mirror's reason)."""
-        refuses = getattr(self._repo, "refuses_push", None)  # optional: a backend may not have it
-        return refuses() if refuses is not None else None
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
         """The backend's keeping of a pushed bundle until it is whole (``HgPushSpool``), if it has one;
@@ -865,11 +859,6 @@ class GuardedHgRepository:
     def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
         return self._repo.missing(common, heads)
 
-    def tags_file_nodes(self, heads: Sequence[Node]) -> list[tuple[Node, Node]]:
-        """The backend's ``.hgtags`` file node of each head (``hgtagsfnodes``), if it gives them."""
-        nodes = getattr(self._repo, "tags_file_nodes", None)  # optional: the client computes them
-        return list(nodes(heads)) if nodes is not None else []
-
     def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
                     match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
         return self._repo.emit_groups(nodes, mode, match=match)
@@ -877,169 +866,20 @@ class GuardedHgRepository:
     def stream_clone_allowed(self) -> bool:
         return self._repo.stream_clone_allowed()
 
-    def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
-        """One section of the repository's hgrc, where its backend reads one (else none)."""
-        read = getattr(self._repo, "hgrc_section", None)
-        return dict(read(section)) if read is not None else {}
-
-    def web_access(self) -> Mapping[str, Sequence[str] | None]:
-        """The backend's hgweb access lists (``[web] allow-push`` …), if it has them."""
-        lists = getattr(self._repo, "web_access", None)
-        return lists() if lists is not None else {}
-
-    def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
-        """The backend's ``[hooks]`` (``hg_hooks.pull_hooks_of``), if it keeps an hgrc."""
-        config = getattr(self._repo, "hook_config", None)
-        return config() if config is not None else None
-
-    def stream_turned_on(self) -> bool:
-        """The backend's ``[server] uncompressed``, if it has one (else on)."""
-        return bool(_optional(self._repo, "stream_turned_on", True))
-
-    def stream_preferred(self) -> bool:
-        """The backend's ``[server] preferuncompressed``, if it has one."""
-        return bool(_optional(self._repo, "stream_preferred", False))
-
     def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         if obsmarkers:  # only asked of a backend that has markers (``obsmarkers_version``)
             return self._repo.stream_files(caches, obsmarkers=True)  # type: ignore[call-arg]
         return self._repo.stream_files(caches)
 
-    def obsolescence_enabled(self, option: bytes) -> bool:
-        """The backend's ``[experimental] evolution`` options, if it keeps obsolescence markers."""
-        enabled = getattr(self._repo, "obsolescence_enabled", None)
-        return bool(enabled(option)) if enabled is not None else False
-
-    def obsmarkers_exchange(self) -> bool:
-        return self.obsolescence_enabled(b"exchange")
-
-    def obsmarkers_version(self) -> int | None:
-        """The format of the backend's markers; None without any (or without markers at all)."""
-        version = getattr(self._repo, "obsmarkers_version", None)
-        return version() if version is not None else None
-
-    def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
-        """The backend's markers relevant to ``::heads``; none if it keeps no markers."""
-        relevant = getattr(self._repo, "obsmarkers_for", None)
-        return relevant(heads) if relevant is not None else (obs.DEFAULT_VERSION, [])
-
-    def obsmarkers_outside(self, heads: Sequence[Node] | None, common: Sequence[Node],
-                           extra: Sequence[Node]) -> tuple[int, list[Marker]]:
-        """The backend's markers relevant to ``::heads - ::common`` and to ``extra`` (hg-evolve's
-        discovery); those relevant to ``::heads`` where it cannot tell them apart."""
-        outside = getattr(self._repo, "obsmarkers_outside", None)
-        return outside(heads, common, extra) if outside is not None else self.obsmarkers_for(heads)
-
-    def obsmarker_discovery_caps(self) -> tuple[bytes, ...]:
-        """What the backend advertises of hg-evolve's marker discovery, if it serves it."""
-        caps = getattr(self._repo, "obsmarker_discovery_caps", None)
-        return tuple(caps()) if caps is not None else ()
-
-    def obsmarker_range_hashes(self, ranges: Sequence[tuple[Node, int]]) -> list[bytes]:
-        """The backend's hashes of hg-evolve's stable ranges (it advertises them only if it has them)."""
-        hashes = getattr(self._repo, "obsmarker_range_hashes", None)
-        if hashes is None:
-            raise UnsupportedFeature("this repository's storage does not compute hg-evolve's range hashes")
-        return list(hashes(ranges))
-
-    def take_after_answer(self) -> Callable[[], None] | None:
-        """The backend's work left for after an answer is sent (its optional ``take_after_answer``)."""
-        take = getattr(self._repo, "take_after_answer", None)
-        return take() if take is not None else None
-
-    def topic_publish_mode(self) -> bytes | None:
-        """The backend's ``ext-topics-publish`` mode, if it serves hg-evolve's topics."""
-        mode = getattr(self._repo, "topic_publish_mode", None)
-        return mode() if mode is not None else None
-
-    def publishes_bare_drafts(self) -> bool:
-        """The backend's ``topic.publish-bare-branch``, if it has it."""
-        return bool(_optional(self._repo, "publishes_bare_drafts", False))
-
-    def topic_branchmap(self) -> Mapping[bytes, Sequence[Node]] | None:
-        """The backend's topic-aware branch map, if it serves topics (None: the plain one)."""
-        topical = getattr(self._repo, "topic_branchmap", None)
-        return topical() if topical is not None else None
-
-    def serves_topics(self) -> bool:
-        """The backend serves hg-evolve's topics, if it can say."""
-        return bool(_optional(self._repo, "serves_topics", False))
-
-    def gates_topic_changesets(self) -> bool:
-        """The backend's ``topic.server-gate-topic-changesets``, if it has it."""
-        return bool(_optional(self._repo, "gates_topic_changesets", False))
-
-    def heads_without_topics(self) -> list[Node]:
-        """The backend's heads without the topics' drafts (all its heads where it cannot say)."""
-        without = getattr(self._repo, "heads_without_topics", None)
-        return list(without()) if without is not None else self._repo.heads()
-
-    def topic_server_mode(self) -> bytes | None:
-        """The backend's ``topic-mode.server``, if it has it."""
-        mode = getattr(self._repo, "topic_server_mode", None)
-        return mode() if mode is not None else None
-
-    def allows_publishing(self) -> bool:
-        """The backend's ``topic.allow-publish``, if it has it (yes otherwise)."""
-        return bool(_optional(self._repo, "allows_publishing", True))
-
-    def rejects_topic_namespaces(self) -> bool:
-        """The backend's ``tns-reject-push``, if it has it."""
-        return bool(_optional(self._repo, "rejects_topic_namespaces", False))
-
-    def single_head_rules(self) -> list[Any]:
-        """The backend's one-head-per-branch checks, if it has them."""
-        return list(_optional(self._repo, "single_head_rules", []))
-
-    def rejects_bare_drafts(self) -> bool:
-        """The backend's ``topic-mode.server = enforce``, if it has it."""
-        return bool(_optional(self._repo, "rejects_bare_drafts", False))
-
-    def full_bundle_disabled(self) -> bool:
-        """The backend's ``[server] disablefullbundle``, if it has one."""
-        return bool(_optional(self._repo, "full_bundle_disabled", False))
-
-    def web_allows_pull(self) -> bool:
-        """The backend's ``[web] allow-pull``, if it has one."""
-        return bool(_optional(self._repo, "web_allows_pull", True))
-
-    def clonebundles_manifest(self) -> bytes | None:
-        """The backend's clone bundles manifest, if it keeps one."""
-        manifest = getattr(self._repo, "clonebundles_manifest", None)
-        return manifest() if manifest is not None else None
-
-    def inline_clone_bundle_size(self, path: bytes) -> int | None:
-        """The backend's inline clone bundle's size, if it keeps such bundles."""
-        size = getattr(self._repo, "inline_clone_bundle_size", None)
-        return size(path) if size is not None else None
-
-    def open_inline_clone_bundle(self, path: bytes) -> InlineBundleFile | None:
-        """The backend's inline clone bundle, open (``size``, then its bytes), if it keeps such bundles."""
-        opener = getattr(self._repo, "open_inline_clone_bundle", None)
-        return opener(path) if opener is not None else None
-
-    def largefiles(self) -> Largefiles | None:
-        """The backend's largefiles store, where it serves hg's largefiles extension."""
-        store = getattr(self._repo, "largefiles", None)
-        return store() if store is not None else None
-
-    def lfs(self) -> Any:
-        """The backend's LFS blob store, where it serves hg's lfs extension."""
-        store = getattr(self._repo, "lfs", None)
-        return store() if store is not None else None
-
-    def lfs_required(self) -> bool:
-        """The backend's ``lfs`` requirement, if it knows of one."""
-        return bool(_optional(self._repo, "lfs_required", False))
-
-    def largefiles_required(self) -> bool:
-        """The backend's ``largefiles`` requirement, if it knows of one."""
-        return bool(_optional(self._repo, "largefiles_required", False))
-
-    def state_stamp(self) -> bytes | None:
-        """The backend's, if it has one (``backends.interfaces.StateStamped``)."""
-        stamp = getattr(self._repo, "state_stamp", None)
-        return stamp() if stamp is not None else None
+    def __getattr__(self, name: str) -> Any:
+        """The backend's optional read ``name`` (``backends.interfaces.HG_OPTIONAL_READS``), as it
+        has it: the guard is asked only by a command whose permission was checked, and one that may
+        read the repository may ask any of them.  ``AttributeError`` where the backend has none (its
+        callers then do as without it) and for any other name.  Each was handed on by a method of
+        its own here, so a new optional method went unused until one was written."""
+        if name in HG_OPTIONAL_READS:
+            return getattr(self._repo, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:
