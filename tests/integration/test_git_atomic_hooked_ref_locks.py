@@ -10,7 +10,6 @@ refused)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,25 @@ import pytest
 
 import backends.git
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.git_ref_races import race_once, race_repository
 from tests.integration.test_git_daemon import commit
 
-RACING_HOOK = """#!/bin/sh
-# told "prepared" of the push's transaction: move refs/heads/b meanwhile, as another process would
+
+def racing_hook(ref: str) -> str:
+    """A ``reference-transaction`` hook that, told "prepared" of the push's transaction, moves
+    ``ref`` from the first commit to the third meanwhile, as another process would, and writes
+    what that ``git update-ref`` said and its status beside the repository (``../moved.err``,
+    ``../moved.rc``)."""
+    return f"""#!/bin/sh
 [ -n "$RACING" ] && exit 0
 cat >/dev/null
 [ "$1" = prepared ] || exit 0
-RACING=1 git update-ref refs/heads/b "$(cat "$GIT_DIR/../third")" "$(cat "$GIT_DIR/../first")" 2>"$GIT_DIR/../moved.err"
+RACING=1 git update-ref {ref} "$(cat "$GIT_DIR/../third")" "$(cat "$GIT_DIR/../first")" 2>"$GIT_DIR/../moved.err"
 echo $? > "$GIT_DIR/../moved.rc"
 """
+
+
+RACING_HOOK = racing_hook("refs/heads/b")
 
 
 def _rc_and_refs(client: Client, git_dir: Path) -> tuple[str, str, list[str]]:
@@ -46,16 +54,9 @@ def hooked_pair(make_server: Callable[..., RunningServer], client: Client, hook:
     ``refs/tags/keep`` at the third (``refs/heads/sym`` -> ``a`` too if ``symref``); the ids of the
     first and third written beside each (``../first``, ``../third``) for the hook.  The server, the
     two repositories, the work tree and the three commits."""
-    server = make_server("fs", git=[LOOPBACK])
-    (server.root / "ours").mkdir()
+    server, served, work, (first, second, third) = race_repository(make_server, client, 3, "ours/r.git")
     (client.cwd / "theirs").mkdir()
-    served, twin = server.root / "ours" / "r.git", client.cwd / "theirs" / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", str(served))
+    twin = client.cwd / "theirs" / "r.git"
     client.git("push", "-q", str(served), *(f"{first}:refs/heads/{b}" for b in branches),
                f"{third}:refs/tags/keep", cwd=work)
     if symref:
@@ -100,16 +101,12 @@ def test_an_atomic_push_deploying_the_checked_out_branch_holds_every_ref(
     second = commit(client, work, "b.txt", "b\n", "second")
     third = commit(client, work, "c.txt", "c\n", "third")
     client.git("push", "-q", server.git_url("site"), f"{third}:refs/tags/keep", cwd=work)
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    logged = backends.git.DulwichGitRepository._log_update
 
-    def meanwhile(self: Any, update: Any) -> None:  # a ref of the push written
-        if not theirs:
-            other = "refs/heads/b" if update.ref == b"refs/heads/main" else "refs/heads/main"
-            theirs.append(client.git("update-ref", other, third, first, cwd=site, check=False))
-        logged(self, update)
+    def meanwhile(self: Any, update: Any) -> Any:  # a ref of the push written
+        other = "refs/heads/b" if update.ref == b"refs/heads/main" else "refs/heads/main"
+        return [client.git("update-ref", other, third, first, cwd=site, check=False)]
 
-    monkeypatch.setattr(backends.git.DulwichGitRepository, "_log_update", meanwhile)
+    theirs = race_once(monkeypatch, backends.git.DulwichGitRepository, "_log_update", meanwhile)
     pushed = client.git("push", "--atomic", "--porcelain", server.git_url("site"), f"{second}:refs/heads/main",
                         f"{second}:refs/heads/b", cwd=work, check=False)
 

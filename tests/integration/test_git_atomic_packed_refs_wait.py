@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 
 import backends.git
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_repository
 
 
 def test_an_atomic_push_waits_for_packed_refs_lock_as_git_does(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second) = race_repository(make_server, client)
     client.git("push", "-q", str(served), f"{first}:refs/heads/main", f"{first}:refs/heads/a",
                f"{first}:refs/heads/b", cwd=work)
     client.git("--git-dir", str(served), "pack-refs", "--all")

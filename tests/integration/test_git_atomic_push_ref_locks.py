@@ -8,43 +8,30 @@ server logs its first ref's update, once that ref is written."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import backends.git
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_once, race_repository, update_ref
 
 
 def test_an_atomic_push_holds_every_ref_until_all_are_written(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second, third) = race_repository(make_server, client, 3)
     client.git("push", "-q", str(served), "main", f"{first}:refs/heads/a", f"{first}:refs/heads/b",
                f"{first}:refs/heads/gone", cwd=work)
     client.git("--git-dir", str(served), "pack-refs", "--all")
     client.git("--git-dir", str(served), "update-ref", "refs/heads/a", first, first)  # (a loose, b packed)
     (served / "refs" / "heads" / "a").write_text(first + "\n")
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    logged = backends.git.DulwichGitRepository._log_update
 
-    def meanwhile(self: Any, update: Any) -> None:  # a ref of the push written
-        if not theirs:
-            for name in ("refs/heads/a", "refs/heads/b", "refs/heads/new"):
-                theirs.append(client.git("--git-dir", str(served), "update-ref", name, third,
-                                         "" if name.endswith("new") else first, check=False))
-        logged(self, update)
+    def meanwhile(self: Any, update: Any) -> Any:  # a ref of the push written
+        return [update_ref(client, served, name, third, "" if name.endswith("new") else first)
+                for name in ("refs/heads/a", "refs/heads/b", "refs/heads/new")]
 
-    monkeypatch.setattr(backends.git.DulwichGitRepository, "_log_update", meanwhile)
+    theirs = race_once(monkeypatch, backends.git.DulwichGitRepository, "_log_update", meanwhile)
     pushed = client.git("push", "--atomic", "--porcelain", server.git_url("r"), f"{second}:refs/heads/a",
                         f"{second}:refs/heads/b", f"{second}:refs/heads/new", ":refs/heads/gone", cwd=work,
                         check=False)
@@ -63,13 +50,7 @@ def test_an_atomic_push_holds_every_ref_until_all_are_written(
 
 def test_an_atomic_push_one_of_whose_refs_another_process_holds_changes_none(
         make_server: Callable[..., RunningServer], client: Client) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second) = race_repository(make_server, client)
     client.git("push", "-q", str(served), "main", f"{first}:refs/heads/a", f"{first}:refs/heads/b", cwd=work)
     client.git("--git-dir", str(served), "config", "core.filesRefLockTimeout", "0")
     (served / "refs" / "heads" / "b.lock").write_text("")  # another git process changing b

@@ -8,8 +8,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_repository
 
 
 def _statuses(porcelain: str) -> list[tuple[str, str]]:
@@ -20,13 +20,8 @@ def _statuses(porcelain: str) -> list[tuple[str, str]]:
 
 def test_head_s_branch_is_refused_while_head_is_locked_as_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served, twin = server.root / "r.git", client.cwd / "twin.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    client.git("init", "-q", "--bare", "-b", "main", str(served))
+    server, served, work, (first, second) = race_repository(make_server, client, init=("-b", "main"))
+    twin = client.cwd / "twin.git"
     client.git("--git-dir", str(served), "config", "receive.denyDeleteCurrent", "ignore")
     client.git("push", "-q", str(served), f"{first}:refs/heads/main", f"{first}:refs/heads/x", cwd=work)
     shutil.copytree(served, twin, symlinks=True)

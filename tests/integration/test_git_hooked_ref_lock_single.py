@@ -10,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.conftest import Client, RunningServer
-from tests.integration.test_git_atomic_hooked_ref_locks import hooked_pair
+from tests.integration.test_git_atomic_hooked_ref_locks import hooked_pair, racing_hook
 
-RACING_HOOK = """#!/bin/sh
-[ -n "$RACING" ] && exit 0
-cat >/dev/null
-[ "$1" = prepared ] || exit 0
-RACING=1 git update-ref refs/heads/a "$(cat "$GIT_DIR/../third")" "$(cat "$GIT_DIR/../first")" 2>"$GIT_DIR/../moved.err"
-echo $? > "$GIT_DIR/../moved.rc"
-"""
+RACING_HOOK = racing_hook("refs/heads/a")
 
 
 def test_one_ref_s_transaction_is_prepared_under_its_lock_as_git_s(

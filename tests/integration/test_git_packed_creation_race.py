@@ -9,45 +9,28 @@ The interleaving is driven by running ``git update-ref`` from inside the server'
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import backends.git
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_once, race_repository, update_ref
+from tests.git_ref_races import ref_id as _ref
 
 BRANCHES = [f"refs/heads/b{i:02d}" for i in range(backends.git.PACKED_CREATIONS_MIN + 2)] + ["refs/heads/dir/deep"]
 
 
-def _ref(client: Client, repo: Path, name: str) -> str:
-    return client.git("--git-dir", str(repo), "for-each-ref", "--format=%(objectname)", name).stdout.strip()
-
-
 def test_a_branch_another_process_creates_during_the_packed_write_is_created_once(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second) = race_repository(make_server, client)
     client.git("push", "-q", str(served), "main", cwd=work)  # (second is there for update-ref)
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    written = backends.git._packed_text
 
-    def meanwhile(*args: Any) -> bytes:  # the refs checked, packed-refs.lock held, nothing written yet
-        if not theirs:
-            for name in ("refs/heads/b00", "refs/heads/dir/deep"):
-                theirs.append(client.git("--git-dir", str(served), "update-ref", name, second, "0" * 40,
-                                         check=False))
-        return written(*args)
+    def meanwhile(*args: Any) -> Any:  # the refs checked, packed-refs.lock held, nothing written yet
+        return [update_ref(client, served, name, second, "0" * 40) for name in ("refs/heads/b00", "refs/heads/dir/deep")]
 
-    monkeypatch.setattr(backends.git, "_packed_text", meanwhile)
+    theirs = race_once(monkeypatch, backends.git, "_packed_text", meanwhile)
     pushed = client.git("push", "--porcelain", server.git_url("r"), *(f"{first}:{name}" for name in BRANCHES),
                         cwd=work)
 

@@ -10,48 +10,32 @@ the refs."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import backends.git
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_once, race_repository, update_ref
+from tests.git_ref_races import ref_id as _ref
 
 MOVED = ("refs/heads/x", "refs/heads/dir/deep")
 """Branches another process moves while the push deletes them (one whose directory is packed alone)."""
 
 
-def _ref(client: Client, repo: Path, name: str) -> str:
-    return client.git("--git-dir", str(repo), "for-each-ref", "--format=%(objectname)", name).stdout.strip()
-
-
 def test_a_branch_another_process_moves_during_the_packed_deletion_is_refused_to_it(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second) = race_repository(make_server, client)
     client.git("push", "-q", str(served), "main", f"{first}:refs/heads/y", *(f"{first}:{name}" for name in MOVED),
                cwd=work)
     client.git("--git-dir", str(served), "pack-refs", "--all")
     assert not (served / "refs" / "heads" / "dir").exists()
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    written = backends.git._packed_text
 
-    def meanwhile(*args: Any) -> bytes:  # the refs checked, packed-refs.lock held, nothing written yet
-        if not theirs:
-            for name in MOVED:
-                theirs.append(client.git("--git-dir", str(served), "update-ref", name, second, first, check=False))
-        return written(*args)
+    def meanwhile(*args: Any) -> Any:  # the refs checked, packed-refs.lock held, nothing written yet
+        return [update_ref(client, served, name, second, first) for name in MOVED]
 
-    monkeypatch.setattr(backends.git, "_packed_text", meanwhile)
+    theirs = race_once(monkeypatch, backends.git, "_packed_text", meanwhile)
     pushed = client.git("push", "--porcelain", server.git_url("r"), ":refs/heads/y", *(f":{name}" for name in MOVED),
                         cwd=work)
 
@@ -70,27 +54,15 @@ def test_a_shadowed_branch_leaves_both_its_files_under_its_own_lock(
     """A packed branch hidden by its loose file (moved since it was packed): git's receive-pack removes
     its packed line, then its loose file, holding the branch's lock throughout; a ``git update-ref``
     in between is refused, where it moved the branch and the push's deletion then failed."""
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second, third) = race_repository(make_server, client, 3)
     client.git("push", "-q", str(served), "main", f"{first}:refs/heads/x", f"{first}:refs/heads/y", cwd=work)
     client.git("--git-dir", str(served), "pack-refs", "--all")
     client.git("--git-dir", str(served), "update-ref", "refs/heads/x", second, first)  # loose, hiding the packed
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    written = backends.git._packed_text
 
-    def meanwhile(*args: Any) -> bytes:
-        if not theirs:
-            theirs.append(client.git("--git-dir", str(served), "update-ref", "refs/heads/x", third, second,
-                                     check=False))
-        return written(*args)
+    def meanwhile(*args: Any) -> Any:
+        return [update_ref(client, served, "refs/heads/x", third, second)]
 
-    monkeypatch.setattr(backends.git, "_packed_text", meanwhile)
+    theirs = race_once(monkeypatch, backends.git, "_packed_text", meanwhile)
     pushed = client.git("push", "--porcelain", server.git_url("r"), ":refs/heads/x", ":refs/heads/y", cwd=work,
                         check=False)
 

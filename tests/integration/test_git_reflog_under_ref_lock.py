@@ -7,15 +7,14 @@ refused "cannot lock ref", as it is by git's own receive-pack at that moment."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import backends.git
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_once, race_repository, update_ref
 
 
 @pytest.mark.parametrize(("case", "raced"), [
@@ -28,14 +27,7 @@ from tests.integration.test_git_daemon import commit
 def test_the_reflog_is_written_under_the_ref_s_lock(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch,
         case: str, raced: str) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served = server.root / "r.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", str(served))
+    server, served, work, (first, second, third) = race_repository(make_server, client, 3)
     client.git("--git-dir", str(served), "config", "core.logAllRefUpdates", "true")
     client.git("push", "-q", str(served), f"{first}:refs/heads/main", f"{first}:refs/heads/a",
                f"{first}:refs/heads/b", f"{third}:refs/tags/keep", cwd=work)  # (third: for the update-ref)
@@ -45,15 +37,11 @@ def test_the_reflog_is_written_under_the_ref_s_lock(
              "deleted": [":refs/heads/a"], "packed deletions": [":refs/heads/a", ":refs/heads/b"],
              "packed creations": [f"{second}:refs/heads/n{i:02d}" for i in range(64)]}[case]
     expected = "" if case.endswith("deleted") or case == "packed deletions" else second
-    theirs: list[subprocess.CompletedProcess[str]] = []
-    logged = backends.git.DulwichGitRepository._log_update
 
-    def meanwhile(self: Any, update: Any) -> None:  # the push's ref written, its reflog next
-        if not theirs and update.ref == raced.encode():
-            theirs.append(client.git("--git-dir", str(served), "update-ref", raced, third, expected, check=False))
-        logged(self, update)
+    def meanwhile(self: Any, update: Any) -> Any:  # the push's ref written, its reflog next
+        return [update_ref(client, served, raced, third, expected)] if update.ref == raced.encode() else []
 
-    monkeypatch.setattr(backends.git.DulwichGitRepository, "_log_update", meanwhile)
+    theirs = race_once(monkeypatch, backends.git.DulwichGitRepository, "_log_update", meanwhile)
     pushed = client.git("push", "--porcelain", server.git_url("r"), *specs, cwd=work, check=False)
 
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr

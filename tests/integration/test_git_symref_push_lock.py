@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer
+from tests.git_ref_races import race_repository
 from tests.integration.test_git_head_lock_branch_push import _statuses
 
 
@@ -31,14 +31,8 @@ def _logged(repo: Path, ref: str) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("chain", [False, True])
 def test_a_push_through_a_symbolic_ref_locks_and_logs_it_as_git_does(
         make_server: Callable[..., RunningServer], client: Client, chain: bool) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    served, twin = server.root / "r.git", client.cwd / "twin.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    first = commit(client, work, "a.txt", "a\n", "first")
-    second = commit(client, work, "b.txt", "b\n", "second")
-    third = commit(client, work, "c.txt", "c\n", "third")
-    client.git("init", "-q", "--bare", "-b", "main", str(served))
+    server, served, work, (first, second, third) = race_repository(make_server, client, 3, init=("-b", "main"))
+    twin = client.cwd / "twin.git"
     client.git("push", "-q", str(served), f"{first}:refs/heads/main", f"{first}:refs/heads/a", cwd=work)
     client.git("--git-dir", str(served), "config", "core.logAllRefUpdates", "true")
     if chain:
