@@ -10,14 +10,13 @@ its upload-pack and receive-pack given the file as their system config)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer, SshKeys
+from tests.git_config_twins import base_config_server, served_and_twin
 
 CASES = {  # (key, the repository's own value): (ls-remote, clone, push) refused
     ("core.commitGraph", None): (True, True, True),
@@ -33,20 +32,10 @@ CASES = {  # (key, the repository's own value): (ls-remote, clone, push) refused
 def test_a_value_git_would_not_read_in_the_server_config_is_refused_where_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path, key: str,
         own: str | None) -> None:
-    base = tmp_path / "gitconfig"
     section, name = key.split(".")
-    base.write_text(f"[{section}]\n\t{name} = maybe\n")
-    (tmp_path / "policy.toml").write_text(f'[git]\nconfig = "{base}"\n[[repo]]\npattern = "*"\nwrite = ["alice"]\n')
-    server = make_server("fs", config_file=str(tmp_path / "policy.toml"), **ssh_server_settings(ssh_keys))
-    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
-    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "f", "f\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    client.git("config", "pack.threads", "1", cwd=bare)
-    if own is not None:
-        client.git("config", key, own, cwd=bare)
-    shutil.copytree(bare, twin, symlinks=True)
+    server, base = base_config_server(make_server, client, ssh_keys, tmp_path, f"[{section}]\n\t{name} = maybe\n")
+    work, _bare, twin = served_and_twin(
+        client, server, None if own is None else lambda bare: client.git("config", key, own, cwd=bare))
     system = f"env -u GIT_CONFIG_NOSYSTEM GIT_CONFIG_SYSTEM={base}"  # (git's own services read the file)
     says = (f"bad {'numeric' if 'Threshold' in key else 'boolean'} config value 'maybe' for '{key.lower()}'; "
             f"fix it in the server's git config {base}")

@@ -6,13 +6,13 @@ on its last value by both.  Each is checked beside git's own (``file://``)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.git_config_twins import served_and_twin
 
 
 @pytest.mark.parametrize(("key", "bad", "good", "refused", "says"), [
@@ -24,14 +24,12 @@ def test_each_value_is_judged_where_git_reads_each(
         make_server: Callable[..., RunningServer], client: Client, key: str, bad: str, good: str,
         refused: bool, says: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
-    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "f", "f\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    client.git("config", "pack.threads", "1", cwd=bare)
-    client.git("config", "--add", key, bad, cwd=bare)
-    client.git("config", "--add", key, good, cwd=bare)
-    shutil.copytree(bare, twin, symlinks=True)
+
+    def configure(bare: Path) -> None:
+        client.git("config", "--add", key, bad, cwd=bare)
+        client.git("config", "--add", key, good, cwd=bare)
+
+    work, bare, twin = served_and_twin(client, server, configure)
     for url in (f"file://{twin}", server.git_url("v")):
         run = client.git("push", url, "main:refs/heads/new", cwd=work, check=False)
         assert (run.returncode != 0) == refused, (url, run.stderr)

@@ -6,26 +6,19 @@ refuses, each checked beside git's own (``file://``)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.git_config_twins import served_and_twin
 
 
 @pytest.mark.parametrize("key", ["core.bigFileThreshold", "core.deltaBaseCacheLimit"])
 def test_a_size_git_would_not_read_is_refused_where_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, key: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
-    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "f", "f\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    client.git("config", "pack.threads", "1", cwd=bare)
-    client.git("config", key, "lots", cwd=bare)
-    shutil.copytree(bare, twin, symlinks=True)
+    work, _bare, twin = served_and_twin(client, server, lambda bare: client.git("config", key, "lots", cwd=bare))
     says = f"bad numeric config value 'lots' for '{key.lower()}'"
     for url in (f"file://{twin}", server.git_url("v")):
         tag = "git" if url.startswith("file:") else "ours"

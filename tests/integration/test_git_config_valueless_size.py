@@ -10,14 +10,13 @@ and missed it on the header's own line (``[core] bigFileThreshold``, naming ``'t
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
-from tests.integration.test_git_daemon import commit
+from tests.conftest import Client, RunningServer, SshKeys
+from tests.git_config_twins import base_config_server, served_and_twin
 
 SAYS = "bad numeric config value '{}' for 'core.bigfilethreshold'"
 VALUELESS = "[core]\n\tbigFileThreshold\n"
@@ -33,20 +32,14 @@ def test_a_valueless_size_is_refused_naming_no_value_as_git_does(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
         where: str, text: str, value: str, other: str) -> None:
     says = SAYS.format(value)
-    base = tmp_path / "gitconfig"
-    base.write_text(text if where == "server" else "")
-    (tmp_path / "policy.toml").write_text(f'[git]\nconfig = "{base}"\n[[repo]]\npattern = "*"\nwrite = ["alice"]\n')
-    server = make_server("fs", config_file=str(tmp_path / "policy.toml"), **ssh_server_settings(ssh_keys))
-    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
-    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "f", "f\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    client.git("config", "pack.threads", "1", cwd=bare)
-    if where == "own":
-        with open(bare / "config", "a") as config:
-            config.write(text)
-    shutil.copytree(bare, twin, symlinks=True)
+    server, base = base_config_server(make_server, client, ssh_keys, tmp_path, text if where == "server" else "")
+
+    def configure(bare: Path) -> None:
+        if where == "own":
+            with open(bare / "config", "a") as config:
+                config.write(text)
+
+    work, _bare, twin = served_and_twin(client, server, configure)
     system = f"env -u GIT_CONFIG_NOSYSTEM GIT_CONFIG_SYSTEM={base} git-receive-pack"
     theirs = client.git("push", "--receive-pack", system, f"file://{twin}", "main:refs/heads/new", cwd=work,
                         check=False)

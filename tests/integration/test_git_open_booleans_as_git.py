@@ -10,13 +10,12 @@ now refuses what git refuses, each checked beside git's own (``file://``)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_daemon import commit
+from tests.git_config_twins import served_and_twin
 
 CASES = {  # key: (ls-remote, clone, push) refused
     "core.multiPackIndex": (True, True, True),
@@ -32,13 +31,7 @@ CASES = {  # key: (ls-remote, clone, push) refused
 def test_a_boolean_git_would_not_read_is_refused_where_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, key: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
-    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "f", "f\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    client.git("config", "pack.threads", "1", cwd=bare)
-    client.git("config", key, "maybe", cwd=bare)
-    shutil.copytree(bare, twin, symlinks=True)
+    work, _bare, twin = served_and_twin(client, server, lambda bare: client.git("config", key, "maybe", cwd=bare))
     says = f"bad boolean config value 'maybe' for '{key.lower()}'"
     for url in (f"file://{twin}", server.git_url("v")):
         tag = "git" if url.startswith("file:") else "ours"

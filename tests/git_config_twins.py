@@ -1,0 +1,41 @@
+"""Set-ups of the tests that check a git config hgwire refuses beside git's own refusal of it: a
+served repository and its twin for git over ``file://`` (the same bytes, config included), and a
+server whose ``[git] config`` file (git's system config to git's own services) holds a given text."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_git_daemon import commit
+
+
+def served_and_twin(client: Client, server: RunningServer,
+                    configure: Callable[[Path], object] | None = None) -> tuple[Path, Path, Path]:
+    """A work tree (``work``, branch ``main``) of one commit, its bare clone served as ``v.git``
+    (``pack.threads`` 1), ``configure``-d, and a copy of that for git over ``file://``
+    (``twin.git``): the work tree, the served repository, the twin."""
+    work, bare, twin = client.cwd / "work", server.root / "v.git", client.cwd / "twin.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "f", "f\n", "first")
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    client.git("config", "pack.threads", "1", cwd=bare)
+    if configure is not None:
+        configure(bare)
+    shutil.copytree(bare, twin, symlinks=True)
+    return work, bare, twin
+
+
+def base_config_server(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                       tmp_path: Path, text: str) -> tuple[RunningServer, Path]:
+    """A server over SSH whose ``--config`` file names ``tmp_path/gitconfig``, holding ``text``, as
+    its ``[git] config``, where ``alice`` may push, and ``client`` set to reach it: the server and
+    that file."""
+    base = tmp_path / "gitconfig"
+    base.write_text(text)
+    (tmp_path / "policy.toml").write_text(f'[git]\nconfig = "{base}"\n[[repo]]\npattern = "*"\nwrite = ["alice"]\n')
+    server = make_server("fs", config_file=str(tmp_path / "policy.toml"), **ssh_server_settings(ssh_keys))
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+    return server, base
