@@ -122,7 +122,7 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
         # under way, so the repository is made now (its checks and rights are the push's own)
         repo = git_session.open_git_repo(ctx, create=True)
     if repo.kind is Kind.HG:
-        from gateway.hg_http import check_web_access
+        from gateway.web_access import check_web_access
 
         check_web_access(repo, ctx.user, "push" if access is Access.WRITE else "pull")
     elif repo.kind is not Kind.GIT:

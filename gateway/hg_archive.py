@@ -34,7 +34,7 @@ from gateway import metrics
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.git_session import PackStream
-from gateway.hg_http import check_web_access
+from gateway.web_access import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.limits import CUT_AT_SHUTDOWN, annotate_max_revisions, gone_outcome
 from gateway.logs import SafeLogger
