@@ -5,7 +5,7 @@ Spec: ``mercurial/helptext/internals/wireprotocol.txt`` ("SSH Protocol",
 command line ``name\\n`` then, per declared argument, ``key <len>\\n<value>``;
 a ``*`` argument is ``* <count>\\n`` then ``count`` such entries.  A string
 reply is ``<len>\\n<data>``, a stream reply is raw, and an out-of-band error is
-``msg\\n-\\n`` on stderr plus ``\\n`` on stdout.  ``unbundle`` answers ``0\\n``
+``msg\\n`` on stderr plus ``\\n`` on stdout (``OOB_STDOUT``).  ``unbundle`` answers ``0\\n``
 ("go ahead") and then reads ``<len>\\n<chunk>`` frames until ``0\\n``.
 
 The caller owns the I/O, as with h11: ``receive_data`` buffers (``b""`` is
@@ -41,7 +41,10 @@ SSH_CAPS = (b"protocaps",)
 """Capabilities only the SSH transport adds (``sshv1protocolhandler.addcapabilities``)."""
 GO_AHEAD = b"0\n"
 OOB_STDOUT = b"\n"
-OOB_STDERR_END = b"\n-\n"
+"""An out-of-band error's reply: hg's client reads this empty line as "remote error", shows what
+came on stderr (``remote: <line>`` each) and aborts ("check previous remote output").  hg's
+``_sshv1respondooberror`` ends the message with a ``-`` line, which no client of any version
+parses and every one shows (``remote: -``): hgwire ends it with its line end alone."""
 PROTOCAPS_COMMAND = b"protocaps"
 _MAX_DIGITS = 18
 """Longest decimal length read; any limit fits, and int() never sees its 4300-digit ceiling."""
@@ -202,7 +205,8 @@ def _render_push_error(response: PushError) -> SshOutput:
 
 
 def _render_oob(response: OobError) -> SshOutput:
-    return SshOutput(OOB_STDOUT, stderr=response.message + OOB_STDERR_END)
+    message = response.message if response.message.endswith(b"\n") else response.message + b"\n"
+    return SshOutput(OOB_STDOUT, stderr=message)
 
 
 def render(response: Response, engine: bytes | None = None, settings: WireSettings = DEFAULT_SETTINGS) -> SshOutput:

@@ -166,8 +166,16 @@ def test_push_refused_before_the_payload() -> None:
     server = SshV1Server()
     server.receive_data(b"unbundle\nheads 10\n666f726365")
     server.next_event()
-    assert server.send(OobError(b"push not allowed")) == SshOutput(b"\n", stderr=b"push not allowed\n-\n")
+    assert server.send(OobError(b"push not allowed")) == SshOutput(b"\n", stderr=b"push not allowed\n")
     assert server.state is State.IDLE
+
+
+def test_an_out_of_band_error_ends_with_its_own_line_end_and_no_dash_line() -> None:
+    """hg's client shows every stderr line as ``remote: <line>``: no ``remote: -``, no empty one."""
+    server = SshV1Server()
+    server.receive_data(b"heads\n")
+    server.next_event()
+    assert server.send(OobError(b"largefiles are needed\n")) == SshOutput(b"\n", stderr=b"largefiles are needed\n")
 
 
 @pytest.mark.parametrize("data", [b"x\n", b"-1\n", b"99999999999\n"])
