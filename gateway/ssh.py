@@ -126,6 +126,7 @@ from protocols.ssh_exec import (
     parse_exec,
     parse_info,
     port_in_path_hint,
+    sender,
 )
 
 log = SafeLogger()
@@ -1048,6 +1049,8 @@ class ExecChannel(conch_channel.SSHChannel):
         except HgwireError as refusal:
             if isinstance(refusal, UnsafeExecPath):
                 self._route(refusal.kind, refusal.path)
+            elif request is None and (client := sender(command)) is not None:  # said as git's or hg's own
+                self._record.proto = ROUTE_PROTO[client]
             said = str(refusal)
             if isinstance(refusal, RepositoryNotFound) and request is not None:
                 said += port_in_path_hint(request.kind, request.path)

@@ -194,9 +194,26 @@ def parse_exec(command: bytes) -> ExecRequest:
     return match_words(split_words(_decode(command)))
 
 
+MAX_PROGRAM_BYTES = 256
+"""Bytes of a refused command's first word ``sender`` reads: a program's name, a path to one."""
+
+
+def sender(command: bytes) -> RouteKind | None:
+    """The route of the client that sent ``command``, judged by its first word alone (``git``,
+    ``git-upload-pack``, ``hg``, ``chg``, a path to one): for a command refused before it is read
+    whole (longer than ``MAX_COMMAND_BYTES``, shell syntax, arguments of no shape of its program),
+    so that the refusal is worded as that client's own server words it (git's ``fatal:``, hg's
+    ``abort:``), as git-shell and ``hg serve`` answer.  None for any other program."""
+    first = command[:MAX_PROGRAM_BYTES].lstrip(b" ").split(b" ", 1)[0]
+    program = first.decode("utf-8", "replace").rsplit("/", 1)[-1]
+    patterns = EXEC_TABLE.get("hg" if program in CHG else program)
+    return patterns[0].kind if patterns else None
+
+
 def _decode(command: bytes) -> str:
     if len(command) > MAX_COMMAND_BYTES:
-        raise LimitExceeded(f"command is longer than {MAX_COMMAND_BYTES} bytes")
+        raise LimitExceeded(f"the command is longer than {MAX_COMMAND_BYTES} bytes: name the repository by a "
+                            "shorter path")
     try:
         text = command.decode("utf-8")
     except UnicodeDecodeError:

@@ -225,10 +225,17 @@ def test_other_env_ignored(setup: SshSetup) -> None:
         ("git-upload-pack '../x'", b"fatal: repository name '../x' contains a '..' segment", 128),
         ("git-upload-pack '/../x'", b"fatal: repository name '../x' contains a '..' segment", 128),
         ("git-upload-pack '--help'", b"fatal: repository name '--help' starts with '-'", 128),
-        ("git-upload-pack '/r.git'; rm -rf /", b"hgwire: command uses shell syntax ';'", 1),
+        ("git-upload-pack '/r.git'; rm -rf /", b"fatal: command uses shell syntax ';'", 128),
+        ("ls '/r.git'; rm -rf /", b"hgwire: command uses shell syntax ';'", 1),
         ("hg -R --debugger serve --stdio", b"abort: repository name '--debugger' starts with '-'", 255),
         ("git-upload-archive '/r.git'", b"fatal: git-upload-archive is not available on this server yet", 128),
-        ("git-upload-pack '/" + "a" * 5000 + "'", b"hgwire: command is longer than 4096 bytes", 1),
+        # refused before the command is read whole: still in the words of the client its first word names
+        ("git-upload-pack '/" + "a" * 5000 + "'",
+         b"fatal: the command is longer than 4096 bytes: name the repository by a shorter path", 128),
+        ("/usr/bin/git upload-pack '/" + "a" * 5000 + "'", b"fatal: the command is longer than 4096 bytes", 128),
+        ("hg -R " + "a" * 5000 + " serve --stdio", b"abort: the command is longer than 4096 bytes", 255),
+        ("chg -R r serve --stdio --debugger", b"abort: unsupported arguments to 'hg'", 255),
+        ("ls " + "a" * 5000, b"hgwire: the command is longer than 4096 bytes", 1),
     ],
 )
 def test_refused_commands(setup: SshSetup, command: str, message: bytes, status: int) -> None:

@@ -15,6 +15,7 @@ from protocols.ssh_exec import (
     check_env,
     from_home,
     parse_exec,
+    sender,
     split_words,
 )
 
@@ -194,6 +195,18 @@ def test_word_soup_gives_a_request_or_a_typed_refusal(pieces: list[str]) -> None
 ])
 def test_a_path_from_the_home_is_the_root_s(path: str, name: str) -> None:
     assert from_home(path) == name
+
+
+@pytest.mark.parametrize(("command", "route"), [
+    (b"git-upload-pack '/" + b"a" * 5000 + b"'", RouteKind.GIT_UPLOAD_PACK),
+    (b"  /usr/lib/git-core/git-receive-pack 'x'; ls", RouteKind.GIT_RECEIVE_PACK),
+    (b"git upload-pack", RouteKind.GIT_UPLOAD_PACK),
+    (b"hg -R x serve", RouteKind.HG_SERVE), (b"chg init", RouteKind.HG_SERVE),
+    (b"git-lfs-transfer", RouteKind.GIT_LFS_TRANSFER_DOWNLOAD),
+    (b"ls -l", None), (b"", None), (b"\xff\xfe hg", None), (b"a" * 300 + b"hg", None),
+])
+def test_the_sender_of_a_refused_command_is_told_by_its_first_word(command: bytes, route: RouteKind | None) -> None:
+    assert sender(command) is route
 
 
 def test_env_accepts_git_protocol_only() -> None:
