@@ -8,7 +8,7 @@ command-line option, or reach inside a repository's own metadata is refused.
 
 from __future__ import annotations
 
-from protocols.errors import NAMES_ARE_UTF8, NO_REPOSITORY_NAMED, USER_PATHS_NOT_SERVED, UnsafeName
+from protocols.errors import NAMES_ARE_UTF8, NO_REPOSITORY_NAMED, HomePathRefused, UnsafeName, home_path_user
 
 MAX_NAME_LENGTH = 255
 MAX_SEGMENTS = 16
@@ -38,7 +38,7 @@ def validate_name(raw: str) -> str:
     if name in ("", "."):  # hg sends "." for ssh://host with no path
         raise UnsafeName(NO_REPOSITORY_NAMED)
     if segments[0].startswith("~"):  # a home directory to git and hg (git daemon's --user-path)
-        raise UnsafeName(USER_PATHS_NOT_SERVED)
+        raise HomePathRefused(home_path_user(segments[0]))
     if len(segments) > MAX_SEGMENTS:
         raise UnsafeName(f"repository name has more than {MAX_SEGMENTS} path segments")
     for segment in segments:

@@ -84,7 +84,14 @@ from twisted.conch.ssh import keys as conch_keys
 from backends.interfaces import Kind
 from backends.names import validate_name
 from gateway.logs import SafeLogger
-from protocols.errors import HgwireError, PermissionDenied, ReadOnly, RepositoryNotFound, UnsafeName
+from protocols.errors import (
+    HgwireError,
+    HomePathRefused,
+    PermissionDenied,
+    ReadOnly,
+    RepositoryNotFound,
+    UnsafeName,
+)
 from protocols.forwarded import parse_ip
 from protocols.ssh_cert import (
     USER_CERT,
@@ -762,7 +769,8 @@ def _forced_name(program: str, written: str) -> str:
     try:
         return validate_name(path)
     except UnsafeName as bad:
-        raise KeyLineError(f"command= runs {program} with {path[:80]!r}: {bad}") from None
+        said = bad.over("ssh", "team/project") if isinstance(bad, HomePathRefused) else str(bad)
+        raise KeyLineError(f"command= runs {program} with {path[:80]!r}: {said}") from None
 
 
 def _forced_restriction(command: str | None) -> KeyRestriction | None:

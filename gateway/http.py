@@ -90,6 +90,7 @@ from protocols import pktline
 from protocols.errors import (
     NO_REPOSITORY_NAMED,
     HgwireError,
+    HomePathRefused,
     PermissionDenied,
     ProtocolError,
     ReadOnly,
@@ -265,6 +266,8 @@ def _refused_name(segments: Sequence[str]) -> Route:
     a control character, its length), as git daemon and the other transports say it."""
     try:
         validate_name("/".join(segments))
+    except HomePathRefused as refused:
+        return _error(404, refused.over("http", "http(s)://HOST/team/project"))
     except UnsafeName as refused:
         return _error(404, str(refused))
     return NOT_FOUND

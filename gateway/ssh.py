@@ -112,7 +112,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
-from protocols.errors import HgwireError, RepositoryNotFound, UnsupportedFeature
+from protocols.errors import HgwireError, HomePathRefused, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.ssh_exec import (
     ExecRequest,
@@ -1054,6 +1054,9 @@ class ExecChannel(conch_channel.SSHChannel):
             said = str(refusal)
             if isinstance(refusal, RepositoryNotFound) and request is not None:
                 said += port_in_path_hint(request.kind, request.path)
+            elif isinstance(refusal, HomePathRefused) and request is not None:
+                said = refusal.over("ssh", "ssh://HOST/team/project" if ROUTE_PROTO[request.kind] == "hg-ssh"
+                                    else "ssh://HOST/team/project.git")
             self.refuse(said, as_client=True)
             return
         except Exception:

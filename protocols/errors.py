@@ -43,10 +43,30 @@ NAMES_ARE_UTF8 = ("repository names must be UTF-8: a repository whose name is in
 """What a name that is not UTF-8 reads on every transport (``git://host/caf%E9.git``, the same bytes in an SSH
 command, ``http://host/caf%E9.git``)."""
 
-USER_PATHS_NOT_SERVED = ("~user paths (home directories, as git daemon's --user-path serves) are not served here: "
-                         "name the repository by its path under the server's root, e.g. team/project")
-"""What a name starting with ``~user`` reads (``git://host/~alice/r.git``, ``ssh://host/~alice/r``) on every
-transport: git and hg read it as a home directory, which this server does not have."""
+HOME_DIRECTORY_SERVERS = {"git": " (git daemon's --user-path)", "ssh": "", "http": " (a web server's UserDir)"}
+"""What serves ``~user`` paths as home directories, by the URL scheme the client used: over SSH
+each user's account has one (sshd's login shell reads the path from it), so no other is named."""
+
+
+class HomePathRefused(UnsafeName):
+    """A ``~user`` path (``git://host/~alice/r.git``, ``ssh://host/~alice/r``): a home directory to
+    git and hg, which this server does not have; the refusal is worded for the client's transport
+    (``over``) and says how to name the repository instead."""
+
+    def __init__(self, user: str) -> None:
+        self.user = "".join(ch if ch.isprintable() else "?" for ch in user[:64])  # (git:// checks it later)
+        super().__init__(self.over("git", "git://HOST/team/project.git"))
+
+    def over(self, scheme: str, example: str) -> str:
+        """The sentence for a client that came by ``scheme`` (``git``, ``ssh``, ``http``), the
+        repository named as in the URL ``example`` (hg's have no ``.git``)."""
+        return (f"~{self.user} names a home directory{HOME_DIRECTORY_SERVERS.get(scheme, '')}, and this "
+                f"server serves none: name the repository by its path under the server's root, as in {example}")
+
+
+def home_path_user(path: str) -> str:
+    """The user a ``~user`` path names (``alice`` of ``~alice/r.git``; empty for ``~/r``)."""
+    return path.removeprefix("~").split("/", 1)[0]
 
 
 class PermissionDenied(HgwireError):

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from protocols.errors import (
     NAMES_ARE_UTF8,
-    USER_PATHS_NOT_SERVED,
+    HomePathRefused,
     ProtocolError,
     UnsafeName,
     UnsupportedFeature,
+    home_path_user,
 )
 
 MAX_PATH = 4096
@@ -122,7 +123,7 @@ def decode_repo_path(path: bytes) -> str:
     if len(path) > MAX_PATH:
         raise UnsafeName(f"repository paths are at most {MAX_PATH} bytes long")
     if path.startswith(b"~"):
-        raise UnsafeName(USER_PATHS_NOT_SERVED)
+        raise HomePathRefused(home_path_user(path.decode("utf-8", "replace")))
     if not path.startswith(b"/"):
         raise UnsafeName("repository paths must be absolute, e.g. /team/project.git")
     try:

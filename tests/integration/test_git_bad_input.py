@@ -140,9 +140,9 @@ def test_a_refused_request_logs_the_reason_its_client_was_given(server: RunningS
         globalLogPublisher.removeObserver(events.append)
     assert all(reply[4:8] == b"ERR " for reply in replies), replies
     assert sorted(outcomes()) == ["error: repository name 'wt/.git' contains a hidden segment '.git'",
-                                  ("error: ~user paths (home directories, as git daemon's --user-path serves) are "
-                                   "not served here: name the repository by its path under the server's root, "
-                                   "e.g. team/project")]
+                                  ("error: ~alice names a home directory (git daemon's --user-path), and this server "
+                                   "serves none: name the repository by its path under the server's root, as in "
+                                   "git://HOST/team/project.git")]
     still_serving(server, client)
 
 
@@ -164,9 +164,9 @@ def test_a_user_path_is_refused_as_one_not_as_a_relative_path(server: RunningSer
     seed(server, client)
     result = client.git("ls-remote", f"git://127.0.0.1:{server.port('git')}/~alice/proj.git", check=False)
     assert result.returncode != 0, result.stderr
-    assert ("remote error: ~user paths (home directories, as git daemon's --user-path serves) are not served "
-            "here: name the repository by its path under the server's root, e.g. team/project") in result.stderr, \
-        result.stderr
+    assert ("remote error: ~alice names a home directory (git daemon's --user-path), and this server serves none: "
+            "name the repository by its path under the server's root, as in git://HOST/team/project.git"
+            ) in result.stderr, result.stderr
     reply = exchange(server, request("git-upload-pack", "/" + "a" * 4100))
     assert reply[4:8] == b"ERR " and b"at most 4096 bytes" in reply, reply
     still_serving(server, client)

@@ -352,7 +352,7 @@ def test_a_refused_name_says_why(make_server: Callable[..., RunningServer], clie
     assert refused.returncode != 0
     assert "repository name '.hidden.git' contains a hidden segment '.hidden.git'" in refused.stderr, refused.stderr
     for path, said in [("/-x.git/info/refs?service=git-upload-pack", b"starts with '-'"),
-                       ("/~x.git/git-upload-pack", b"~user paths (home directories"),
+                       ("/~x.git/git-upload-pack", b"~x.git names a home directory (a web server's UserDir)"),
                        ("/a/~x.git/git-upload-pack", b"segment starting with '~'"),
                        ("/a/%2e%2e/b.git/info/refs?service=git-upload-pack", b"contains a '..' segment"),
                        ("/x%1b.git/info/refs?service=git-upload-pack", b"contains a control character"),

@@ -74,7 +74,7 @@ def test_another_users_home_and_a_way_out_stay_refused(make_server: Callable[...
                                                       ssh_keys: SshKeys, tmp_path: Path) -> None:
     _server, port = _served(make_server, client, ssh_keys, tmp_path)
     refusals = {
-        f"ssh://git@127.0.0.1:{port}/~alice/app.git": "~user paths",
+        f"ssh://git@127.0.0.1:{port}/~alice/app.git": "fatal: ~alice names a home directory, and this server serves",
         "git@127.0.0.1:~/../app.git": "contains a '..' segment",
         "git@127.0.0.1:~/-app.git": "starts with '-'",
         "git@127.0.0.1:~": "no repository is named",

@@ -113,12 +113,12 @@ def _git_remote_error(m: Mistakes, name: str) -> str:
     return said.removeprefix("fatal: remote error: ").splitlines()[0]
 
 
-@pytest.mark.parametrize("name", ["../app.git", "-app.git", "~alice/r.git", "a/.hidden/r.git"])
+@pytest.mark.parametrize("name", ["../app.git", "-app.git", "a/.hidden/r.git"])
 def test_a_bad_name_reads_the_same_over_ssh_as_over_git_daemon(mistakes: Mistakes, name: str) -> None:
     """git over SSH says it as git's own ``fatal:`` line, with the name as written (no leading
     ``/``), in git://'s sentence; hg over SSH as ``remote: abort:`` (exit 255 on the server)."""
     sentence = _git_remote_error(mistakes, name)
-    assert sentence.startswith(("repository name ", "~user paths")), sentence
+    assert sentence.startswith("repository name "), sentence
     over_ssh = mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", name))
     assert over_ssh.returncode != 0
     assert over_ssh.stderr.splitlines()[0] == f"fatal: {sentence}", over_ssh.stderr
@@ -129,12 +129,25 @@ def test_a_bad_name_reads_the_same_over_ssh_as_over_git_daemon(mistakes: Mistake
     assert (raw.returncode, raw.stderr) == (255, f"abort: {sentence.replace(name, hg_name)}\n")
 
 
-def test_a_user_path_is_told_so_over_http_too(mistakes: Mistakes) -> None:
-    sentence = _git_remote_error(mistakes, "~alice/r.git")
+def test_a_user_path_is_told_so_in_the_words_of_each_transport(mistakes: Mistakes) -> None:
+    """``~alice/r.git``: a home directory to git daemon (``--user-path``), to sshd (the account's), to
+    a web server (``UserDir``); each client is told what serves such paths where it came from and
+    how to name a repository there (git://'s sentence, git daemon's option, was told everywhere)."""
+    def sentence(server_note: str, example: str) -> str:
+        return (f"~alice names a home directory{server_note}, and this server serves none: name the repository "
+                f"by its path under the server's root, as in {example}")
+
+    assert _git_remote_error(mistakes, "~alice/r.git") == sentence(" (git daemon's --user-path)",
+                                                                    "git://HOST/team/project.git")
+    over_ssh = mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "~alice/r.git"))
+    assert over_ssh.stderr.splitlines()[0] == f"fatal: {sentence('', 'ssh://HOST/team/project.git')}", over_ssh
+    hg_ssh = mistakes.hg("bob", "identify", mistakes.url("ssh", "~alice/r"))
+    assert f"remote: abort: {sentence('', 'ssh://HOST/team/project')}" in hg_ssh.stderr.splitlines(), hg_ssh
+    http = sentence(" (a web server's UserDir)", "http(s)://HOST/team/project")
     over_http = mistakes.git("http", "bob", "ls-remote", mistakes.url("http", "~alice/r.git"))
-    assert f"remote: {sentence}" in over_http.stderr.splitlines(), over_http.stderr
+    assert f"remote: {http}" in over_http.stderr.splitlines(), over_http.stderr
     hg_said = mistakes.client.hg("identify", mistakes.url("http", "~alice/r"), check=False)
-    assert sentence in hg_said.stderr, hg_said.stderr
+    assert http in hg_said.stderr, hg_said.stderr
 
 
 def test_a_permission_refusal_over_ssh_is_the_client_s_own_error(mistakes: Mistakes) -> None:

@@ -38,7 +38,7 @@ def test_repositories_no_client_may_name_are_not_listed(tmp_path: Path) -> None:
         subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / name)], check=True)
     backend = FilesystemBackend(str(tmp_path))
     assert list(backend.list()) == ["ok.git", "team/fine.git"]
-    with pytest.raises(UnsafeName, match="~user paths"):
+    with pytest.raises(UnsafeName, match="~tilde names a home directory"):
         backend.open("~tilde")
 
 
