@@ -1649,6 +1649,7 @@ class DulwichGitRepository:
         """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant``,
         ``transfer.advertiseSID`` and ``pack.useBitmaps`` (``UploadSettings``); ``StorageError`` for
         a value git would not read."""
+        self._check_numbers(UPLOAD_START_NUMBERS)
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
         unborn_value = self._config_last(b"lsrefs", b"unborn") or b"advertise"
@@ -1969,19 +1970,33 @@ class DulwichGitRepository:
         return found
 
     def receive_max_input_size(self) -> int:
-        """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).
+        """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own;
+        -1 for a negative value, which git's unpack-objects and index-pack read as a bound below any
+        pack: "pack exceeds maximum allowed size", a push of deletions alone excepted).
 
-        A value git would not read refuses the push (``StorageError``, whose sentence the client sees).
+        A value git would not read refuses the push (``StorageError``, whose sentence the client
+        sees), as does one of ``RECEIVE_START_NUMBERS``: this is read as the push starts.
         """
+        self._check_numbers(RECEIVE_START_NUMBERS)
         try:
-            return max(0, _git_int(self._config_last(b"receive", b"maxinputsize"), "receive.maxinputsize", 0))
+            size = _git_int(self._config_last(b"receive", b"maxinputsize"), "receive.maxinputsize", 0)
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
+        return -1 if size < 0 else size
+
+    def _check_numbers(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
+        """``StorageError`` where the last value of one of ``keys`` is a number git would not read."""
+        for section, name in keys:
+            try:
+                _git_int(self._config_last(section, name), f"{section.decode()}.{name.decode()}", 0)
+            except ConfigValueError as exc:
+                raise StorageError(str(exc)) from None
 
     def receive_keepalive(self) -> float:
         """``receive.keepAlive``: seconds of silence after which a push's client gets a keepalive
-        while its pack is checked and committed (5 by default, 0 or less: never); a value git would
-        not read gives the default (the push goes on)."""
+        while its pack is checked and committed (5 by default, 0 or less: never).  A value git would
+        not read refused the push as it started (``receive_max_input_size``); read here mid-push, it
+        would give the default."""
         return self._keepalive_setting(b"receive")
 
     def upload_keepalive(self) -> float:
@@ -3899,23 +3914,61 @@ def _git_bool(value: bytes | None, key: str) -> bool:
 
 
 def _git_int(value: bytes | None, key: str, default: int) -> int:
-    """An integer as git's config reads it, with an optional ``k``, ``m`` or ``g`` (unset: ``default``)."""
+    """An integer as git's config reads it, with an optional ``k``, ``m`` or ``g`` (unset: ``default``),
+    within the range of the type git reads ``key`` in (``NUMBER_RANGES``)."""
     if value is None:
         return default
-    number = _git_number(value.strip(), None)  # (the width is the setting's: int, int64, unsigned long)
-    if key.lower() in UNSIGNED_LONG_SETTINGS and (b"-" in value or (number is not None and number >> 64)):
-        number = None  # (git_parse_unsigned: a "-" anywhere is an invalid unit, past 2**64 - 1 out of range)
+    text = value.strip()
+    number = _git_number(text, None)
+    bounds = NUMBER_RANGES.get(key.lower())
+    if bounds is not None and number is not None:
+        low, high = bounds
+        if not low <= number <= high or (low == 0 and b"-" in text):  # (unsigned: git refuses "-0" too)
+            raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}' "
+                                   f"(git reads it from {low} to {high}); {_fix_it(value)}")
     if number is None:
         raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
                                f"{_fix_it(value)}")
     return number
 
 
-UNSIGNED_LONG_SETTINGS = frozenset({"core.bigfilethreshold", "core.deltabasecachelimit", "core.packedgitlimit",
-                                    "pack.deltacachesize", "pack.windowmemory"})
-"""The sizes ``_git_int`` reads that git reads as an unsigned long (``git_config_ulong``): ``-1``
-was read as a number (dulwich's open then took it as the most it inflates of a loose object:
-every request "internal error"), and a number past 2**64 - 1 too, where git refuses both."""
+_INT = (-((1 << 31) - 1), (1 << 31) - 1)
+"""``git_config_int``: a C ``int``, git's ``git_parse_signed`` taking as much below 0 as above."""
+_INT64 = (-((1 << 63) - 1), (1 << 63) - 1)
+"""``git_config_int64``."""
+_ULONG = (0, (1 << 64) - 1)
+"""``git_config_ulong`` (an ``unsigned long`` of a 64-bit Linux): no ``-`` anywhere ("invalid unit")."""
+
+NUMBER_RANGES: Mapping[str, tuple[int, int]] = {
+    "core.bigfilethreshold": _ULONG,
+    "core.deltabasecachelimit": _ULONG,
+    "core.packedgitlimit": _ULONG,
+    "pack.deltacachesize": _ULONG,
+    "pack.windowmemory": _ULONG,
+    "receive.certnonceslop": _ULONG,
+    "uploadpackfilter.tree.maxdepth": _ULONG,
+    "receive.maxinputsize": _INT64,
+    "receive.keepalive": _INT,
+    "uploadpack.keepalive": _INT,
+    "gc.auto": _INT,
+    "gc.autopacklimit": _INT,
+    "core.filesreflocktimeout": _INT,
+    "core.packedrefstimeout": _INT,
+}
+"""The type git 2.39 reads each number setting hgwire reads in, by key: a value outside it is one
+git dies on ("bad numeric config value '-5' for 'core.bigfilethreshold': invalid unit", "…: out of
+range"), so it is refused where git refuses it (checked with git's receive-pack, upload-pack and
+pack-objects on each setting)."""
+
+RECEIVE_START_NUMBERS = ((b"receive", b"keepalive"), (b"receive", b"certnonceslop"),
+                         (b"core", b"filesreflocktimeout"))
+"""Numbers git's receive-pack reads as it starts, whatever the push (its config callback, and its
+ref transaction's lock timeout): one git would not read refuses every push."""
+UPLOAD_START_NUMBERS = ((b"uploadpack", b"keepalive"),)
+"""The same for git's upload-pack: every fetch and ``ls-remote`` (``uploadpackfilter.tree.maxDepth``
+is read with the filter rules)."""
+
+
 _GIT_NUMBER = re.compile(rb"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgG]?)")
 """A number as git's config reads it: C's ``strtoimax`` of base 0 (``0x1f`` hexadecimal, ``010``
 octal, no ``_`` between digits), then a unit (``k``, ``m``, ``g``, either case)."""

@@ -1058,8 +1058,9 @@ class ReceivePackSession(_GitSession):
             self._using(repo)
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
-        if max_input:
-            self._core.limit_pack(max_input, f"receive.maxInputSize = {max_input} bytes")
+        if max_input:  # (-1: a negative value, below any pack as git reads it)
+            self._core.limit_pack(max(max_input, 0), "receive.maxInputSize is negative" if max_input < 0
+                                  else f"receive.maxInputSize = {max_input} bytes")
         nonce = None
         if signing is not None:  # as git's receive-pack, a stateless one too: a nonce of this moment
             assert self._repo is not None
