@@ -3486,7 +3486,8 @@ _BOM = b"\xef\xbb\xbf"
 def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
                    conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile,
                    depth: int = 0, reads: GitConfigReads | None = None,
-                   files: Mapping[str, bytes] | None = None) -> list[bytes]:
+                   files: Mapping[str, bytes] | None = None, remote_pass: bool = False,
+                   forbid_urls: bool = False) -> list[bytes]:
     """The ``hideRefs`` values of ``wanted``'s sections in the config file ``path`` (``data``) in the
     order git reads them: read again a section header at a time, each part on its own (dulwich
     gathers the values of a section written twice, ``[transfer]``, ``[uploadpack]``, ``[transfer]``
@@ -3497,28 +3498,57 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     condition asks every remote URL of ``whole``, as git's does, wherever in the files it is.
     ``ValueError`` when a part cannot be read on its own; ``StorageError`` where git refuses, and
     for what ``reads`` (one for the whole walk) refuses.  ``files``: the bytes the config's read took
-    of the files it opened (``_files_read``), read again only where that read did not open them."""
+    of the files it opened (``_files_read``), read again only where that read did not open them.
+
+    To judge such a condition git first gathers the remote URLs in a walk of its own in which every
+    ``hasconfig:`` include is followed, held or not, and a file an ``[includeIf]`` includes may not
+    set one ("remote URLs cannot be configured in file directly or indirectly included by
+    includeIf.hasconfig:remote.*.url"): so a file that includes itself under a condition that does
+    not hold is refused too.  ``remote_pass`` is that walk (no values taken) from such an include,
+    ``forbid_urls`` where it is under an ``[includeIf]``."""
     reads = reads if reads is not None else GitConfigReads()
     found: list[bytes] = []
-    config_dir = os.path.dirname(path)
     data = data.removeprefix(_BOM)
     for start, end, part in _config_parts(data):
         for section in part.sections():
             kind = section[0].lower()
-            if len(section) == 1 and kind in wanted:
+            if forbid_urls and kind == b"remote" and len(section) == 2 and \
+                    any(name.lower() == b"url" for name, _ in part.items(section)):
+                raise StorageError(f"{reads.whose} sets a remote URL in {_shown_file(path, reads.whose)}, which an "
+                                   "[includeIf \"hasconfig:remote.*.url:...\"] includes: git refuses that config; "
+                                   "tell the server's operator")
+            if len(section) == 1 and kind in wanted and not remote_pass:
                 values = [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
                 if b"true" in values:
                     _refuse_valueless(data, start, end, kind, path, reads.whose)
                 found += values
             elif (kind == b"include" and len(section) == 1) or (kind == b"includeif" and len(section) == 2):
-                condition = section[-1] if kind == b"includeif" else None
-                if condition is not None and not _include_holds(part, condition, config_dir, conditions, whole):
-                    continue
-                for name, value in part.items(section):
-                    if name.lower() == b"path" and value:
-                        found += _included_rules(os.fsdecode(value), path, wanted, conditions, whole, depth + 1,
-                                                 reads, files)
+                found += _include_rules(part, section, path, wanted, conditions, whole, depth, reads, files,
+                                        remote_pass, forbid_urls)
     return found
+
+
+def _include_rules(part: ConfigFile, section: tuple[bytes, ...], path: str, wanted: tuple[bytes, ...],
+                   conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int,
+                   reads: GitConfigReads, files: Mapping[str, bytes] | None, remote_pass: bool,
+                   forbid_urls: bool) -> list[bytes]:
+    """``_in_file_order`` of what the ``[include]`` or ``[includeIf]`` ``section`` of ``part``
+    includes, where it holds; a ``hasconfig:remote.*.url:`` one's files are walked as git's remote
+    URL walk walks them first (``remote_pass``), whether it holds or not."""
+    condition = section[-1] if section[0].lower() == b"includeif" else None
+    targets = [os.fsdecode(value) for name, value in part.items(section) if name.lower() == b"path" and value]
+    asks_urls = condition is not None and condition.startswith(_HASCONFIG_URL.encode())
+    if asks_urls and not remote_pass:
+        for target in targets:
+            _included_rules(target, path, wanted, conditions, whole, depth + 1, reads, files, True, True)
+    holds = condition is None or (remote_pass and asks_urls) or \
+        _include_holds(part, condition, os.path.dirname(path), conditions, whole)
+    if not holds:
+        return []
+    forbid = forbid_urls or (remote_pass and condition is not None)
+    return [value for target in targets
+            for value in _included_rules(target, path, wanted, conditions, whole, depth + 1, reads, files,
+                                         remote_pass, forbid)]
 
 
 MAX_PARTS_KEPT = 64
@@ -3593,7 +3623,8 @@ def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
 
 def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
                     conditions: Mapping[str, ConditionMatcher] | None, whole: ConfigFile, depth: int,
-                    reads: GitConfigReads, files: Mapping[str, bytes] | None = None) -> list[bytes]:
+                    reads: GitConfigReads, files: Mapping[str, bytes] | None = None, remote_pass: bool = False,
+                    forbid_urls: bool = False) -> list[bytes]:
     """``_in_file_order`` of the file ``including`` includes as ``target`` (``~/`` its user's home,
     a relative path from ``including``'s directory); none for a file that does not exist, as git
     takes it.  ``files``: the bytes the config's read took of the files it opened (read again only
@@ -3610,7 +3641,7 @@ def _included_rules(target: str, including: str, wanted: tuple[bytes, ...],
     except OSError as exc:
         raise StorageError(f"{reads.whose} includes a file that cannot be read ({exc.strerror}), "
                            "which git refuses; tell the server's operator") from None
-    return _in_file_order(data, path, wanted, conditions, whole, depth, reads, files)
+    return _in_file_order(data, path, wanted, conditions, whole, depth, reads, files, remote_pass, forbid_urls)
 
 
 MAX_CONFIG_BYTES = 8 << 20

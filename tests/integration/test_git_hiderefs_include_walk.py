@@ -6,7 +6,9 @@ the values section by section, which showed ``refs/pull/7/head`` git hides); an 
 "hasconfig:remote.*.url:…"]`` asks every remote URL of the config, one written after it too
 (dulwich asks those above it: the file's ``refs/pull`` was not hidden); and a file that includes
 itself, or a directory, is refused, as git refuses it (hgwire served it: a file that includes
-itself with its values taken section by section, which showed ``refs/pull/7/head``)."""
+itself with its values taken section by section, which showed ``refs/pull/7/head``), also under a
+``hasconfig:`` condition that does not hold, as is a remote URL set in a file such a condition
+includes (git's walk for the URLs follows each such include and forbids that: both were served)."""
 
 from __future__ import annotations
 
@@ -39,9 +41,22 @@ CASES = {
         ("[transfer]\n\thideRefs = refs/pull\n[uploadpack]\n\thideRefs = !refs/pull/7\n"
          "[receive]\n\thideRefs = !refs/pull/7\n[transfer]\n\thideRefs = refs/pull/7\n")),
     "directory": ("[transfer]\n\thideRefs = refs/pull\n[include]\n\tpath = refs\n", ""),
+    # git gathers the remote URLs a hasconfig: condition asks about in a walk that follows every such
+    # include, held or not, where what an [includeIf] includes may set no remote URL: both were served
+    "hasconfig-cycle": (
+        ('[transfer]\n\thideRefs = refs/pull\n[includeIf "hasconfig:remote.*.url:https://nowhere/**"]\n'
+         '\tpath = hide.inc\n'),
+        "[include]\n\tpath = hide.inc\n"),
+    "hasconfig-url": (
+        ('[transfer]\n\thideRefs = refs/pull\n[includeIf "hasconfig:remote.*.url:https://example.com/**"]\n'
+         '\tpath = hide.inc\n'),
+        '[remote "origin"]\n\turl = https://example.com/mirror.git\n'),
 }
 REFUSED = {"cycle": ("include depth", "includes files more than 10 deep"),
-           "directory": ("bad config line", "includes a file that cannot be read (Is a directory)")}
+           "directory": ("bad config line", "includes a file that cannot be read (Is a directory)"),
+           "hasconfig-cycle": ("include depth", "includes files more than 10 deep"),
+           "hasconfig-url": ("remote URLs cannot be configured",
+                             'sets a remote URL in hide.inc, which an [includeIf "hasconfig:remote.*.url:..."] includes')}
 
 
 @pytest.mark.parametrize("version", ["0", "2"])
