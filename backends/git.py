@@ -2727,9 +2727,19 @@ class DulwichGitRepository:
             return []
         links = self._via_links(update)
         also = [refs.refpath(Ref(name)) for name in links if name != HEAD]
-        if self._head_lock_root(update.ref) is not None or HEAD in links:
+        if self._through_head(update, links):
             also.append(os.path.join(refs.path, HEAD))
         return also
+
+    def _through_head(self, update: RefUpdate, links: list[bytes]) -> bool:
+        """Whether git's refs code logs (and locks) HEAD for ``update``: HEAD is among the symbolic
+        refs it goes through (``links``), or the ref HEAD names is the one it moves or one of those
+        (HEAD -> ``refs/heads/sym`` -> ``refs/heads/a``, a push to ``sym``: git's
+        ``split_head_update`` matches HEAD's own target against each name of the update)."""
+        if HEAD in links:
+            return True
+        target = self._head_target()
+        return target is not None and (target == update.ref or target in links)
 
     def _via_links(self, update: RefUpdate) -> list[bytes]:
         """The symbolic refs an update through ``update.via`` goes through to ``update.ref``: that
@@ -3048,9 +3058,10 @@ class DulwichGitRepository:
             return  # (no log at all: the usual bare repository, without a stat per ref)
         names = [update.ref]
         if not is_zero_id(update.new):  # (the symbolic refs the client's name went through: theirs, as git's)
-            names += [name for name in self._via_links(update) if name != HEAD]
-        if not is_zero_id(update.new) and self._head_target() == update.ref:
-            names.append(HEAD)
+            links = self._via_links(update)
+            names += [name for name in links if name != HEAD]
+            if self._through_head(update, links):
+                names.append(HEAD)
         now = int(time.time())
         offset = time.localtime(now).tm_gmtoff // 60
         zone = b"%s%02d%02d" % (b"-" if offset < 0 else b"+", abs(offset) // 60, abs(offset) % 60)
