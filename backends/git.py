@@ -2502,10 +2502,14 @@ class DulwichGitRepository:
                 return self._all_failed(updates, next(u for u in updates if is_zero_id(u.new)), packed_lock,
                                         alone=alone)
             try:
+                packing = self._packing(updates)
+                failed = self._prepare_all(refs, updates, packing, alone)  # (before the hook, as git's prepare)
+                if failed is not None:
+                    return failed
                 if hook is not None and updates and not hook("prepared", updates, head):  # (every lock held)
                     hook("aborted", updates, head)
                     return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
-                made, removed = self._commit_held(refs, updates, held, alone, packed_lock)
+                made, removed = self._commit_held(refs, updates, held, packing, alone, packed_lock)
             finally:
                 if packed_lock is not None:
                     packed_lock.abort()  # (unless written: then a no-op)
@@ -2566,22 +2570,38 @@ class DulwichGitRepository:
         except OSError as exc:
             return f"failed to update ref: {exc.strerror or exc}"
 
-    def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks,
-                     alone: bool = False, packed_lock: _GitFile | None = None) -> tuple[list[RefResult], list[bytes]]:
-        """Write ``updates`` whose locks are held and values checked: the results, and the loose
-        files removed (their empty directories go once the locks are let go).  As git's ref
-        transaction, every value written loose goes into its lock file before anything changes:
-        one that cannot be written (a full disk) fails them all; they were written and renamed a
-        ref at a time, the refs before it moved.  ``packed_lock``: ``packed-refs.lock``, held
-        already (``_packed_lock``)."""
-        deletions = [u for u in updates if is_zero_id(u.new)]
-        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
-        packing = {u.ref for u in creations} if len(creations) >= PACKED_CREATIONS_MIN else set()
+    @staticmethod
+    def _packing(updates: list[RefUpdate]) -> set[bytes]:
+        """The creations ``_commit_held`` writes into ``packed-refs`` (many at once), not loose."""
+        creations = [u.ref for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
+        return set(creations) if len(creations) >= PACKED_CREATIONS_MIN else set()
+
+    def _prepare_all(self, refs: DiskRefsContainer, updates: list[RefUpdate], packing: set[bytes],
+                     alone: bool) -> list[RefResult] | None:
+        """Every value written loose put into its lock file (held), as git's ref transaction
+        prepares them before its ``reference-transaction`` hook is told "prepared" (a hook reading
+        ``refs/heads/main.lock`` then finds the new value, as under git: it was written after the
+        hook); None, else the results of a transaction that fails whole (a full disk), nothing
+        changed."""
         for update in updates:
             if not is_zero_id(update.new) and update.ref not in packing:
                 reason = self._prepare_held(refs.refpath(Ref(update.ref)), update.new)
                 if reason is not None:
-                    return self._all_failed(updates, update, reason, alone=alone), []
+                    return self._all_failed(updates, update, reason, alone=alone)
+        return None
+
+    def _commit_held(self, refs: DiskRefsContainer, updates: list[RefUpdate], held: _LooseLocks,
+                     packing: set[bytes], alone: bool = False,
+                     packed_lock: _GitFile | None = None) -> tuple[list[RefResult], list[bytes]]:
+        """Write ``updates`` whose locks are held, values checked and put into their lock files
+        (``_prepare_all``): the results, and the loose files removed (their empty directories go
+        once the locks are let go).  As git's ref transaction, every value written loose is in its
+        lock file before anything changes: one that cannot be written (a full disk) failed them
+        all; they were written and renamed a ref at a time, the refs before it moved.
+        ``packing``: the creations written into ``packed-refs`` (``_packing``); ``packed_lock``:
+        ``packed-refs.lock``, held already (``_packed_lock``)."""
+        deletions = [u for u in updates if is_zero_id(u.new)]
+        creations = [u for u in updates if is_zero_id(u.old) and not is_zero_id(u.new)]
         packed = refs.get_packed_refs()
         if any(Ref(u.ref) in packed for u in deletions) and \
                 self._packed_deletions(refs, deletions, wait=True, lock=packed_lock) is None:
