@@ -3886,21 +3886,25 @@ OPEN_SETTINGS: Mapping[tuple[bytes, bytes], OpenSetting] = {
     (b"repack", b"writebitmaps"): OpenSetting(False, False, ()),
     # the other numbers dulwich's open reads with int(): pack.windowMemory = 256m, core.packedGitLimit =
     # 512m had the repository served to nobody ("internal error"), ls-remote too
-    (b"core", b"packedgitlimit"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"core", b"compression"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"core", b"loosecompression"): OpenSetting(True, False, ("pack", "receive-pack")),
-    (b"pack", b"deltacachesize"): OpenSetting(True, False, ("pack",)),  # (and a push's pack: its unpack dies)
+    (b"pack", b"compression"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"core", b"packedgitlimit"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"core", b"packedgitwindowsize"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"pack", b"windowmemory"): OpenSetting(True, False, ("pack",)),
+    (b"pack", b"deltacachesize"): OpenSetting(True, False, ("pack",)),
     (b"pack", b"depth"): OpenSetting(True, False, ("pack",)),
     (b"pack", b"threads"): OpenSetting(True, False, ("pack",)),
     (b"pack", b"indexversion"): OpenSetting(True, False, ("pack",)),
-    (b"core", b"packcompression"): OpenSetting(True, False, ()),  # (these four git 2.39 never reads)
-    (b"pack", b"deltawindowsize"): OpenSetting(True, False, ()),
+    (b"core", b"packcompression"): OpenSetting(True, False, ()),  # (dulwich's own names: git reads none of
+    (b"pack", b"deltawindowsize"): OpenSetting(True, False, ()),  # them, so no value refuses anything)
     (b"pack", b"bigfilethreshold"): OpenSetting(True, False, ()),
     (b"core", b"maxtreedepth"): OpenSetting(True, False, ()),
 }
 """The settings dulwich's open of a repository reads (its object store's), taking only ``true`` and
-``false`` or plain integers, and what git 2.39 refuses where one cannot be read (checked with the
+``false`` or plain integers (``core.packedGitLimit = 512m``, ``pack.windowMemory = 100m`` or
+``core.compression = x`` failed the open: every request "internal error"), and what git 2.39
+refuses where one cannot be read (checked with the
 server's ``[git] config`` file as git's system config, ``GIT_CONFIG_SYSTEM``, and in the
 repository's own; ``pack.writeBitmaps`` and ``repack.writeBitmaps`` only ``git repack`` reads).
 The repository's own are judged as dulwich's open reads them (``backends.filesystem``)."""
@@ -4016,6 +4020,16 @@ NUMBER_RANGES: Mapping[str, tuple[int, int]] = {
     "gc.autopacklimit": _INT,
     "core.filesreflocktimeout": _INT,
     "core.packedrefstimeout": _INT,
+    "core.compression": (-1, 9),  # (git: "bad zlib compression level 10")
+    "core.loosecompression": (-1, 9),
+    "pack.compression": (-1, 9),  # ("bad pack compression level 10")
+    "core.packedgitlimit": _ULONG,
+    "core.packedgitwindowsize": _ULONG,
+    "pack.windowmemory": _ULONG,
+    "pack.deltacachesize": _ULONG,
+    "pack.depth": _INT,
+    "pack.threads": _INT,
+    "pack.indexversion": _INT,
 }
 """The type git 2.39 reads each number setting hgwire reads in, by key: a value outside it is one
 git dies on ("bad numeric config value '-5' for 'core.bigfilethreshold': invalid unit", "…: out of

@@ -7,8 +7,11 @@ object the server cannot read"), a negative ``core.deltaBaseCacheLimit`` failed 
 "internal error", and ``receive.keepAlive``, ``uploadpack.keepAlive``, ``receive.certNonceSlop``,
 ``uploadpackfilter.tree.maxDepth`` and ``core.filesRefLockTimeout`` out of range were served.  A
 negative ``receive.maxInputSize`` (an int64) is read, and git's unpack-objects and index-pack then
-refuse every pack ("pack exceeds maximum allowed size"): hgwire took it as no bound.  Each case is
-checked beside git's own (``file://``)."""
+refuse every pack ("pack exceeds maximum allowed size"): hgwire took it as no bound.  And the
+numbers dulwich's open reads with ``int()`` (``core.packedGitLimit = 512m``, ``pack.windowMemory =
+100m``, ``core.compression``...) had such a repository served to nobody ("internal error"); they are
+read as git reads them, refused where git refuses them (``core.compression`` from -1 to 9).  Each
+case is checked beside git's own (``file://``)."""
 
 from __future__ import annotations
 
@@ -60,6 +63,12 @@ CASES = [  # section, subsection, name, value, (fetch refused, push refused), wh
     ("core", None, "filesRefLockTimeout", "-3000000000", (False, True), "bad numeric config value"),
     ("receive", None, "keepAlive", "-1", (False, False), ""),  # (signed: read, as by git)
     ("core", None, "bigFileThreshold", "4294967296", (False, False), ""),  # (64-bit)
+    # numbers dulwich's open reads with int(): a unit or a word failed it, "internal error" for everything
+    ("core", None, "packedGitLimit", "512m", (False, False), ""),
+    ("pack", None, "windowMemory", "100m", (False, False), ""),
+    ("pack", None, "windowMemory", "lots", (True, False), "bad numeric config value 'lots' for 'pack.windowmemory'"),
+    ("core", None, "compression", "10", (True, True), "bad numeric config value '10' for 'core.compression'"),
+    ("core", None, "packCompression", "lots", (False, False), ""),  # (dulwich's name alone: git reads none)
 ]
 
 
