@@ -416,16 +416,19 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
             blobs = frozenset(provided)
-            # the haves first: the wants' walk stops at what they reach (a fetch of one commit into a
-            # tree of 100,000 files read each tree since the bitmap twice, and walked it twice)
-            # (a have outside the packs is looked for in the store: dulwich's ``in store`` for each,
-            # which searches every pack's index and stats the multi-pack index, cost 0.1 s for 10,000)
-            outside = set(_not_in_packs(views, haves))
-            have = walker.closure_of_haves(h for h in haves if h not in outside or ObjectID(h) in store)
-            # (without haves the wants' walk stops at nothing and is kept for the next request of the
-            # same tips and boundary: a shallow clone's, which its first --deepen=1 walks as its haves)
-            want = walker.closure((w for w in wants if w not in blobs), stop=have if haves else None)
-            have.listings = []
+            wanted = [w for w in wants if w not in blobs]
+            if haves:
+                # one walk of both: the wants' stops at what the haves reach (a fetch of one commit into
+                # a tree of 100,000 files read each tree since the bitmap twice, and walked it twice)
+                # (a have outside the packs is looked for in the store: dulwich's ``in store`` for each,
+                # which searches every pack's index and stats the multi-pack index, cost 0.1 s for 10,000)
+                outside = set(_not_in_packs(views, haves))
+                have, want = walker.closures([h for h in haves if h not in outside or ObjectID(h) in store], wanted)
+                have.listings = []
+            else:
+                # (without haves the wants' walk stops at nothing and is kept for the next request of the
+                # same tips and boundary: a shallow clone's, which its first --deepen=1 walks as its haves)
+                have, want = Reached(), walker.closure(wanted)
             for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
                 _add(want, blob, walker.view)
             send = Reached(want.bits & ~have.bits, want.others - have.others)

@@ -46,7 +46,8 @@ haves' walk, then the wants' walk over the same stretch, 52,000 steps apart) and
 writer: 156,362 steps.  Only a cache of the whole set (+280 MiB) cut them (server CPU 4.35 -> 3.84 s,
 git daemon 2.3); keeping the inflated deltas too (16 MiB: 55,886 inflations) saved nothing, as the
 cost is resolving (each step a whole 5 KB tree), not inflating; the writer already resolves each
-entry once, in pack order.  Fewer steps need the two walks in one order (``git_reach``)."""
+entry once, in pack order.  The two walks now go in one order (``Walker.closures``): the counting
+resolves each of the 53,696 entries once (104,391 steps before)."""
 MAX_CHAIN = 10000
 MAX_PEEL = 256
 """The tags a chain of tags of tags may hold wherever one is followed to what it names: the ref

@@ -290,9 +290,13 @@ class _Marking:
     a fetch of 100 commits on the bench corpus), hex names elsewhere; and the large trees walked
     last (``_Listing``), most recent first."""
 
-    __slots__ = ("by_name", "listings", "marks", "names", "others", "seen", "stop_marks", "stop_others")
+    __slots__ = ("by_name", "listings", "marks", "names", "others", "seen", "stop_listings", "stop_marks",
+                 "stop_others")
 
-    def __init__(self, size: int, stop: Reached | None = None) -> None:
+    def __init__(self, size: int, stop: Reached | _Marking | None = None) -> None:
+        """``stop``: the closure the walk does not enter: a whole one, or one being walked beside it
+        (``Walker.closures``: its marks, its names outside the pack and its large trees, looked at
+        as they grow)."""
         self.marks = bytearray((size + 7) // 8)
         self.others: set[bytes] = set()
         self.seen: set[bytes] = set()
@@ -306,12 +310,17 @@ class _Marking:
         """The last tree of ``MEDIUM_TREE_BYTES`` or more walked under each entry name (a root tree's
         is ``b""``): the next tree of that name, mostly the next commit's at the same path, is
         compared with it alone (``Walker._named_entries``)."""
-        self.stop_marks: bytes | None = None
+        self.stop_marks: bytes | bytearray | None = None
         self.stop_others: set[bytes] = set()
-        if stop is not None:  # (its large trees' entries are all in it: skipping them is stopping at them)
+        self.stop_listings: list[_Listing] = []
+        """The large trees of ``stop`` (their entries all in it: skipping them is stopping at them)."""
+        if isinstance(stop, _Marking):
+            self.stop_marks = stop.marks
+        elif stop is not None:
             self.stop_marks = stop.bits.to_bytes(len(self.marks), "little")
+        if stop is not None:
             self.stop_others = stop.others
-            self.listings = list(stop.listings)
+            self.stop_listings = stop.listings
 
     def keep(self, listing: _Listing) -> None:
         listings = self.listings
@@ -322,6 +331,28 @@ class _Marking:
             if n >= KEPT_LISTINGS or total > KEPT_LISTING_BYTES:
                 del listings[n:]
                 break
+
+
+@dataclass(eq=False)
+class _Walk:
+    """A closure being walked (``Walker._start``): its marks, the commits and trees it has queued,
+    and what decides whether it is kept (``Walker._finish``)."""
+
+    reached: _Marking
+    key: tuple[frozenset[bytes], frozenset[bytes]] | None
+    """The tips and shallow boundary it is kept by, or None (a walk that stops at another)."""
+    partial: bool
+    """Whether what the store lacks is passed over (a client's haves), not raised."""
+    commits: list[bytes] = field(default_factory=list)
+    trees: list[bytes] = field(default_factory=list)
+    owners: list[bytes] = field(default_factory=list)
+    """The commit (or tag, or tree) that queued each of ``trees`` in the commits' walk."""
+    tags: set[bytes] = field(default_factory=set)
+    heads: list[bytes] = field(default_factory=list)
+    shallow_only: bool = False
+    steps: int = 0
+    skipped: int = 0
+    """Commits and trees passed over (missing from the store)."""
 
 
 class MissingObject(Exception):
@@ -369,10 +400,6 @@ class Walker:
         self._raw_len = object_format_of(store).raw_len
         self._hex_len = 2 * self._raw_len
         self._boundary_bits = 0
-        self._partial = False
-        """Whether the walk is ``closure_of_haves``'s."""
-        self._skipped = 0
-        """Objects the last walk of haves passed over (missing from the store)."""
         if self._view is not None:
             for commit in boundary:
                 pos = self._view.position(binascii.unhexlify(commit))
@@ -383,16 +410,42 @@ class Walker:
     def view(self) -> PackIndexView | None:
         return self._view
 
-    def closure_of_haves(self, tips: Iterable[bytes]) -> Reached:
-        """``closure`` of a client's haves, which the repository may hold only in part (a branch
-        reset and ``git repack -adb``: the old tip's loose commits stay, the packed commits and
-        trees below them went): a parent or tree the store lacks is passed over, as git's walk of
-        what the client has passes over what it cannot read, not a missing object."""
-        self._partial = True
-        try:
-            return self.closure(tips)
-        finally:
-            self._partial = False
+    def closures(self, haves: Iterable[bytes], wants: Iterable[bytes]) -> tuple[Reached, Reached]:
+        """The closure of a client's haves (``closure``, passing over what the store lacks of them:
+        a branch reset and ``git repack -adb`` leave the old tip's loose commits, not the packed
+        commits and trees below them, as git's walk of what the client has passes over what it
+        cannot read) and what the ``wants`` reach outside it, in one walk.
+
+        The commits of both are walked first (the haves', then the wants', which stop at them), then
+        the trees of both in one order: each root tree by where its commit is stored in the
+        bitmapped pack (``_stored_at``), the haves' first where both name one, each walked whole
+        before the next (without a bitmapped pack, the haves' trees, then the wants').  A want's
+        tree is mostly stored as a delta of a have's tree of a commit beside it (a hostile
+        ``--deepen`` names 10,000 shallow commits and the commits beside them as haves): walked one
+        after the other, the one's delta chain is resolved from the other's, in the reader's cache;
+        the haves' trees walked first, 52,000 trees apart, resolved 53,825 tree entries twice.  A
+        tree that a want's walk marked before a have's walk met it is walked by both: the haves'
+        closure is whole, and the wants' set is taken less it (``plan_pack``), so what is sent is
+        what the two walks one after the other give.
+        A haves' closure kept by an earlier walk (``keep_closure``) is taken as it is."""
+        have = self._start(haves, None, partial=True)
+        if isinstance(have, Reached):
+            return have, self.closure(wants, stop=have)
+        want = self._start(wants, have.reached, partial=False)
+        assert not isinstance(want, Reached)  # (a walk that stops at another is never kept)
+        if self._view is None:
+            self._walk_trees(have)
+            self._walk_trees(want)
+            return self._finish(have), self._finish(want)
+        roots = [(self._stored_at(by, n), 0, sha) for n, (by, sha) in enumerate(zip(have.owners, have.trees, strict=True))]
+        roots += [(self._stored_at(by, n), 1, sha) for n, (by, sha) in enumerate(zip(want.owners, want.trees, strict=True))]
+        roots.sort()
+        walks = (have, want)
+        for _, side, sha in roots:
+            walk = walks[side]
+            walk.trees = [sha]
+            self._walk_trees(walk)
+        return self._finish(have), self._finish(want)
 
     def closure(self, tips: Iterable[bytes], stop: Reached | None = None) -> Reached:
         """Everything reachable from the hex names ``tips`` (which must exist).
@@ -400,6 +453,26 @@ class Walker:
         ``stop``: a closure of this walker's (the client's haves), whose objects the walk does not
         enter; the result then holds what the tips reach outside it (what they reach, less ``stop``,
         is the same): the trees the haves' walk read are not read again."""
+        walk = self._start(tips, stop, partial=False)
+        if isinstance(walk, Reached):
+            return walk
+        self._walk_trees(walk)
+        return self._finish(walk)
+
+    def _stored_at(self, sha: bytes, n: int) -> int:
+        """Where the commit ``sha`` is in the bitmapped pack (git writes a pack's commits newest
+        first, as its walk meets them), else after all of them, in the order its walk queued its
+        tree (``n``).  (By where the trees themselves are stored, a delta family together, the trees of
+        each walk came in another order than their commits: each compared with the last of its
+        name, 2,500 of 40,000 differed too much and were parsed whole, and as many walked twice.)"""
+        assert self._view is not None
+        offset = self._view.offset_of(binascii.unhexlify(sha))
+        return offset if offset is not None else (1 << 62) + n
+
+    def _start(self, tips: Iterable[bytes], stop: Reached | _Marking | None, *, partial: bool) -> _Walk | Reached:
+        """Walk the tips and the commits they reach (their trees queued, not walked); or the
+        closure a walk of the same tips and boundary kept.  ``partial``: pass over what the store
+        lacks (``closures``' haves)."""
         key = None
         if stop is None and self._bitmap is not None:  # (a walk that stops at another is that one's)
             tips = tuple(tips)
@@ -413,49 +486,42 @@ class Walker:
             kept = self._bitmap.kept_closure(key)
             if kept is not None:
                 return Reached(kept[0], set(kept[1]))
-        reached = _Marking(len(self._view) if self._view is not None else 0, stop)
-        self._skipped = 0
-        trees: list[bytes] = []
-        commits: list[bytes] = []
-        steps = 0
+        walk = _Walk(_Marking(len(self._view) if self._view is not None else 0, stop), key, partial)
+        reached, commits = walk.reached, walk.commits
+        tips = tuple(tips)
         # every tip's own bitmap first, then the walks from the tips without one, which stop where
         # those bitmaps cover them: a fetch's 16 haves, newest first, had the oldest walked first,
         # 732 commits down to a bitmapped one, all but a few of them in the next have's bitmap
         unmapped = []
         for sha in tips:
-            steps += 1
-            if steps % ABANDON_CHECK == 0:
-                self.check_wanted()
+            self._step(walk)
             if self._mark(reached, sha, use_bitmap=True):
                 unmapped.append(sha)
-        tags: set[bytes] = set()  # (the tag objects read: a tip, or a tag's target)
+        tags = walk.tags  # (the tag objects read: a tip, or a tag's target)
         for sha in reversed(unmapped):
-            steps += 1
-            if steps % ABANDON_CHECK == 0:
-                self.check_wanted()
+            self._step(walk)
             try:
-                if self._expand(reached, sha, commits, trees) == TAG:
+                if self._expand_owned(walk, sha) == TAG:
                     tags.add(sha)
             except MissingObject:
-                if not self._partial:
+                if not walk.partial:
                     raise
-                self._skipped += 1
+                walk.skipped += 1
         # whether every tip and commit the walk met is a boundary commit or a tag: a shallow clone's
         # wants, its branches and tags (then its closure is also that of its commits alone, less the
         # tags: the haves of its first --deepen, ``_keep_without_tags``), and the commits met
-        heads = [sha for sha in tips if sha not in tags]
+        heads = walk.heads
+        heads.extend(sha for sha in tips if sha not in tags)
         shallow_only = key is not None and self._boundary.issuperset(heads)
         while commits:
             sha = commits.pop()
-            steps += 1
-            if steps % ABANDON_CHECK == 0:
-                self.check_wanted()
+            self._step(walk)
             try:
-                kind = self._expand(reached, sha, commits, trees) if self._mark(reached, sha, use_bitmap=True) else None
+                kind = self._expand_owned(walk, sha) if self._mark(reached, sha, use_bitmap=True) else None
             except MissingObject:  # (a have's parent or tree the repository lacks: passed over)
-                if not self._partial:
+                if not walk.partial:
                     raise
-                self._skipped += 1
+                walk.skipped += 1
                 kind = None
             if kind == TAG:
                 tags.add(sha)
@@ -464,27 +530,49 @@ class Walker:
                     heads.append(sha)
                 else:  # (a commit below the boundary, or one a bitmap covered; a tag's tree or blob)
                     shallow_only = False
+        walk.shallow_only = shallow_only
+        return walk
+
+    def _expand_owned(self, walk: _Walk, sha: bytes) -> int:
+        """``_expand`` of ``sha`` in ``walk``, noting it as the owner of each tree it queues."""
+        trees = walk.trees
+        queued = len(trees)
+        kind = self._expand(walk.reached, sha, walk.commits, trees)
+        walk.owners.extend([sha] * (len(trees) - queued))
+        return kind
+
+    def _walk_trees(self, walk: _Walk) -> None:
+        """Walk the trees ``walk`` has queued, and theirs, each subtree before the next queued."""
+        trees, reached = walk.trees, walk.reached
         while trees:
-            steps += 1
-            if steps % ABANDON_CHECK == 0:
-                self.check_wanted()
+            self._step(walk)
             sha = trees.pop()
             try:
                 self._walk_tree(reached, sha, trees, reached.names.pop(sha, b""))
             except MissingObject:
-                if not self._partial:
+                if not walk.partial:
                     raise
-                self._skipped += 1
+                walk.skipped += 1
+
+    def _finish(self, walk: _Walk) -> Reached:
+        """The closure ``walk`` walked; kept for the next walk of the same tips and boundary when it
+        took long enough."""
+        reached, key = walk.reached, walk.key
         bits = int.from_bytes(reached.marks, "little")
-        if key is not None and steps >= KEEP_CLOSURE_STEPS and not reached.listings and not self._skipped:
+        if key is not None and walk.steps >= KEEP_CLOSURE_STEPS and not reached.listings and not walk.skipped:
             # (nor one that passed over missing objects: the same tips as wants must fail on them)
             # (a walk that kept large trees to compare with is not kept: the walk that stops at it
             # compares with them, which a kept closure could not give)
             assert self._bitmap is not None
             self._bitmap.keep_closure(key, bits, frozenset(reached.others))
-            if shallow_only and tags and heads:
-                self._keep_without_tags(reached, frozenset(heads), tags)
+            if walk.shallow_only and walk.tags and walk.heads:
+                self._keep_without_tags(reached, frozenset(walk.heads), walk.tags)
         return Reached(bits, reached.others, reached.listings)
+
+    def _step(self, walk: _Walk) -> None:
+        walk.steps += 1
+        if walk.steps % ABANDON_CHECK == 0:
+            self.check_wanted()
 
     def _keep_without_tags(self, reached: _Marking, heads: frozenset[bytes], tags: set[bytes]) -> None:
         """Keep a walk of boundary commits and tags of them (``git clone --depth=1 --no-single-branch``:
@@ -657,7 +745,7 @@ class Walker:
         sorts is sought (a binary search over its entry starts) to compare from again."""
         raw_len = self._raw_len
         best: tuple[int, _Listing] | None = None
-        for listing in reached.listings:
+        for listing in (*reached.listings, *reached.stop_listings):
             covered = common_prefix(raw, 0, listing.raw, 0) + _common_suffix(raw, listing.raw)
             if best is None or covered > best[0]:
                 best = covered, listing

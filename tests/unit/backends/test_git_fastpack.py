@@ -970,10 +970,10 @@ def test_a_fetch_with_nothing_new_walks_nothing(sources: dict[str, Source], tmp_
     tips = [rev(src, "main"), rev(src, "dev")]
     client, _ = client_with(tmp_path, src, tips)
 
-    def walk(*_args: object) -> git_reach.Reached:
+    def walk(*_args: object, **_kwargs: object) -> git_reach.Reached:
         raise AssertionError("walked")
 
-    monkeypatch.setattr(git_reach.Walker, "closure", walk)
+    monkeypatch.setattr(git_reach.Walker, "_start", walk)  # (every walk starts there)
     chunks = generate_pack_fast(Repo(str(src)).object_store, tips, [*tips, rev(src, "main~3")],
                                 shallow_boundary=frozenset({rev(src, "main~2")}), include_tag=True,
                                 refs=Repo(str(src)).get_refs())
