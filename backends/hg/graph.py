@@ -7,7 +7,9 @@ byte arrays: no node sets, no recursion, linear in the revisions it touches.
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -290,16 +292,34 @@ def missing(parents: Sequence[tuple[int, int]], common: Iterable[int], heads_: I
     return out
 
 
-def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int]) -> bytearray:
+def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int],
+                   breaks: Sequence[int] | None = None) -> bytearray:
     """Phase of every revision: the highest root phase among its ancestors (phases.py).
 
     Revisions below the first root are public whatever their parents: the sweep
     starts at that root (a publishing repository has none, and costs nothing).
+    A revision whose first parent is the one before it and that has no second parent has that
+    revision's phase, unless it is a root: past ``RUN_SWEEP`` revisions from the first root only
+    the others (``breaks``, the columns' ``run_breaks`` where the caller has them) and the roots
+    are looked at, and the runs between them are filled at C level.  A Python step a revision
+    cost 23 ms for 200,000 changesets with a draft root at revision 1,000, at each first open.
     """
-    phases = bytearray(len(parents))
-    first = min((rev for rev, phase in roots.items() if phase and 0 <= rev), default=len(parents))
-    p1s, p2s = _columns(parents) if first < len(parents) else (array("i"), array("i"))
-    for rev in range(first, len(parents)):
+    n = len(parents)
+    phases = bytearray(n)
+    first = min((rev for rev, phase in roots.items() if phase and 0 <= rev), default=n)
+    if first >= n:
+        return phases
+    p1s, p2s = _columns(parents)
+    revs: Iterable[int] = range(first, n)
+    if n - first > RUN_SWEEP:
+        found = run_breaks(p1s, p2s) if breaks is None else breaks
+        later = found[bisect.bisect_left(found, first):]
+        if len(later) * _DENSE < n - first:  # (else a step a break costs more than a step a revision)
+            revs = sorted({*later, *(rev for rev in roots if first <= rev < n)})
+    filled = first  # phases[first - 1] is public (0) or worked out; phases[filled:rev] copy it
+    for rev in revs:
+        if rev > filled:
+            phases[filled:rev] = bytes((phases[filled - 1],)) * (rev - filled)
         p1, p2 = p1s[rev], p2s[rev]
         ph = roots.get(rev, 0)
         if p1 >= 0 and phases[p1] > ph:
@@ -307,7 +327,81 @@ def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int]) ->
         if p2 >= 0 and phases[p2] > ph:
             ph = phases[p2]
         phases[rev] = ph
+        filled = rev + 1
+    if filled < n:
+        phases[filled:] = bytes((phases[filled - 1],)) * (n - filled)
     return phases
+
+
+_DENSE = 8
+"""``compute_phases`` steps through every revision where breaks are over an eighth of them (a step a
+break, with the fill before it, costs about what eight steps a revision cost)."""
+RUN_SWEEP = 4096
+"""``compute_phases`` steps through every revision from the first root when there are at most this
+many: ``run_breaks`` costs some 6 ms for 200,000 revisions whatever the first root."""
+
+
+def run_breaks(p1s: array[int], p2s: array[int]) -> list[int]:
+    """The revisions whose first parent is not the revision just before (null for revision 0) or
+    that have a second parent, ascending: where a run of linear history breaks.
+
+    Found by C-level passes over the columns' bytes, not a Python step a revision: the first
+    parents, read as one integer of 32-bit lanes, XORed with one whose lanes count 0, 1, 2, ...
+    (``_counting``) are non-zero in exactly the lanes that break; the second parents' bytes are
+    0xFF in every lane that is null; a few marked lanes are found by ``bytes.find``, many by ORing
+    each lane's four marks into one and ``compress`` (a ``find`` a break took 30 ms for 100,000).
+    Any parent out of range (negative but null, or not below its revision) breaks a run, so a
+    check of parents need only look at these."""
+    n = len(p1s)
+    if not n:
+        return []
+    firsts = p1s.tobytes()
+    if sys.byteorder == "big":  # (the arrays' bytes are the machine's order; the lanes little-endian)
+        swapped = array("i", p1s)
+        swapped.byteswap()
+        firsts = swapped.tobytes()
+    seconds = p2s.tobytes().translate(_NOT_NULL)
+    xored = int.from_bytes(memoryview(firsts)[4:], "little") ^ _counting(n - 1) if n > 1 else 0
+    first_lane = b"\1\0\0\0" if p1s[0] != NULL_REV else bytes(4)
+    firsts = first_lane + xored.to_bytes(4 * (n - 1), "little").translate(_NOT_ZERO)
+    if (firsts.count(1) + seconds.count(1)) * _SPARSE_BREAKS < n:
+        return sorted({*_marked_lanes(firsts), *_marked_lanes(seconds)})
+    lanes = (int.from_bytes(firsts, "little") | int.from_bytes(seconds, "little")).to_bytes(4 * n, "little")
+    marks = 0  # (each lane's four bytes ORed into one: a byte a revision)
+    for byte in range(4):
+        marks |= int.from_bytes(lanes[byte::4], "little")
+    return list(compress(range(n), marks.to_bytes(n, "little")))
+
+
+def _marked_lanes(marks: bytes) -> Iterator[int]:
+    """The 4-byte lanes of ``marks`` holding a 1, by ``bytes.find``."""
+    at = marks.find(1)
+    while at >= 0:
+        lane = at >> 2
+        yield lane
+        at = marks.find(1, (lane + 1) << 2)
+
+
+_SPARSE_BREAKS = 16
+"""``run_breaks`` finds the breaks one by one where their marks are under a sixteenth of the
+revisions, else builds a byte a revision and takes them by ``compress``."""
+
+
+def _counting(lanes: int) -> int:
+    """The integer whose 32-bit little-endian lanes are 0, 1, ..., ``lanes - 1``: doubled from one
+    lane, each step adding its lane count to every lane of a copy (no carry: lanes stay under 2**31).
+    3 ms for 200,000 lanes, where an ``array`` of a ``range`` took 20."""
+    value, have = 0, 1
+    while have < lanes:
+        ones = int.from_bytes(b"\1\0\0\0" * have, "little")
+        value |= (value + have * ones) << (32 * have)
+        have *= 2
+    return value & ((1 << (32 * lanes)) - 1) if have > lanes else value
+
+
+_NOT_ZERO = bytes((0,)) + bytes((1,)) * 255
+_NOT_NULL = bytes((1,)) * 255 + bytes((0,))
+"""``bytes.translate`` tables: 1 for a byte that is not 0, or not 0xFF (a byte of the null revision)."""
 
 
 def phase_roots(parents: Sequence[tuple[int, int]], phases: bytearray) -> dict[int, list[int]]:

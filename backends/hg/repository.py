@@ -163,17 +163,36 @@ def _checked_parents(index: Index, start: int) -> ParentColumns:
     The index's own parent columns (from ``start`` on, a copy), checked by C-level passes (a tuple
     an entry and a Python step a revision cost 43 ms for 200,000 changesets, at every first open;
     the list of pairs they were made into, 31 ms more and about 120 bytes a revision)."""
+    if not start:
+        return _checked_columns(index)[0]
     p1s, p2s = index.parent_columns()
-    if start:
-        p1s, p2s = p1s[start:], p2s[start:]
+    p1s, p2s = p1s[start:], p2s[start:]
     revs = range(start, start + len(p1s))
     merges = p2s.count(NULL_REV) != len(p2s)  # (a history without merges: no second pass)
     if p1s and (min(p1s) < NULL_REV or any(map(operator.ge, p1s, revs))
                 or (merges and (min(p2s) < NULL_REV or any(map(operator.ge, p2s, revs))))):
-        for rev, p1, p2 in zip(revs, p1s, p2s, strict=True):
-            if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
-                raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
+        _check_parents(zip(revs, p1s, p2s, strict=True))
     return ParentColumns(p1s, p2s)
+
+
+def _checked_columns(index: Index) -> tuple[ParentColumns, list[int]]:
+    """Every entry's (p1, p2), checked, and the revisions where linear history breaks
+    (``graph.run_breaks``, which ``compute_phases`` takes too): only those need a check, the others'
+    first parent being the revision before and their second null.  The C-level passes over each
+    column of ``_checked_parents`` (``min``, ``map``) cost 19 ms for 200,000 changesets, these 6."""
+    p1s, p2s = index.parent_columns()
+    breaks = graph.run_breaks(p1s, p2s)
+    firsts, seconds = list(map(p1s.__getitem__, breaks)), list(map(p2s.__getitem__, breaks))
+    if breaks and (min(firsts) < NULL_REV or min(seconds) < NULL_REV or any(map(operator.ge, firsts, breaks))
+                   or any(map(operator.ge, seconds, breaks))):
+        _check_parents(zip(breaks, firsts, seconds))
+    return ParentColumns(p1s, p2s), breaks  # (the index's own columns, shared)
+
+
+def _check_parents(triples: Iterable[tuple[int, int, int]]) -> None:
+    for rev, p1, p2 in triples:
+        if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
+            raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
 
 
 @dataclass
@@ -443,12 +462,12 @@ class HgRepo:
             if extended is not None:
                 views = extended
             else:
-                parents = _checked_parents(cl.index, 0)
+                parents, breaks = _checked_columns(cl.index)
                 data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
                 roots = _phaseroot_nodes(data)
                 nodemap = cl.index.lookup()
                 phases = graph.compute_phases(parents, {rev: phase for node, phase in roots.items()
-                                                        if (rev := nodemap.get(node)) is not None})
+                                                        if (rev := nodemap.get(node)) is not None}, breaks)
                 visible = phases.translate(graph.VISIBLE)
                 markers = self.obsstore()
                 hiding = None
