@@ -7,7 +7,9 @@ third of a second of CPU each before they do anything, some fifty of them in a t
 process imports hg and the extensions once, and each command runs in a process forked from it, with
 the caller's standard input, output and error passed over the socket (``attachio``), its directory
 and its environment: the same hg code, dispatched as the command line dispatches it, without the
-start-up.  Only the reference side runs here; the clients of hgwire stay processes of their own.
+start-up.  The hg-evolve modules' clients of hgwire run here too (``ForkedClient`` of
+test_hg_evolve_topics), over the real ssh and HTTP, in the tests whose point is what hgwire serves
+or accepts; each module's docstring says which of its tests keep a client process of their own.
 
 ``python -S hg_chg.py SOCKET 'hg ARGS...'`` runs one command line with this process's stdio (a fake
 ssh's ``hg -R PATH serve --stdio``).

@@ -3,7 +3,12 @@ when the push brings an obsolete draft that stays visible: the parent of an orph
 ``-f`` beside its successor.  The extension counts ``not public() and (FIRST:) - hidden() - topic()``, so an obsolete
 changeset a visible one descends from is counted; hgwire left out every obsolete one.  Compared with
 ``hg serve --stdio`` with the extensions (a fake ssh) on a copy with the same hgrc; ``hg verify``
-passes after every push, and a refused push leaves ``.hg`` as it was."""
+passes after every push, and a refused push leaves ``.hg`` as it was.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """hg-evolve's ``[experimental] topic.server-gate-topic-changesets``: a client without the topic
 extension is not shown the drafts with a topic (``heads`` leaves them and their descendants out),
 one with it asks ``_exttopics_heads`` and gets every head; hgwire against ``hg serve --stdio`` (a fake
-ssh) on a copy with the same hgrc.  Skipped, saying so, where hg-evolve is not importable."""
+ssh) on a copy with the same hgrc.  Skipped, saying so, where hg-evolve is not importable.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh and HTTP); the evolve area's tests with a
+client process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
@@ -15,11 +20,11 @@ import pytest
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_evolve_topics import (
     EXTENSIONS,
-    FAKE_SSH,
     HG_EVOLVE,
     SERVER_HGRC,
     _commit,
     _phases,
+    _reference_hg,
     _setup,
     client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
@@ -51,14 +56,13 @@ def test_gate_hides_the_topics_from_clients_without_the_extension(
     peer.hg(*EXTENSIONS, "push", "-q", "-f", "-R", str(work), url("team"))
     reference = tmp_path / "reference"
     shutil.copytree(repo, reference)
-    fake = tmp_path / "fake-ssh"
-    fake.write_text(FAKE_SSH)
-    fake.chmod(0o755)
     assert "_exttopics_heads" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
 
     old, theirs = tmp_path / "old", tmp_path / "old-reference"
     peer.hg("clone", "-q", "-U", url("team"), str(old))  # no extension
-    client.hg("--config", f"ui.ssh={fake}", "clone", "-q", "-U", f"ssh://ref/{reference}", str(theirs))
+    cloned = _reference_hg(client, tmp_path, reference, "clone", "-q", "-U", f"ssh://ref/{reference}", str(theirs),
+                           client_extensions=())
+    assert cloned.returncode == 0, cloned.stderr
     shown = client.hg("log", "-R", str(old), "-T", "{desc}\n").stdout.splitlines()
     assert shown == client.hg("log", "-R", str(theirs), "-T", "{desc}\n").stdout.splitlines() == ["bare", "base"]
 

@@ -2,7 +2,12 @@
 changeset, as a head (``cg=0``, so no changegroup refuses it) or in hg-evolve's
 ``evo_missing_nodes``, got the markers relevant to it (its predecessors, who rewrote it, when),
 telling whoever named it that it exists and what it was made from.  Such nodes are now left out,
-as unknown ones are."""
+as unknown ones are.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real HTTP); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is the test's parameter)
 from __future__ import annotations

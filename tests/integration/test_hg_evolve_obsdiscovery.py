@@ -4,7 +4,12 @@
 
 Before, hgwire advertised neither: an evolve client fell back to getting every marker relevant to
 what it pulled (a pull that found nothing new got them all again) and pushing every marker relevant
-to what it pushed."""
+to what it pushed.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh and HTTP); the evolve area's tests with a
+client process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations

@@ -7,6 +7,11 @@ the repository as it was, byte for byte, and ``hg verify`` passes after every pu
 settings on a push touching two branches are in test_hg_evolve_single_head_two_branches (a module of
 their own: with ``--dist loadfile`` two test processes share the two halves).
 
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh and HTTP); the evolve area's tests with a
+client process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``.
+
 Skipped, saying so, where hg-evolve is not importable by the Python that runs ``hg``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)

@@ -2,7 +2,12 @@
 rewrites by the evolve client), markers about changesets it lacks, ``hg strip`` and ``hg
 debugobsolete --delete`` on the server: after each step, every stable range answered is the one
 hg-evolve computes afresh on the server's repository (its ``debugobshashrange``, its caches removed).
-A push's markers forget only the hashes of the ranges holding the changesets they touch."""
+A push's markers forget only the hashes of the ranges holding the changesets they touch.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real HTTP); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is the test's parameter)
 from __future__ import annotations

@@ -4,7 +4,12 @@ changesets: 2.4-2.8 s of CPU); they are read back from ``.hg/cache/hgwire-obshas
 After each start, every range answered is the one hg-evolve computes afresh on the server's
 repository (its ``debugobshashrange``), the file read back where it fits (not written again when
 nothing was hashed), markers appended on the server while it was stopped told, a damaged file
-written again; an evolve client's pull after a restart gets the marker added meanwhile."""
+written again; an evolve client's pull after a restart gets the marker added meanwhile.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real HTTP); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from tests.integration.test_hg_evolve_obsdiscovery import EVOLVE, HGRC, _dag
 from tests.integration.test_hg_evolve_ranges_after_pushes import _compare
 from tests.integration.test_hg_evolve_topics import (
     HG_EVOLVE,
+    ForkedClient,
     _with_evolve,
     client,  # noqa: F401 - a fixture (local commands in an evolve-loaded command server)
 )
@@ -50,6 +56,7 @@ def _served_once(root: Path, client: Client, repo: Path,  # noqa: F811
 
 def test_range_hashes_after_a_restart_are_hg_evolves(client: Client, tmp_path: Path) -> None:  # noqa: F811
     _with_evolve(client)
+    peer = ForkedClient(client.env, client.cwd)  # (hgwire's client: its clone and pull)
     root = tmp_path / "repos"
     root.mkdir()
     repo = root / "team"
@@ -62,13 +69,13 @@ def test_range_hashes_after_a_restart_are_hg_evolves(client: Client, tmp_path: P
         client.hg(*EVOLVE, "debugobsolete", "-q", "-R", r, nodes[prec], nodes[succ])
     work = tmp_path / "clone"
     first, written = _served_once(root, client, repo,
-                                  lambda url: client.hg(*EVOLVE, "clone", "-q", url, str(work)))
+                                  lambda url: peer.hg(*EVOLVE, "clone", "-q", url, str(work)))
     assert first > 100
     again, kept = _served_once(root, client, repo)  # read back: nothing hashed, nothing written
     assert (again, kept) == (first, written)
     client.hg(*EVOLVE, "debugobsolete", "-q", "-R", r, nodes[20], nodes[21])  # while it is stopped
     # the evolve client's discovery of markers, the first ranges asked after the restart, finds the new one
-    _served_once(root, client, repo, lambda url: client.hg(*EVOLVE, "pull", "-q", "-R", str(work), url))
+    _served_once(root, client, repo, lambda url: peer.hg(*EVOLVE, "pull", "-q", "-R", str(work), url))
     theirs = client.hg(*EVOLVE, "debugobsolete", "-R", r, "-T", "{join(succnodes, ' ')} {prednode}\n").stdout
     mine = client.hg(*EVOLVE, "debugobsolete", "-R", str(work), "-T", "{join(succnodes, ' ')} {prednode}\n").stdout
     assert nodes[20] in mine

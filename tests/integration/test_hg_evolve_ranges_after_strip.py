@@ -2,7 +2,9 @@
 another order: the kept ranges were reused when the last changeset was back where it was, and
 numbered the changesets as before the strip (a merge's parents swapped), so the hashes hgwire
 answered were not hg-evolve's and a client's discovery missed the markers that differ.  The kept
-ranges now go when the changelog was anything but appended to."""
+ranges now go when the changelog was anything but appended to.
+
+hgwire is asked over raw HTTP here: no hg client of it runs."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is the test's parameter)
 from __future__ import annotations

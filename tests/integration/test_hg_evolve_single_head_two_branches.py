@@ -4,6 +4,11 @@ two branches, on the real evolve-enabled client against hgwire over SSH, compare
 module of its own so that ``--dist loadfile`` gives it a test process of its own: some 80 s on a
 2-core CI host, the longest half of that module).
 
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``.
+
 Skipped, saying so, where hg-evolve is not importable by the Python that runs ``hg``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)

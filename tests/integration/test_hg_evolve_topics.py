@@ -6,6 +6,11 @@ compared with what ``hg serve`` with the extensions answers (Mercurial's own loo
 The server's ``topic-mode.server`` settings are in test_hg_evolve_topic_modes (a module of their own:
 with ``--dist loadfile`` two test processes share the two halves).
 
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone`` runs hgwire's hg client as a process of
+its own (SSH and HTTP: the evolve area's client processes, as a user runs them); the other tests fork it
+from hg's chg server (``ForkedClient``: the real client code, over the real ssh and HTTP, without its
+start-up).
+
 The tests need hg-evolve importable by the Python that runs ``hg`` (the ``test`` extra installs it);
 without it they are skipped, saying so."""
 
@@ -136,6 +141,59 @@ class EvolveClient(Client):
         return result
 
 
+def _forkable(args: list[str], cwd: Path) -> tuple[str, ...] | None:
+    """The extensions a command naming a URL loads by its leading ``--config`` (in that order; none
+    is a set too), when hg's chg server may run it: no hook, no extension by path, on a repository
+    (``-R``, or around ``cwd``) whose hgrc loads no code; ``None`` otherwise."""
+    loaded: list[str] = []
+    rest = list(args)
+    while len(rest) > 1 and rest[0] == "--config":
+        key, _, value = rest[1].partition("=")
+        if key.startswith("hooks.") or (key.startswith("extensions.") and value):
+            return None
+        if key.startswith("extensions."):
+            loaded.append(key.removeprefix("extensions."))
+        rest = rest[2:]
+    if not any("://" in arg for arg in rest) or any(
+            arg.split("=")[0] in ("--config", "--cwd", "--debugger") for arg in rest):
+        return None
+    repo = hg_command_server._repository_of(rest, cwd)
+    hgrc = repo / ".hg" / "hgrc" if repo is not None else None
+    if hgrc is not None and hgrc.exists():
+        text = hgrc.read_text()
+        parsed = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parsed.read_string(text)
+        except configparser.Error:
+            return None
+        if "%include" in text or parsed.has_section("extensions") or parsed.has_section("hooks"):
+            return None
+    return tuple(loaded)
+
+
+class ForkedClient(EvolveClient):
+    """An ``EvolveClient`` whose commands naming a URL (hgwire's clients: clone, push, pull, identify,
+    debugcapabilities) run in processes forked from hg's chg server (``tests.hg_chg``) that loaded
+    the extensions their leading ``--config`` load (a server with none for a command loading none):
+    the real hg client code, dispatched as the command line dispatches it, over the real ssh and
+    HTTP, without the third to half a second of CPU each hg with hg-evolve takes to start.  For the
+    tests whose point is what the server serves or accepts; those checking that a plain client
+    process gets the same use ``_setup(..., forked=False)``."""
+
+    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        cwd = Path(kw.get("cwd") or self.cwd)
+        words = [str(a) for a in args]
+        loaded = None if kw.keys() - {"cwd", "check", "timeout"} else _forkable(words, cwd)
+        if loaded is None:
+            return super().hg(*args, **kw)
+        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.env, loaded)
+        result = chg.run(words, str(cwd), self.env, kw.get("timeout", 120))
+        if kw.get("check", True) and result.returncode != 0:
+            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+
 @pytest.fixture
 def client(client_env: dict[str, str], tmp_path: Path) -> Client:
     """conftest's ``client``, an ``EvolveClient`` (the modules that import this fixture)."""
@@ -152,9 +210,12 @@ def _with_evolve(client: Client) -> None:
 
 
 def _setup(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-           htpasswd: Path, hgrc: str) -> tuple[Any, Callable[[str], str], Path]:
+           htpasswd: Path, hgrc: str, forked: bool = True) -> tuple[Any, Callable[[str], str], Path]:
+    """hgwire serving ``team`` (this ``hgrc``) over ``kind``: its peer (hg's client, forked from a chg
+    server unless ``forked`` is false: ``ForkedClient``), the URL maker and the repository."""
     _with_evolve(client)
-    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    pusher = ForkedClient(client.env, client.cwd) if forked else client
+    peer, url, server = _served(kind, make_server, pusher, ssh_keys, htpasswd)
     repo = server.root / "team"
     client.hg("init", str(repo))
     (repo / ".hg" / "hgrc").write_text(hgrc)
@@ -162,9 +223,10 @@ def _setup(kind: str, make_server: Callable[..., RunningServer], client: Client,
 
 
 def _with_reference(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-                    htpasswd: Path, tmp_path: Path, hgrc: str) -> tuple[Any, Callable[[str], str], Path, Path]:
+                    htpasswd: Path, tmp_path: Path, hgrc: str, forked: bool = True,
+                    ) -> tuple[Any, Callable[[str], str], Path, Path]:
     """``_setup``'s, and hg's own ``reference`` repository beside it with the same ``hgrc``."""
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc, forked)
     reference = tmp_path / "reference"
     client.hg("init", str(reference))
     (reference / ".hg" / "hgrc").write_text(hgrc)
@@ -196,8 +258,9 @@ def test_a_topic_names_its_newest_changeset_for_pull_and_clone(
         kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
         htpasswd: Path, tmp_path: Path) -> None:
     """``hg pull -r TOPIC`` and ``hg clone -r TOPIC`` (hg's ``lookup``) were told "unknown revision"
-    where ``hg serve`` with the topic extension gives the topic's newest draft."""
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, SERVER_HGRC)
+    where ``hg serve`` with the topic extension gives the topic's newest draft.  (hgwire's client here
+    is a process of its own, hg-evolve loaded at its start, as a user runs it.)"""
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, SERVER_HGRC, forked=False)
     work, base, head = _pushed_topic(peer, client, url, tmp_path)
     # hg serve with the extension (Mercurial's own lookup, on a copy: the same names)
     assert client.hg(*EXTENSIONS, "id", "--debug", "-i", "-R", str(repo), "-r", "feat").stdout.strip() == head
@@ -264,22 +327,27 @@ def _loads_only(reference: Path, extensions: tuple[str, ...]) -> bool:
 
 
 def _reference_hg(client: Client, tmp_path: Path, reference: Path, *args: str,
-                  extensions: tuple[str, ...] = ("evolve", "topic")) -> Any:
-    """``hg ARGS`` (``extensions`` loaded) of hg's own client whose ``ssh://ref/REFERENCE`` is hg's own
-    ``hg serve --stdio`` on ``reference`` (behind a fake ssh).  Both run in processes forked from a chg
-    server (``tests.hg_chg``: the same hg without its start-up, twice per push or clone) when the
-    reference loads these extensions alone, as processes of their own otherwise."""
+                  extensions: tuple[str, ...] = ("evolve", "topic"),
+                  client_extensions: tuple[str, ...] | None = None) -> Any:
+    """``hg ARGS`` of hg's own client (``client_extensions`` loaded, ``extensions`` when not given) whose
+    ``ssh://ref/REFERENCE`` is hg's own ``hg serve --stdio`` on ``reference`` (behind a fake ssh).  Both
+    run in processes forked from chg servers (``tests.hg_chg``: the same hg without its start-up,
+    twice per push or clone) when the reference loads ``extensions`` alone, as processes of their
+    own otherwise."""
+    hg = os.path.join(VENV_BIN, "hg")
+    mine = extensions if client_extensions is None else client_extensions
     if _loads_only(reference, extensions):
-        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), client.env, extensions)
+        served = hg_chg.server(hg, client.env, extensions)
         fake = tmp_path / "fake-ssh-chg"
         fake.write_text(FAKE_SSH_CHG.format(python=shlex.quote(sys.executable), script=shlex.quote(hg_chg.__file__),
-                                             address=shlex.quote(chg.address)))
+                                             address=shlex.quote(served.address)))
         fake.chmod(0o755)
+        chg = served if mine == extensions else hg_chg.server(hg, client.env, mine)
         return chg.run(["--config", f"ui.ssh={fake}", *args], str(client.cwd), client.env)
     fake = tmp_path / "fake-ssh"
     fake.write_text(FAKE_SSH)
     fake.chmod(0o755)
-    loaded = [arg for name in extensions for arg in ("--config", f"extensions.{name}=")]
+    loaded = [arg for name in mine for arg in ("--config", f"extensions.{name}=")]
     return client.hg(*loaded, "--config", f"ui.ssh={fake}", *args, check=False)
 
 

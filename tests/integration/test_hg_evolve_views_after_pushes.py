@@ -3,7 +3,12 @@ evolve's rebase of orphans, a prune pushed alone, a fold, a bookmark pinning a p
 its removal, a publish, markers hg adds on the server): hgwire brings its views up to date after
 each push instead of computing them again.  After every step what its repository holds and what a
 fresh clone of it gets are compared with ``hg serve --stdio`` (hg-evolve loaded) given the same
-pushes: every changeset with its phase and obsolescence, the heads, the markers."""
+pushes: every changeset with its phase and obsolescence, the heads, the markers.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real HTTP); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations

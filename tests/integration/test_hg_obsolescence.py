@@ -2,7 +2,12 @@
 ``hg commit --amend``, prunes): pushed markers are stored and hide what they obsolete, pulls and
 clones carry them, a stream clone copies them, and a server whose hgrc does not turn evolution on
 keeps none, as ``hg serve`` does.  What the client prints of a push is compared with what it prints
-pushing the same changes to ``hg serve --stdio`` on a copy of the repository."""
+pushing the same changes to ``hg serve --stdio`` on a copy of the repository.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real ssh and HTTP); the evolve area's tests with a
+client process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
@@ -14,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
-from tests.integration.test_hg_evolve_topics import _reference_hg
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_evolve_topics import ForkedClient, _reference_hg
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 from tests.integration.test_hg_ssh import HgSsh
@@ -30,8 +35,11 @@ exec sh -c "$last"
 
 
 def _setup(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-           htpasswd: Path, hgrc: str = SERVER_HGRC) -> tuple[Any, Callable[[str], str], Path]:
-    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+           htpasswd: Path, hgrc: str = SERVER_HGRC, forked: bool = False) -> tuple[Any, Callable[[str], str], Path]:
+    """hgwire serving ``evo`` (this ``hgrc``) over ``kind``: its peer (hg's client as a process of its
+    own, or forked from a chg server: ``ForkedClient``), the URL maker and the repository."""
+    pusher = ForkedClient(client.env, client.cwd) if forked else client
+    peer, url, server = _served(kind, make_server, pusher, ssh_keys, htpasswd)
     repo = server.root / "evo"
     client.hg("init", str(repo))
     (repo / ".hg" / "hgrc").write_text(hgrc)
@@ -82,7 +90,7 @@ def test_an_amended_changeset_is_replaced_everywhere(kind: str, exchange: str,
                                                       client: Client, ssh_keys: SshKeys, htpasswd: Path,
                                                       tmp_path: Path) -> None:
     flags = EXCHANGES[exchange]
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, forked=True)
     work = tmp_path / "work"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
     _commit(client, work, "a")
@@ -124,7 +132,7 @@ def test_pushes_after_an_amended_draft_was_pushed_are_not_told_the_repository_ch
     client's check:phases names the draft roots ``listkeys phases`` gave it, the amended (hidden)
     one among them, which hg looks up unfiltered; hgwire took it for a changeset it does not know and
     refused every later push from any clone that had it: "remote repository changed while pushing"."""
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, forked=True)
     work, other = tmp_path / "work", tmp_path / "other"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
     _commit(client, work, "base")
@@ -153,7 +161,7 @@ def test_pushes_after_an_amended_draft_was_pushed_are_not_told_the_repository_ch
 def test_a_prune_pushed_alone_reaches_other_clones(kind: str, make_server: Callable[..., RunningServer],
                                                    client: Client, ssh_keys: SshKeys, htpasswd: Path,
                                                    tmp_path: Path) -> None:
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, forked=True)
     work, other = tmp_path / "work", tmp_path / "other"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
     base = _commit(client, work, "a")
@@ -186,7 +194,8 @@ def test_a_prune_pushed_alone_reaches_other_clones(kind: str, make_server: Calla
 
 def test_a_server_without_evolution_keeps_no_markers(make_server: Callable[..., RunningServer], client: Client,
                                                      ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
-    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd, hgrc="[phases]\npublish = False\n")
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd, hgrc="[phases]\npublish = False\n",
+                             forked=True)
     caps = peer.hg("debugcapabilities", url("evo")).stdout
     assert "obsmarkers" not in caps
     work = tmp_path / "work"
@@ -210,7 +219,7 @@ def test_a_server_without_evolution_keeps_no_markers(make_server: Callable[..., 
 
 def test_a_stream_clone_copies_the_markers(make_server: Callable[..., RunningServer], client: Client,
                                            ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
-    peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, forked=True)
     work = tmp_path / "work"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
     _commit(client, work, "a")
@@ -235,7 +244,7 @@ def test_lookups_of_hidden_changesets_say_what_hg_says(make_server: Callable[...
                                                         ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
     """``hg identify -r KEY URL`` (the wire ``lookup``) against hgwire and against ``hg serve --stdio``
     on the same repository: obsolete and secret changesets by number, full id, prefix and bookmark."""
-    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd, forked=True)
     _commit(client, repo, "base")
     client.hg("phase", "-R", str(repo), "-p", ".")
     first = _commit(client, repo, "a")
@@ -246,16 +255,11 @@ def test_lookups_of_hidden_changesets_say_what_hg_says(make_server: Callable[...
     client.hg(*EVOLVE, "update", "-q", "-R", str(repo), "null")
     reference = tmp_path / "reference" / "evo"
     shutil.copytree(repo, reference)
-    fake, remote = tmp_path / "fake-ssh", tmp_path / "remote-hg"
-    fake.write_text(FAKE_SSH)
-    remote.write_text(f'#!/bin/sh\nHGRCPATH= exec {VENV_BIN}/hg "$@"\n')
-    for script in (fake, remote):
-        script.chmod(0o755)
     keys = [first, first[:12], "1", rewritten[:12], secret, secret[:8], "on-secret", "tip", "nothing-here"]
     for key in keys:
         ours = peer.hg("identify", "-r", key, url("evo"), check=False)
-        theirs = client.hg("--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", "identify",
-                           "-r", key, f"ssh://ref/{reference}", check=False)
+        theirs = _reference_hg(client, tmp_path, reference, "identify", "-r", key, f"ssh://ref/{reference}",
+                               extensions=())
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), key
 
 
@@ -263,7 +267,7 @@ def test_divergence_is_reported_as_hg_reports_it(make_server: Callable[..., Runn
                                                  ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
     """Two clones amend the same changeset (content-divergent), and one amends a changeset the server
     has published meanwhile (phase-divergent): each push's words equal those of ``hg serve --stdio``."""
-    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd)
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd, forked=True)
     one, two = tmp_path / "one", tmp_path / "two"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(one))
     _commit(client, one, "a")
@@ -310,7 +314,7 @@ def test_the_operators_hgrc_turns_evolution_on_for_every_repository(
     policy = tmp_path / "hgwire.toml"
     policy.write_text(f'[hg]\nhgrc = "{base}"\n\n[[repo]]\npattern = "*"\nwrite = ["alice"]\ncreate = ["alice"]\n')
     server = make_server(backend, **ssh_server_settings(ssh_keys), config_file=str(policy))
-    peer = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    peer = HgSsh(server, ForkedClient(client.env, client.cwd), ssh_keys.command(server.port("ssh")))
     peer.hg("init", peer.url("evo"))
     assert "obsmarkers" in peer.hg("debugcapabilities", peer.url("evo")).stdout
     work = tmp_path / "work"

@@ -3,7 +3,12 @@ views were computed with: ``hg phase --force`` (drafts made secret, then draft a
 public), ``hg debugobsolete --delete`` (the obsstore rewritten shorter), ``hg update`` onto an
 obsolete changeset (a pin) and off it, a local tag.  After each step hgwire's repository and a fresh
 clone of it are compared with ``hg serve --stdio`` (hg-evolve loaded) given the same pushes and
-the same commands."""
+the same commands.
+
+hgwire's hg client runs in processes forked from hg's chg server (``ForkedClient`` of
+test_hg_evolve_topics: the real client code, over the real HTTP); the evolve area's tests with a client
+process of its own are test_hg_evolve_topics'
+``test_a_topic_names_its_newest_changeset_for_pull_and_clone``."""
 
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
