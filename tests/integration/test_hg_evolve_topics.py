@@ -143,8 +143,9 @@ class EvolveClient(Client):
 
 def _forkable(args: list[str], cwd: Path) -> tuple[str, ...] | None:
     """The extensions a command naming a URL loads by its leading ``--config`` (in that order; none
-    is a set too), when hg's chg server may run it: no hook, no extension by path, on a repository
-    (``-R``, or around ``cwd``) whose hgrc loads no code; ``None`` otherwise."""
+    is a set too), when hg's chg server may run it: no hook, no extension by path (nor any later
+    ``--config`` setting one), on a repository (``-R``, or around ``cwd``) whose hgrc loads no
+    code; ``None`` otherwise."""
     loaded: list[str] = []
     rest = list(args)
     while len(rest) > 1 and rest[0] == "--config":
@@ -155,7 +156,9 @@ def _forkable(args: list[str], cwd: Path) -> tuple[str, ...] | None:
             loaded.append(key.removeprefix("extensions."))
         rest = rest[2:]
     if not any("://" in arg for arg in rest) or any(
-            arg.split("=")[0] in ("--config", "--cwd", "--debugger") for arg in rest):
+            arg.startswith(("--config=", "--cwd", "--debugger")) for arg in rest) or any(
+            arg == "--config" and (i + 1 == len(rest) or rest[i + 1].startswith(("extensions.", "hooks.")))
+            for i, arg in enumerate(rest)):
         return None
     repo = hg_command_server._repository_of(rest, cwd)
     hgrc = repo / ".hg" / "hgrc" if repo is not None else None

@@ -1,6 +1,11 @@
 """A push carrying changesets the server already holds as secret makes them draft (public when the
 repository publishes), as hg's ``changegroup.apply`` advances every changeset of a pushed group,
-over bundle2 and bundle1, HTTP and SSH; compared with the same pushes into a local ``hg`` repository."""
+over bundle2 and bundle1, HTTP and SSH; compared with the same pushes into a local ``hg`` repository.
+
+The pushes, clones and outgoing (to hgwire, and to the local repository by its ``file://`` URL) run
+in processes forked from hg's chg server (``ForkedClient`` of test_hg_evolve_topics: hg's own
+client code without its start-up, over the real ssh and HTTP): what the server takes is the point
+here; test_hg_ssh and test_hg_http push with client processes of their own."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import Client, RunningServer, SshKeys, log_events, ssh_server_settings
+from tests.integration.test_hg_evolve_topics import ForkedClient
 from tests.integration.test_hg_http import PASSWORD, _settings, htpasswd  # noqa: F401
 
 EXCHANGES = {"bundle2": (), "bundle1": ("--config", "devel.legacy.exchange=bundle1")}
@@ -59,6 +65,7 @@ def test_a_secret_changeset_pushed_again_leaves_secret(served: tuple[RunningServ
     url, options = _urls(server, keys, transport, "p")
     flags = (*options, *EXCHANGES[exchange])
     work, reference = tmp_path / "work", tmp_path / "reference"
+    peer, local = ForkedClient(client.env, client.cwd), f"file://{reference}"
     client.hg("init", str(work))
     for name in "abcd":
         _commit(client, work, name)
@@ -69,30 +76,30 @@ def test_a_secret_changeset_pushed_again_leaves_secret(served: tuple[RunningServ
             (repo / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
     pristine = tmp_path / "pristine"
     shutil.copytree(work, pristine)
-    for target in (url, str(reference)):
-        client.hg("push", "-q", "-R", str(work), *flags, target)
+    for target in (url, local):
+        peer.hg("push", "-q", "-R", str(work), *flags, target)
     client.hg("phase", "-q", "-f", "--secret", "-r", "3", "-R", str(server.root / "p"))
     client.hg("phase", "-q", "-f", "--secret", "-r", "3", "-R", str(reference))
     # the pristine copy still has 2-3 draft: pushing it again carries 3 alone, which the server has
-    client.hg("push", "-q", "-R", str(pristine), *flags, url, check=False)
-    client.hg("push", "-q", "-R", str(pristine), *flags, str(reference), check=False)
+    peer.hg("push", "-q", "-R", str(pristine), *flags, url, check=False)
+    peer.hg("push", "-q", "-R", str(pristine), *flags, local, check=False)
     expected = "3public 2public 1public 0public" if publish else "3draft 2draft 1public 0public"
     assert _phases(client, server.root / "p") == _phases(client, reference) == expected
     assert _phaseroots(server.root / "p") == _phaseroots(reference)
     client.hg("phase", "-q", "-f", "--secret", "-r", "3", "-R", str(server.root / "p"))
     client.hg("phase", "-q", "-f", "--secret", "-r", "3", "-R", str(reference))
     _commit(client, work, "e")
-    pushed = client.hg("push", "-R", str(work), *flags, url)
+    pushed = peer.hg("push", "-R", str(work), *flags, url)
     assert "added 1 changesets" in pushed.stdout, pushed.stdout
-    client.hg("push", "-q", "-R", str(work), *flags, str(reference))
+    peer.hg("push", "-q", "-R", str(work), *flags, local)
     expected = "4public 3public 2public 1public 0public" if publish else "4draft 3draft 2draft 1public 0public"
     assert _phases(client, server.root / "p") == _phases(client, reference) == expected
     assert _phaseroots(server.root / "p") == _phaseroots(reference)
     client.hg("verify", "-q", "-R", str(server.root / "p"))
     clone = tmp_path / "clone"
-    client.hg("clone", "-q", "-U", *options, url, str(clone))
+    peer.hg("clone", "-q", "-U", *options, url, str(clone))
     assert client.hg("log", "-R", str(clone), "-T", "{rev} ").stdout.strip() == "4 3 2 1 0"
-    outgoing = client.hg("outgoing", "-R", str(work), *options, url, check=False)
+    outgoing = peer.hg("outgoing", "-R", str(work), *options, url, check=False)
     assert outgoing.returncode == 1, outgoing.stdout
 
 
@@ -115,7 +122,7 @@ def test_the_audit_log_lists_each_phase_move_once(served: tuple[RunningServer, S
     if not publish:
         (server.root / "a" / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
     with log_events() as events:
-        client.hg("push", "-q", "-R", str(work), *options, *EXCHANGES[exchange], url)
+        ForkedClient(client.env, client.cwd).hg("push", "-q", "-R", str(work), *options, *EXCHANGES[exchange], url)
     nodes = client.hg("log", "-R", str(work), "-r", "0:2" if publish else "0", "-T", "{node} ").stdout.split()
     audits = [e for e in events if e.get("log_namespace") == AUDIT_NAMESPACE]  # (bundle1: a pushkey of its own)
     phases = [c for e in audits for c in e["changes"] if c["name"].startswith("phase")]
