@@ -62,7 +62,7 @@ def _started(tmp_path: Path, existing_mode: int | None = None, *options: str) ->
                              str(tmp_path / "repos"), "--http", "tcp:0:interface=127.0.0.1", *options],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # (a start takes over 30 s on a 2-core host at load 24)
         found = None
         while found is None:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else ""
