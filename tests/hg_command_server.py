@@ -7,9 +7,12 @@ here, in a long-lived hg process per test process, through the protocol Mercuria
 exactly this cost (``hg help scripting``: "Calling out to a command server"). Each command is
 dispatched as the CLI dispatches it, with a fresh ui and repository.
 
-Everything a client observes over the network (clone, push, pull, incoming, outgoing, any URL) still
-runs as its own ``hg`` process: ``Client.hg`` sends here only the commands of ``LOCAL_COMMANDS``, on
-paths, without a custom environment, input, extension or hook that could act on the process.
+Everything a client observes over the network (any URL, and a clone, push, pull, incoming, outgoing or
+identify of a path the command line does not name: a repository's ``default`` may be a URL) still runs
+as its own ``hg`` process: ``Client.hg`` sends here only the commands of ``LOCAL_COMMANDS``, and those of
+``PEER_COMMANDS`` whose other repositories are named and on this host (hg's own push into a local
+reference, a clone of a local history), without a custom environment, input, extension or hook (in any
+of the repositories they open) that could act on the process.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ LOCAL_COMMANDS = frozenset({
     "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo", "debugstrip",
 })
 """Commands that touch only local paths; anything else runs as its own process."""
+
+PEER_COMMANDS = frozenset({"push", "pull", "clone", "incoming", "in", "outgoing", "out", "identify", "id"})
+"""Commands that open another repository: run here only when each one they open is named on the command
+line and is a repository (or, to read, a bundle) on this host (``_peers``)."""
+
+_VALUED = frozenset({
+    "-R", "--repository", "--config", "--encoding", "--encodingmode", "--color", "--pager", "-r", "--rev", "-B",
+    "--bookmark", "-b", "--branch", "--pushvars", "-e", "--ssh", "--remotecmd", "-u", "--updaterev", "--bundle",
+    "-l", "--limit", "--style", "-T", "--template", "-I", "--include", "-X", "--exclude",
+})
+"""The options of ``PEER_COMMANDS`` (and hg's global ones) followed by a value, not by a path to open
+(``-u`` and ``-B`` are flags of some of them: taken as a value there, a path after them is not seen,
+and the command runs as a process)."""
 
 READ_ONLY = frozenset({
     "cat", "files", "heads", "log", "manifest", "parents", "status", "st", "tags", "tip", "verify", "summary",
@@ -69,29 +85,70 @@ def check(args: list[str], cwd: Path) -> None:
     for i, arg in enumerate(args):  # hooks may kill their hg (the server) or stay loaded in it
         if arg == "--config" and (i + 1 == len(args) or args[i + 1].startswith(("extensions.", "hooks."))):
             raise Unsuitable("an extension or a hook")
-        if arg.startswith("--config=") or arg == "--debugger":
+        if arg.startswith(("--config=", "--config-file")) or arg == "--debugger":
             raise Unsuitable("an option this check does not read")
     rest = list(args)
     while rest and rest[0] == "--config":
         rest = rest[2:]
-    if not rest or rest[0] not in LOCAL_COMMANDS:
+    if not rest or rest[0] not in LOCAL_COMMANDS | PEER_COMMANDS:
         raise Unsuitable("not a local command")
     if any("://" in arg for arg in args):
         raise Unsuitable("a URL")
     if any(arg == "--cwd" or arg.startswith("--cwd=") for arg in args):
         raise Unsuitable("its own --cwd")
-    repo = _repository_of(rest, cwd)
-    if repo is not None:
-        try:
-            hgrc = (repo / ".hg" / "hgrc").read_text(errors="replace")
-        except OSError:
-            return
-        # Extensions and Python hooks would stay loaded in the long-lived process; a shell hook may
-        # kill its hg (``$PPID``).
-        if "extensions" in hgrc or "python:" in hgrc or "%include" in hgrc:
-            raise Unsuitable("the repository loads code")
-        if "hooks" in hgrc and (rest[0] not in READ_ONLY or any(word in hgrc for word in ("pre-", "post-", "fail-"))):
-            raise Unsuitable("the repository has hooks this command may run")
+    repos = [_repository_of(rest, cwd)]
+    if rest[0] in PEER_COMMANDS:
+        if repos[0] is not None and (repos[0] / ".hgsub").exists():
+            raise Unsuitable("subrepositories, whose paths may be URLs")
+        repos += _peers(rest, cwd)
+    for repo in repos:
+        if repo is not None:
+            _check_hgrc(repo, rest[0] in READ_ONLY)
+
+
+def _check_hgrc(repo: Path, read_only: bool) -> None:
+    """Raise ``Unsuitable`` when ``repo``'s hgrc loads code or has hooks the command may run."""
+    try:
+        hgrc = (repo / ".hg" / "hgrc").read_text(errors="replace")
+    except OSError:
+        return
+    # Extensions and Python hooks would stay loaded in the long-lived process; a shell hook may
+    # kill its hg (``$PPID``).
+    if "extensions" in hgrc or "python:" in hgrc or "%include" in hgrc:
+        raise Unsuitable("the repository loads code")
+    if "hooks" in hgrc and (not read_only or any(word in hgrc for word in ("pre-", "post-", "fail-"))):
+        raise Unsuitable("the repository has hooks this command may run")
+
+
+def _peers(rest: list[str], cwd: Path) -> list[Path | None]:
+    """The other repositories a ``PEER_COMMANDS`` command opens (``None`` for a bundle file); raise
+    ``Unsuitable`` unless each is named and on this host (a clone's destination is made, not opened;
+    ``identify`` without one reads only its own)."""
+    named: list[str] = []
+    after_value = False
+    for arg in rest[1:]:
+        if after_value:
+            after_value = False
+        elif arg in _VALUED:
+            after_value = True
+        elif not arg.startswith("-"):
+            named.append(arg)
+        elif arg == "--":
+            raise Unsuitable("an argument this check does not read")
+    command = rest[0]
+    opened = named[:1] if command == "clone" else named
+    if not opened and command not in ("identify", "id"):
+        raise Unsuitable("another repository the command line does not name (a default path)")
+    peers: list[Path | None] = []
+    for name in opened:
+        path = cwd / name
+        if (path / ".hg").is_dir() and not (path / ".hgsub").exists():
+            peers.append(path)
+        elif path.is_file() and command in ("pull", "incoming", "in", "clone", "identify", "id"):
+            peers.append(None)  # (a bundle)
+        else:
+            raise Unsuitable("not a repository of this host (a path alias), or one with subrepositories")
+    return peers
 
 
 class CommandServer:

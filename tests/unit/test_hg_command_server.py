@@ -84,3 +84,55 @@ def test_a_repository_that_loads_code_or_runs_hooks_keeps_its_commands_in_proces
 def test_an_environment_of_its_own_runs_as_a_process(tmp_path: Path) -> None:
     assert hg_command_server.run_bytes(HG, ["init", "x"], tmp_path, {**ENV, "HGEDITOR": "true"}, 60) is None
     assert not (tmp_path / "x").exists()
+
+
+def test_a_push_pull_and_clone_between_local_repositories_give_what_the_process_gives(tmp_path: Path) -> None:
+    """hg's own push into a local reference, a pull and a clone of a local history: the same output,
+    exit status and repositories as the process's."""
+    _served(tmp_path, "init", "source")
+    source = tmp_path / "source"
+    (source / "a.txt").write_text("a\n")
+    _served(source, "commit", "-q", "-A", "-m", "first", "-d", "0 0")
+    log = ("log", "-T", "{rev} {node} {phase} {desc}\n")
+    for runner, name in ((_served, "served"), (_process, "process")):
+        runner(tmp_path, "init", f"{name}-pushed")
+        results = [runner(tmp_path, "push", "-R", "source", f"{name}-pushed"),
+                   runner(tmp_path, "push", "-R", "source", f"{name}-pushed"),  # (nothing to push: 1)
+                   runner(tmp_path, "clone", "-q", "-U", "source", f"{name}-cloned"),
+                   runner(tmp_path / f"{name}-cloned", "incoming", str(source)),
+                   runner(tmp_path, "id", "-r", "0", "source")]
+        (source / "a.txt").write_text("b\n")
+        _served(source, "commit", "-q", "-m", "second", "-d", "1 0")
+        results.append(runner(tmp_path / f"{name}-cloned", "pull", "-q", str(source)))
+        results.append(runner(tmp_path / f"{name}-cloned", "outgoing", "-q", str(tmp_path / f"{name}-pushed")))
+        _served(source, "debugstrip", "-q", "--no-backup", "-r", "tip")
+        if runner is _served:
+            served_results = [(r.returncode, r.stdout.replace(b"served", b"NAME"), r.stderr) for r in results]
+        else:
+            assert served_results == [(r.returncode, r.stdout.replace(b"process", b"NAME"), r.stderr)
+                                      for r in results]
+    assert served_results[1][0] == 1
+    for kind in ("pushed", "cloned"):
+        assert _process(tmp_path / f"served-{kind}", *log).stdout == _process(tmp_path / f"process-{kind}", *log).stdout
+        assert _process(tmp_path / f"served-{kind}", "verify", "-q").returncode == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["push", "-R", "source"],  # (its default path, which may be a URL)
+    ["pull", "-R", "source"],
+    ["outgoing", "-R", "source", "--bundle", "source"],
+    ["push", "-R", "source", "elsewhere"],  # (no repository there: a path alias)
+    ["clone", "-r", "source", "copy"],  # (-r's value, not a source)
+    ["push", "-R", "source", "hooked"],
+    ["pull", "-R", "hooked", "source"],
+    ["clone", "hooked", "copy"],
+    ["push", "--config-file", "rc", "-R", "source", "hooked"],
+])
+def test_a_push_pull_or_clone_to_another_than_a_named_local_repository_runs_as_a_process(
+        tmp_path: Path, args: list[str]) -> None:
+    for name, hgrc in (("source", "[ui]\nusername = x\n"), ("hooked", "[hooks]\nincoming = true\n")):
+        (tmp_path / name / ".hg").mkdir(parents=True)
+        (tmp_path / name / ".hg" / "hgrc").write_text(hgrc)
+    hg_command_server.check(["push", "-R", "source", "source"], tmp_path)
+    with pytest.raises(hg_command_server.Unsuitable):
+        hg_command_server.check(args, tmp_path)
