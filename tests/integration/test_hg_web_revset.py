@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import Client, RunningServer, hg_history_served
+from tests.conftest import Client, RunningServer, client_environment, hg_history_served
 from tests.integration.test_hg_archive import _hg_serve
 from tests.integration.test_hg_http import Answer, raw
 
@@ -108,9 +109,17 @@ def _history(client: Client, repo: Path) -> None:
     client.hg("bookmark", "-q", *hg, "-r", "23", "hidden-work")
 
 
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``_history``, made once for the module (some forty hg commands): each test serves a copy."""
+    base = tmp_path_factory.mktemp("web-revset")
+    _history(Client(client_environment(base), base), base / "web")
+    return base / "web"
+
+
 @pytest.fixture
-def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
-    return hg_history_served(make_server, client, "web", _history)
+def served(make_server: Callable[..., RunningServer], client: Client, history: Path) -> tuple[RunningServer, Path]:
+    return hg_history_served(make_server, client, "web", lambda _, repo: shutil.copytree(history, repo))
 
 
 def _nodes(client: Client, repo: Path) -> list[str]:
