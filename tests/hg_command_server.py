@@ -34,7 +34,8 @@ LOCAL_COMMANDS = frozenset({
     "files", "heads", "init", "log", "manifest", "merge", "parents", "phase", "remove", "rm", "rename",
     "mv", "status", "st", "tag", "tags", "tip", "update", "up", "checkout", "verify", "debugindex",
     "debugdata", "debugrevlog", "debugrequirements", "debugbuilddag", "debugupdatecaches", "forget",
-    "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo", "debugstrip",
+    "revert", "summary", "debugformat", "debugdeltachain", "debugupgraderepo", "debugstrip", "archive",
+    "graft", "rollback", "root", "diff", "export",
 })
 """Commands that touch only local paths; anything else runs as its own process."""
 
@@ -101,9 +102,18 @@ def check(args: list[str], cwd: Path) -> None:
         if repos[0] is not None and (repos[0] / ".hgsub").exists():
             raise Unsuitable("subrepositories, whose paths may be URLs")
         repos += _peers(rest, cwd)
+    read_only = rest[0] in READ_ONLY or (rest[0] in ("bookmarks", "bookmark") and _lists_bookmarks(rest))
     for repo in repos:
         if repo is not None:
-            _check_hgrc(repo, rest[0] in READ_ONLY)
+            _check_hgrc(repo, read_only)
+
+
+def _lists_bookmarks(rest: list[str]) -> bool:
+    """Whether ``hg bookmarks`` only lists them (no name, no option that changes one): no
+    transaction, so no hook but ``pre-``/``post-bookmarks``."""
+    listing = {"-q", "--quiet", "-v", "--verbose", "-l", "--list", "--active", "-T", "--template", "-R", "--repository"}
+    valued = ("-T", "--template", "-R", "--repository")
+    return all(arg in listing or rest[i - 1] in valued for i, arg in enumerate(rest[1:], 1))
 
 
 def _check_hgrc(repo: Path, read_only: bool) -> None:

@@ -136,3 +136,27 @@ def test_a_push_pull_or_clone_to_another_than_a_named_local_repository_runs_as_a
     hg_command_server.check(["push", "-R", "source", "source"], tmp_path)
     with pytest.raises(hg_command_server.Unsuitable):
         hg_command_server.check(args, tmp_path)
+
+
+def test_an_archive_and_a_bookmark_listing_beside_hooks_give_what_the_process_gives(tmp_path: Path) -> None:
+    """``hg archive`` writes the same files; ``hg bookmarks`` only listing them runs here in a
+    repository with hooks (a listing opens no transaction), and one that sets a bookmark does not."""
+    _served(tmp_path, "init", "repo")
+    repo = tmp_path / "repo"
+    (repo / "a.txt").write_text("a\n")
+    (repo / "d").mkdir()
+    (repo / "d" / "b.txt").write_text("b\n")
+    _served(repo, "commit", "-q", "-A", "-m", "first", "-d", "0 0")
+    _served(repo, "bookmark", "-q", "mark")
+    for runner, name in ((_served, "served"), (_process, "process")):
+        runner(tmp_path, "archive", "-R", "repo", "-r", "0", "-t", "files", name)
+    trees = [{str(p.relative_to(tmp_path / name)): p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
+             for name in ("served", "process")]
+    assert trees[0] == trees[1] and "d/b.txt" in trees[0]
+    (repo / ".hg" / "hgrc").write_text("[hooks]\npretxnclose = true\n")
+    listing = ("bookmarks", "-R", "repo", "-T", "{bookmark} {node}\n")
+    assert _served(tmp_path, *listing).stdout == _process(tmp_path, *listing).stdout
+    with pytest.raises(hg_command_server.Unsuitable):
+        hg_command_server.check(["bookmarks", "-R", "repo", "other"], tmp_path)
+    with pytest.raises(hg_command_server.Unsuitable):
+        hg_command_server.check(["bookmarks", "-R", "repo", "-d", "mark"], tmp_path)
