@@ -236,7 +236,11 @@ _LOCK = threading.Lock()
 _MOST = 3
 """Servers per environment: threads of one test (parallel builds) each get their own, up to this."""
 _RELEVANT = ("PATH", "LANG", "HGRCPATH", "HGPLAIN", "HGUSER", "HGENCODING", "TZ", "PYTHONUNBUFFERED",
-             "PYTHONDONTWRITEBYTECODE")
+             "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+"""The environment a server is started with and keyed by (so it runs each command as a process
+with the same values would).  ``PYTHONPATH`` is one: test_hg_evolve_topics puts hg-evolve's directory
+on its clients' path, and a run with the checkout on it (``PYTHONPATH=$WORK/repo``) gives it to every
+``{**os.environ, ...}`` environment; without it every local command of those ran as a process."""
 
 
 def _key(hg: str, env: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]] | None:

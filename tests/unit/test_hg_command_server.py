@@ -160,3 +160,14 @@ def test_an_archive_and_a_bookmark_listing_beside_hooks_give_what_the_process_gi
         hg_command_server.check(["bookmarks", "-R", "repo", "other"], tmp_path)
     with pytest.raises(hg_command_server.Unsuitable):
         hg_command_server.check(["bookmarks", "-R", "repo", "-d", "mark"], tmp_path)
+
+
+def test_a_pythonpath_is_the_servers_own(tmp_path: Path) -> None:
+    """A ``PYTHONPATH`` (hg-evolve's directory, the checkout's) keys a server started with it: the
+    command runs there, not as a process, and never in a server of another path."""
+    with_path = {**ENV, "PYTHONPATH": str(tmp_path)}
+    assert hg_command_server._key(HG, with_path) != hg_command_server._key(HG, ENV)
+    assert ("PYTHONPATH", str(tmp_path)) in hg_command_server._key(HG, with_path)[1]  # type: ignore[index]
+    result = hg_command_server.run_bytes(HG, ["init", "x"], tmp_path, with_path, 60)
+    assert result is not None and result.returncode == 0 and (tmp_path / "x" / ".hg").is_dir()
+    assert any(server.env.get("PYTHONPATH") == str(tmp_path) for server in hg_command_server._ALL)
