@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -745,10 +746,20 @@ def op_ssh_cut(rnd: random.Random, me: int) -> None:
             p.stdin.write(pkt(b"want %s side-band-64k ofs-delta\n" % oid) + b"0000" + pkt(b"done\n"))
         else:
             p.stdin.write(b"hello\nbetween\npairs 81\n" + b"0" * 40 + b"-" + b"0" * 40 + b"heads\n")
-            if rnd.random() < 0.7:
-                p.stdin.write(b"getbundle\n* 3\nbundlecaps 4\nHG20cg 1\n1common 40\n" + b"0" * 40)
+            if rnd.random() < 0.7:  # (with bundle2's changegroup versions: the whole history, not an empty HG20)
+                caps = b"HG20,bundle2=HG20%0Achangegroup%3D01%2C02"
+                p.stdin.write(b"getbundle\n* 3\nbundlecaps %d\n%scg 1\n1common 40\n" % (len(caps), caps) + b"0" * 40)
         p.stdin.flush()
-        p.stdout.read(rnd.choice([1, 100, 2000, 20000]))
+        # at most this much of the answer, and never past its end: the session stays open (stdin is), so a
+        # blocking read of more than the server has to say waited for its idle_timeout (600 s)
+        want, end = rnd.choice([1, 100, 2000, 20000]), time.monotonic() + 5
+        fd = p.stdout.fileno()
+        while want > 0 and time.monotonic() < end:
+            if select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
+                data = os.read(fd, want)
+                if not data:
+                    break
+                want -= len(data)
     except OSError:
         pass
     finally:
