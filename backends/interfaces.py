@@ -608,7 +608,8 @@ class HgRepository(Protocol):
         ...
 
     def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
-        """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``)."""
+        """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``); a head
+        the repository no longer has (stripped after the client read it) is left out."""
         ...
 
     def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:

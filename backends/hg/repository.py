@@ -1633,10 +1633,16 @@ class HgRepo:
             return [(PUBLIC, h) for h in sorted(heads)]
         cl = self.changelog()
         views = self.views(cl)
+        nodemap = cl.index.lookup()
         by_phase: dict[int, set[Node]] = {PUBLIC: set(), DRAFT: set()}
         for h in heads:
-            rev = cl.rev(h)  # (the null revision, an empty repository's head, is public)
-            by_phase[min(views.phases[rev], DRAFT) if rev >= 0 else PUBLIC].add(h)
+            if h == NULL_NODE:  # (an empty repository's head is public)
+                by_phase[PUBLIC].add(h)
+                continue
+            rev = nodemap.get(h)
+            if rev is None:  # stripped since the client read it in ``heads``: it has no phase to tell
+                continue     # (hg serve --stdio answers from its session's older view, where it had one)
+            by_phase[min(views.phases[rev], DRAFT)].add(h)
         if by_phase[DRAFT]:
             draft_revs = [cl.rev(h) for h in by_phase[DRAFT]]
             public_revs = [cl.rev(h) for h in by_phase[PUBLIC]]

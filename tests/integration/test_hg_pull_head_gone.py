@@ -82,3 +82,30 @@ def test_a_head_taken_away_after_discovery_is_told_and_a_retry_clones(
     assert client.hg("log", "-R", str(again), "-T", "{desc}\n").stdout == "b\na\n"
     client.hg("verify", "-q", "-R", str(again))
     client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_head_stripped_after_a_pull_found_nothing_new_leaves_it_pulled(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """A pull of a clone that has every changeset asks for no changegroup, only the phases of the
+    heads it read (cg=0, phases=1); a head stripped in between made the phase-heads part look it up
+    and the session died with an internal error ("stream ended unexpectedly" over SSH).  The stripped
+    head has no phase to tell: the pull ends, the clone keeps it, as a pull a moment earlier would."""
+    server = make_server("fs", **ssh_server_settings(ssh_keys), **_settings(htpasswd))
+    peer = HgSsh(server, client, ssh_keys.command(server.port("ssh"))) if kind == "ssh" else HgHttp(server, client)
+    repo = server.root / "r"
+    gone = _served(client, repo)
+    mine = tmp_path / "mine"
+    peer.hg("clone", "-q", "-U", peer.url("r"), str(mine))
+    extension = tmp_path / "pause.py"
+    extension.write_text(PAUSE)
+    command = " ".join([os.path.join(VENV_BIN, "hg"), "-R", str(repo), *TAKE_AWAY["strip"], gone])
+    pulled = peer.hg("--config", f"extensions.pause={extension}", "--config", f"pause.cmd={command}",
+                     "pull", "-R", str(mine), peer.url("r"), check=False)
+    assert pulled.returncode == 0, pulled
+    assert "no changes found" in pulled.stdout, pulled.stdout
+    assert client.hg("log", "-R", str(repo), "-T", "{desc}\n").stdout == "b\na\n"  # (the strip ran)
+    assert client.hg("log", "-R", str(mine), "-T", "{desc} {phase}\n").stdout == "c draft\nb draft\na public\n"
+    client.hg("verify", "-q", "-R", str(mine))
+    client.hg("verify", "-q", "-R", str(repo))
