@@ -3609,7 +3609,11 @@ def _parse_config_parts(data: bytes) -> tuple[tuple[int, int, ConfigFile], ...]:
 _kept_config_parts = functools.lru_cache(maxsize=MAX_PARTS_KEPT)(_parse_config_parts)
 
 
-_VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*hiderefs[ \t]*(?:[#;].*)?\r?$", re.MULTILINE | re.IGNORECASE)
+_VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*(?:\[[^\]\n]*\][ \t]*)?hiderefs[ \t]*(?:[#;].*)?\r?$",
+                                 re.MULTILINE | re.IGNORECASE)
+"""``hideRefs`` written without ``=``, on a line of its own or after its section's header on the
+header's line (``[transfer] hideRefs``: git reads that too; only ``transfer``, ``uploadpack`` and
+``receive``, which have no subsections, are searched)."""
 
 
 def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: str, whose: str) -> None:

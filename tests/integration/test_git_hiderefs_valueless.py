@@ -37,3 +37,19 @@ def test_a_valueless_hiderefs_is_refused_as_git_refuses_it(
                 assert f"missing value for '{section}.hiderefs'" in done.stderr, done.stderr
             elif refused:
                 assert says in done.stderr, done.stderr
+
+
+def test_a_valueless_hiderefs_on_its_headers_line_is_refused_too(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``[transfer] hideRefs`` (the setting after the header, on its line): git reads it as the line
+    above, and refuses it; hgwire took it as the ref prefix ``true`` and served the fetch."""
+    server, bare, _ = pull_refs_repository(make_server, client, "bare")
+    with open(bare / "config", "a") as f:
+        f.write("[transfer] hideRefs\n")
+    line = (bare / "config").read_text().count("\n")
+    done = client.git("ls-remote", f"file://{bare}", check=False)
+    assert done.returncode != 0 and "missing value for 'transfer.hiderefs'" in done.stderr, done.stderr
+    done = client.git("ls-remote", server.git_url("bare"), check=False)
+    assert done.returncode != 0, done.stdout
+    assert (f"the repository's git config sets 'transfer.hiderefs' without a value (line {line} of config), "
+            "which git refuses as a bad config variable; tell the server's operator") in done.stderr, done.stderr
