@@ -4012,9 +4012,6 @@ _ULONG = (0, (1 << 64) - 1)
 NUMBER_RANGES: Mapping[str, tuple[int, int]] = {
     "core.bigfilethreshold": _ULONG,
     "core.deltabasecachelimit": _ULONG,
-    "core.packedgitlimit": _ULONG,
-    "pack.deltacachesize": _ULONG,
-    "pack.windowmemory": _ULONG,
     "receive.certnonceslop": _ULONG,
     "uploadpackfilter.tree.maxdepth": _ULONG,
     "receive.maxinputsize": _INT64,

@@ -34,7 +34,6 @@ from gateway import metrics
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.git_session import PackStream
-from gateway.web_access import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.limits import CUT_AT_SHUTDOWN, annotate_max_revisions, gone_outcome
 from gateway.logs import SafeLogger
@@ -42,6 +41,7 @@ from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closing_git
 from gateway.threads import IteratorProducer, run_blocking
+from gateway.web_access import check_web_access
 from protocols import client_gone
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 

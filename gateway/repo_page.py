@@ -28,12 +28,12 @@ from backends.names import strip_git_suffix
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_archive import check_git_readable, page_queued, readable_any
-from gateway.web_access import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.logs import SafeLogger
 from gateway.policy import repository_index
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
+from gateway.web_access import check_web_access
 from protocols import http_accept
 from protocols.errors import HgwireError, NotARepository
 
