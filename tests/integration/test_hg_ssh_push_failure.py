@@ -22,6 +22,7 @@ from gateway import protected
 from protocols import hg_exchange
 from protocols.hg_responses import BROKEN_PUSH, PUSH_FAILED_EARLY, PUSH_FAILED_UNSURE
 from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, log_events, ssh_server_settings
+from tests.integration.test_hg_evolve_topics import ForkedClient
 from tests.integration.test_hg_ssh import HgSsh, _commit
 
 
@@ -32,18 +33,21 @@ class EngineBug(RuntimeError):
 def _pushed_once_then_committed(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                                 tmp_path: Path, backend: str, exchange: str
                                 ) -> tuple[RunningServer, HgSsh, Path, tuple[str, ...]]:
-    """A server with hg repository r, a clone of it that pushed one changeset and holds a second not
-    pushed yet; the hg options of ``exchange``."""
+    """A server with hg repository r, a repository that pushed one changeset to it and holds a second
+    not pushed yet; a push's arguments: the hg options of ``exchange`` and the URL.  hgwire's client runs
+    in processes forked from hg's chg server (``ForkedClient``): what this module checks is what the
+    server answers."""
     server = make_server(backend, **ssh_server_settings(ssh_keys))
-    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-    legacy: tuple[str, ...] = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
+    hgssh = HgSsh(server, ForkedClient(client.env, client.cwd), ssh_keys.command(server.port("ssh")))
+    pushing: tuple[str, ...] = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
     server.backend.create("r", Kind.HG)
     work = tmp_path / "work"
-    hgssh.hg("clone", "-q", hgssh.url("r"), str(work))
+    client.hg("init", str(work))
     _commit(client, work, "a", "a\n", "first")
-    hgssh.hg("push", "-q", "-R", str(work), *legacy)
+    pushing = (*pushing, hgssh.url("r"))
+    hgssh.hg("push", "-q", "-R", str(work), *pushing)
     _commit(client, work, "a", "b\n", "second")
-    return server, hgssh, work, legacy
+    return server, hgssh, work, pushing
 
 
 def _outgoing_and_verified(hgssh: HgSsh, work: Path, tmp_path: Path) -> list[str]:
@@ -61,7 +65,7 @@ def _outgoing_and_verified(hgssh: HgSsh, work: Path, tmp_path: Path) -> list[str
 def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..., RunningServer], client: Client,
                                                          ssh_keys: SshKeys, tmp_path: Path, backend: str,
                                                          exchange: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, hgssh, work, legacy = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
+    server, hgssh, work, pushing = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
 
     write_all = writer.Transaction._write_all
 
@@ -70,7 +74,7 @@ def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..
 
     monkeypatch.setattr(writer.Transaction, "_write_all", broken)
     with log_events() as events:
-        failed = hgssh.hg("push", "-R", str(work), *legacy, check=False)
+        failed = hgssh.hg("push", "-R", str(work), *pushing, check=False)
     said = failed.stdout + failed.stderr
     assert "stream ended unexpectedly" not in said and "unexpected response" not in said, said
     assert "remote: transaction abort!\nremote: rollback completed\n" in said
@@ -88,7 +92,7 @@ def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..
     if backend == "fs":
         store = server.repo_path("r") / ".hg" / "store"
         assert not (store / "lock").exists() and not (store / "journal").exists()
-    hgssh.hg("push", "-q", "-R", str(work), *legacy)
+    hgssh.hg("push", "-q", "-R", str(work), *pushing)
     assert _outgoing_and_verified(hgssh, work, tmp_path) == []
 
 
@@ -132,11 +136,11 @@ def test_an_unexpected_error_outside_a_push_transaction_is_a_clean_abort(
     if step == "changegroup" and exchange == "bundle2":
         pytest.skip("a bundle2's parts are read inside its transaction (the test above)")
     message, lands = OUTSIDE_STEPS[step]
-    server, hgssh, work, legacy = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
+    server, hgssh, work, pushing = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
 
     _break(step, monkeypatch)
     with log_events() as events:
-        failed = hgssh.hg("push", "-R", str(work), *legacy, check=False)
+        failed = hgssh.hg("push", "-R", str(work), *pushing, check=False)
         server.settled()  # (the session's line comes when the server sees it close, maybe after the client)
     monkeypatch.undo()
     said = failed.stdout + failed.stderr
@@ -158,5 +162,5 @@ def test_an_unexpected_error_outside_a_push_transaction_is_a_clean_abort(
         store = server.repo_path("r") / ".hg" / "store"
         assert not (store / "lock").exists() and not (store / "journal").exists()
     _commit(client, work, "a", "c\n", "third")
-    hgssh.hg("push", "-q", "-R", str(work), *legacy)
+    hgssh.hg("push", "-q", "-R", str(work), *pushing)
     assert _outgoing_and_verified(hgssh, work, tmp_path) == []
