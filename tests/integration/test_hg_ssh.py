@@ -236,18 +236,24 @@ def test_bookmarks_both_ways(hgssh: HgSsh, tmp_path: Path) -> None:
     assert "topic" not in listed
 
 
-@pytest.mark.parametrize("name, message", [
+BAD_NAMES = [
     ("nope", "repository nope not found"),
     ("--debugger", "starts with '-'"),
     ("--config=ui.x=1", "starts with '-'"),
     ("../outside", "'..' segment"),
     ("", "no repository is named in the URL: add its name after the host"),  # hg sends "-R ."
-])
-def test_bad_repository_names(hgssh: HgSsh, tmp_path: Path, name: str, message: str) -> None:
-    result = hgssh.hg("clone", f"ssh://alice@127.0.0.1:{hgssh.server.port('ssh')}/{name}",
-                      str(tmp_path / "x"), check=False)
-    assert result.returncode != 0
-    assert message in result.stderr
+]
+
+
+def test_bad_repository_names(hgssh: HgSsh, tmp_path: Path) -> None:
+    """Each name refused with its reason, one server a backend (the names used to be parameters, a
+    server and a good clone each), which then still serves a good one."""
+    for name, message in BAD_NAMES:
+        result = hgssh.hg("clone", f"ssh://alice@127.0.0.1:{hgssh.server.port('ssh')}/{name}",
+                          str(tmp_path / "x"), check=False)
+        assert result.returncode != 0, name
+        assert message in result.stderr, (name, result.stderr)
+        assert not (tmp_path / "x").exists(), name
     hgssh.server.backend.create("still", Kind.HG)
     assert hgssh.hg("clone", "-q", hgssh.url("still"), str(tmp_path / "still")).returncode == 0
 
