@@ -1,4 +1,9 @@
-"""The real ``hg`` client against hgwire's SSH server (``hg -R PATH serve --stdio``), both backends."""
+"""The real ``hg`` client against hgwire's SSH server (``hg -R PATH serve --stdio``), both backends.
+
+With the fs backend (and in the tests of one backend) hgwire's client is an ``hg`` process of its own;
+with the memory backend, whose runs check what that backend stores and serves, the commands naming a
+URL run in processes forked from hg's chg server (``ForkedClient`` of test_hg_evolve_topics: the same
+client code over the real ssh, without hg's start-up), so the tests name the URL of each push and pull."""
 
 from __future__ import annotations
 
@@ -45,11 +50,18 @@ class HgSsh:
             self.client.hg("verify", "-R", str(check))
 
 
+def _client_of(backend: str, client: Client) -> Client:
+    """The client of a test on ``backend``: a real hg process for fs, forked from chg for memory."""
+    from tests.integration.test_hg_evolve_topics import ForkedClient  # (which imports this module)
+
+    return ForkedClient(client.env, client.cwd) if backend == "memory" else client
+
+
 @pytest.fixture(params=BACKENDS)
 def hgssh(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
           ssh_keys: SshKeys) -> HgSsh:
     server = make_server(request.param, **ssh_server_settings(ssh_keys))
-    return HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    return HgSsh(server, _client_of(request.param, client), ssh_keys.command(server.port("ssh")))
 
 
 def _commit(client: Client, repo: Path, path: str, content: str | bytes, message: str, *extra: str) -> None:
@@ -109,8 +121,9 @@ def history(built_history: Path, tmp_path: Path) -> Path:
 
 
 def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
-    hgssh.hg("init", hgssh.url("team/new"))
-    again = hgssh.hg("init", hgssh.url("team/new"), check=False)
+    # (processes: hg runs a remote init through ui.system, whose stderr a fork of chg's would not capture)
+    hgssh.hg("init", hgssh.url("team/new"), env={})
+    again = hgssh.hg("init", hgssh.url("team/new"), check=False, env={})
     assert again.returncode != 0
     assert again.stderr.startswith("abort: repository team/new already exists\n"), again.stderr  # hg 7's words
     pushed = hgssh.hg("push", "-R", str(history), "--new-branch", hgssh.url("team/new"))
@@ -137,7 +150,7 @@ def test_clone_and_pull_get_a_compressed_bundle(hgssh: HgSsh, history: Path, tmp
     cloned = hgssh.hg("clone", "--debug", "-U", hgssh.url("z"), str(clone))
     assert "bundle2-input-bundle: 1 params with-transaction" in cloned.stdout + cloned.stderr
     hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("z"))
-    pulled = hgssh.hg("pull", "--debug", "-R", str(clone))
+    pulled = hgssh.hg("pull", "--debug", "-R", str(clone), hgssh.url("z"))
     assert "bundle2-input-bundle: 1 params with-transaction" in pulled.stdout + pulled.stderr
     assert hgssh.log(clone) == hgssh.log(history).replace(" draft ", " public ")
     hgssh.client.hg("verify", "-q", "-R", str(clone))
@@ -168,7 +181,7 @@ def test_clone_empty_then_push_first_changeset(hgssh: HgSsh, tmp_path: Path) -> 
     cloned = hgssh.hg("clone", hgssh.url("empty"), str(clone))
     assert "no changes found" in cloned.stdout + cloned.stderr
     _commit(hgssh.client, clone, "a.txt", "a\n", "first")
-    hgssh.hg("push", "-R", str(clone))
+    hgssh.hg("push", "-R", str(clone), hgssh.url("empty"))
     assert hgssh.client.hg("phase", "-R", str(clone), "-r", ".").stdout.strip().endswith("public")
     hgssh.verify_server("empty", tmp_path)
 
@@ -179,14 +192,14 @@ def test_incremental_pull_new_branch_and_partial_pull(hgssh: HgSsh, history: Pat
     clone = tmp_path / "c"
     hgssh.hg("clone", "-q", "-U", hgssh.url("r"), str(clone))
     hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("r"))
-    incoming = hgssh.hg("incoming", "-R", str(clone), "-T", "{desc}\n", check=False)
+    incoming = hgssh.hg("incoming", "-R", str(clone), hgssh.url("r"), "-T", "{desc}\n", check=False)
     assert "on stable" in incoming.stdout
-    hgssh.hg("pull", "-q", "-R", str(clone), "-r", "stable")
+    hgssh.hg("pull", "-q", "-R", str(clone), hgssh.url("r"), "-r", "stable")
     assert hgssh.client.hg("log", "-R", str(clone), "-r", "stable", "-T", "{desc}").stdout == "on stable"
     assert "merge stable" not in hgssh.client.hg("log", "-R", str(clone), "-T", "{desc}\n").stdout
-    hgssh.hg("pull", "-q", "-R", str(clone))
+    hgssh.hg("pull", "-q", "-R", str(clone), hgssh.url("r"))
     assert hgssh.log(clone) == hgssh.log(history).replace(" draft ", " public ")
-    assert hgssh.hg("outgoing", "-R", str(clone), check=False).returncode == 1  # nothing to push
+    assert hgssh.hg("outgoing", "-R", str(clone), hgssh.url("r"), check=False).returncode == 1  # nothing to push
     ident = hgssh.hg("identify", "-r", "stable", hgssh.url("r")).stdout.strip()
     assert ident == hgssh.client.hg("log", "-R", str(history), "-r", "stable", "-T", "{node|short}").stdout
 
@@ -196,19 +209,19 @@ def test_new_head_refused_without_force(hgssh: HgSsh, tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     hgssh.hg("clone", "-q", hgssh.url("heads"), str(one))
     _commit(hgssh.client, one, "a", "a\n", "base")
-    hgssh.hg("push", "-q", "-R", str(one))
+    hgssh.hg("push", "-q", "-R", str(one), hgssh.url("heads"))
     hgssh.hg("clone", "-q", hgssh.url("heads"), str(two))
     _commit(hgssh.client, one, "a", "from one\n", "one")
     _commit(hgssh.client, two, "a", "from two\n", "two")
-    hgssh.hg("push", "-q", "-R", str(one))
-    refused = hgssh.hg("push", "-R", str(two), check=False)
+    hgssh.hg("push", "-q", "-R", str(one), hgssh.url("heads"))
+    refused = hgssh.hg("push", "-R", str(two), hgssh.url("heads"), check=False)
     assert refused.returncode != 0
     assert "push creates new remote head" in refused.stderr
-    hgssh.hg("push", "-q", "-f", "-R", str(two))
+    hgssh.hg("push", "-q", "-f", "-R", str(two), hgssh.url("heads"))
     heads = hgssh.hg("identify", "-r", "default", hgssh.url("heads"))
     assert heads.returncode == 0
     assert len(hgssh.client.hg("heads", "-R", str(two), "-T", "x").stdout) == 1
-    hgssh.hg("pull", "-q", "-R", str(two))
+    hgssh.hg("pull", "-q", "-R", str(two), hgssh.url("heads"))
     assert len(hgssh.client.hg("heads", "-R", str(two), "-T", "x").stdout) == 2
     hgssh.verify_server("heads", tmp_path)
 
@@ -219,17 +232,17 @@ def test_bookmarks_both_ways(hgssh: HgSsh, tmp_path: Path) -> None:
     hgssh.hg("clone", "-q", hgssh.url("bm"), str(a))
     _commit(hgssh.client, a, "f", "1\n", "one")
     hgssh.client.hg("bookmark", "-q", "-R", str(a), "topic")
-    hgssh.hg("push", "-q", "-R", str(a), "-B", "topic")
+    hgssh.hg("push", "-q", "-R", str(a), hgssh.url("bm"), "-B", "topic")
     hgssh.hg("clone", "-q", hgssh.url("bm"), str(b))
     assert "topic" in hgssh.client.hg("bookmarks", "-R", str(b)).stdout
     hgssh.client.hg("update", "-q", "-R", str(b), "topic")
     _commit(hgssh.client, b, "f", "2\n", "two")  # the active bookmark moves with the commit
-    hgssh.hg("push", "-q", "-R", str(b), "-B", "topic")
-    hgssh.hg("pull", "-q", "-R", str(a))
+    hgssh.hg("push", "-q", "-R", str(b), hgssh.url("bm"), "-B", "topic")
+    hgssh.hg("pull", "-q", "-R", str(a), hgssh.url("bm"))
     moved = hgssh.client.hg("log", "-R", str(a), "-r", "topic", "-T", "{desc}").stdout
     assert moved == "two"
     hgssh.client.hg("bookmark", "-q", "-R", str(a), "-d", "topic")
-    hgssh.hg("push", "-q", "-R", str(a), "-B", "topic", check=False)
+    hgssh.hg("push", "-q", "-R", str(a), hgssh.url("bm"), "-B", "topic", check=False)
     assert "topic" not in hgssh.hg("bookmarks", "-R", str(b), "--remote", check=False).stdout
     listed = hgssh.client.hg("debugpushkey", hgssh.url("bm"), "bookmarks",
                              "--config", f"ui.ssh={hgssh.ssh}").stdout
@@ -318,7 +331,7 @@ def test_repository_written_by_hg_is_served_and_hg_keeps_working(
 def test_stream_clone(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                       history: Path, tmp_path: Path, backend: str) -> None:
     server = make_server(backend, **ssh_server_settings(ssh_keys))
-    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    hgssh = HgSsh(server, _client_of(backend, client), ssh_keys.command(server.port("ssh")))
     server.backend.create("s", Kind.HG)
     hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("s"))
     streamed = tmp_path / "streamed"
@@ -394,7 +407,7 @@ def test_racing_pushes_of_diverging_heads_lose_nothing(hgssh: HgSsh, tmp_path: P
     seed = tmp_path / "seed"
     hgssh.hg("clone", "-q", hgssh.url("race"), str(seed))
     _commit(hgssh.client, seed, "a", "base\n", "base")
-    hgssh.hg("push", "-q", "-R", str(seed))
+    hgssh.hg("push", "-q", "-R", str(seed), hgssh.url("race"))
     clones = []
     for who in ("left", "right"):
         repo = tmp_path / who
@@ -409,7 +422,7 @@ def test_racing_pushes_of_diverging_heads_lose_nothing(hgssh: HgSsh, tmp_path: P
     for repo, (code, err) in zip(clones, results):
         if code != 0:  # the loser is told, and lands on a retry
             assert "push" in err
-            hgssh.hg("push", "-q", "-f", "-R", str(repo))
+            hgssh.hg("push", "-q", "-f", "-R", str(repo), hgssh.url("race"))
     hgssh.verify_server("race", tmp_path)
     final = tmp_path / "final"
     hgssh.hg("clone", "-q", "-U", hgssh.url("race"), str(final))
