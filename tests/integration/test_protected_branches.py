@@ -1,17 +1,18 @@
 """Protected hg named branches with the real ``hg`` client over SSH and HTTP, on both backends.
 
 The policy protects ``default`` and ``release/*`` (no new head, no closing) and
-``stable`` with ``no_direct_push``.  The server repository starts with one
-changeset on each of default, stable and release/1, written through the backend
-(the policy is the gateway's, so the seed bypasses it).  Every refused push must
+``stable`` with ``no_direct_push``.  One server per backend serves the module; each test's
+repository starts with one changeset on each of default, stable and release/1, written through
+the backend (the policy is the gateway's, so the seed bypasses it).  Every refused push must
 leave the repository's files byte for byte as they were and pass ``hg verify``.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,18 @@ import pytest
 import backends.hg as hgstore
 from backends.hg.repository import HgRepo
 from backends.interfaces import DeltaMode, Kind
-from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import (
+    BACKENDS,
+    LOOPBACK,
+    Client,
+    RunningServer,
+    SshKeys,
+    client_environment,
+    ssh_server_settings,
+    start_server,
+    stop_server,
+)
 
-REPO = "team/branches"
 PASSWORD = "branch-pw"
 POLICY = """
 [[repo]]
@@ -42,11 +52,13 @@ class Branches:
     client: Client
     ssh: str
     work: Path
+    repo: str = ""
+    """The test's own repository on the module's server (``_seed``)."""
 
     def url(self, transport: str) -> str:
         if transport == "ssh":
-            return f"ssh://alice@127.0.0.1:{self.server.port('ssh')}/{REPO}"
-        return f"http://alice:{PASSWORD}@127.0.0.1:{self.server.port('http')}/{REPO}"
+            return f"ssh://alice@127.0.0.1:{self.server.port('ssh')}/{self.repo}"
+        return f"http://alice:{PASSWORD}@127.0.0.1:{self.server.port('http')}/{self.repo}"
 
     def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.client.hg("--config", f"ui.ssh={self.ssh}", *args, **kw)
@@ -65,28 +77,28 @@ class Branches:
 
     def files(self) -> dict[tuple[str, bytes], bytes]:
         """Every file of the server's repository (store and ``.hg``), whichever the backend."""
-        repo = self.server.backend.open(REPO)
+        repo = self.server.backend.open(self.repo)
         assert isinstance(repo, HgRepo)
         return {(where, path): vfs.read(path) for where, vfs in (("store", repo.store), ("plain", repo.plain))
                 for path in vfs.walk()}
 
-    def remote_heads(self) -> list[str]:
-        """``branch:description`` of every head of the server's repository, closed ones too."""
-        check = self.work / "heads"
-        shutil.rmtree(check, ignore_errors=True)
-        self.hg("clone", "-q", "-U", self.url("ssh"), str(check))
+    def remote_heads(self, verify: bool = False) -> list[str]:
+        """``branch:description`` of every head of the server's repository, closed ones too (and
+        ``verify`` it): read with hg on disk for fs, from a fresh clone over HTTP for memory."""
+        if self.server.backend_name == "fs":
+            check = self.server.root / self.repo
+        else:
+            check = self.work / "check"
+            shutil.rmtree(check, ignore_errors=True)
+            self.hg("clone", "-q", "-U", self.url("http"), str(check))
+        if verify:
+            self.client.hg("verify", "-q", "-R", str(check))
         listed = self.client.hg("heads", "-c", "-R", str(check), "-T", "{branch}:{desc}\n").stdout
         return sorted(listed.splitlines())
 
     def verify(self) -> None:
         """``hg verify`` the server's copy: on disk for fs, through a fresh clone for memory."""
-        if self.server.backend_name == "fs":
-            self.client.hg("verify", "-q", "-R", str(self.server.root / REPO))
-            return
-        check = self.work / "verify"
-        shutil.rmtree(check, ignore_errors=True)
-        self.hg("clone", "-q", "-U", self.url("ssh"), str(check))
-        self.client.hg("verify", "-q", "-R", str(check))
+        self.remote_heads(verify=True)
 
     def assert_refused(self, result: subprocess.CompletedProcess[str], message: str,
                        before: dict[tuple[str, bytes], bytes]) -> None:
@@ -100,10 +112,20 @@ _SEEDS: list[Path] = []
 """The seed repository, made by the first test of the module and only read by the others."""
 
 
+_NAMES = itertools.count()
+
+EITHER = [("fs", "ssh"), ("memory", "http")]
+OTHER = [("fs", "http"), ("memory", "ssh")]
+"""Each refusal over both transports and on both backends, every pairing of the two somewhere in the
+module: the rule is checked on the push's changesets whichever transport brought them, and a
+refused push's rollback is the backend's whichever transport it came over."""
+
+
 def _seed(b: Branches) -> None:
-    """default, stable and release/1, one changeset each, written straight into the backend."""
+    """default, stable and release/1, one changeset each, written straight into the backend as the
+    test's own repository."""
     if not _SEEDS:
-        seed = b.work / "seed"
+        seed = b.work.parent / "seed"
         b.client.hg("init", str(seed))
         b.commit(seed, "base")
         b.client.hg("branch", "-q", "-R", str(seed), "stable")
@@ -113,28 +135,41 @@ def _seed(b: Branches) -> None:
         b.commit(seed, "release base")
         _SEEDS.append(seed)
     source = hgstore.open_repository(str(_SEEDS[0]), "seed")
-    target = b.server.backend.create(REPO, Kind.HG)
+    target = b.server.backend.create(b.repo, Kind.HG)
     assert target.kind is Kind.HG
     tx = target.transaction()
     tx.add_changegroup(source.emit_groups(source.missing([], source.heads()), DeltaMode.ANY))
     tx.commit()
 
 
-@pytest.fixture(params=BACKENDS)
-def branches(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
-             ssh_keys: SshKeys, tmp_path: Path) -> Branches:
-    policy = tmp_path / "hgwire.toml"
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request: pytest.FixtureRequest, reactor: Any, ssh_keys: SshKeys,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Branches]:
+    """One server per backend for the module; each test pushes to a repository of its own."""
+    base = tmp_path_factory.mktemp(f"branches-{request.param}")
+    policy = base / "hgwire.toml"
     policy.write_text(POLICY)
-    htpasswd = tmp_path / "htpasswd"
+    htpasswd = base / "htpasswd"
     htpasswd.write_text(f"alice:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
-    server = make_server(request.param, **ssh_server_settings(ssh_keys), http=[LOOPBACK],
-                         htpasswd=str(htpasswd), allow_push_over_http=True, config_file=str(policy))
-    b = Branches(server, client, ssh_keys.command(server.port("ssh")), client.cwd)
+    server = start_server(reactor, request.param, base / "root", **ssh_server_settings(ssh_keys),
+                          http=[LOOPBACK], htpasswd=str(htpasswd), allow_push_over_http=True,
+                          config_file=str(policy))
+    client = Client(client_environment(base), base)
+    yield Branches(server, client, ssh_keys.command(server.port("ssh")), base)
+    stop_server(reactor, server)
+
+
+@pytest.fixture
+def branches(served: Branches) -> Branches:
+    n = next(_NAMES)
+    work = served.client.cwd / f"work-{n}"
+    work.mkdir()
+    b = Branches(served.server, served.client, served.ssh, work, f"team/branches-{n}")
     _seed(b)
     return b
 
 
-@pytest.mark.parametrize("transport", ["ssh", "http"])
+@pytest.mark.parametrize(("served", "transport"), EITHER, indirect=["served"])
 def test_fast_forward_lands_and_a_forced_new_head_is_refused(branches: Branches, transport: str) -> None:
     b = branches
     work = b.clone(transport, "work")
@@ -164,7 +199,7 @@ def test_new_head_on_a_glob_protected_branch_is_refused(branches: Branches) -> N
     b.assert_refused(forced, "protected branch release/1: pushing a new head is not allowed", before)
 
 
-@pytest.mark.parametrize("transport", ["ssh", "http"])
+@pytest.mark.parametrize(("served", "transport"), OTHER, indirect=["served"])
 def test_closing_a_protected_branch_is_refused(branches: Branches, transport: str) -> None:
     b = branches
     work = b.clone(transport, "work", "release/1")
@@ -179,7 +214,7 @@ def test_closing_a_protected_branch_is_refused(branches: Branches, transport: st
     b.assert_refused(forced, "protected branch default: closing a head is not allowed", before)
 
 
-@pytest.mark.parametrize("transport", ["ssh", "http"])
+@pytest.mark.parametrize(("served", "transport"), EITHER, indirect=["served"])
 def test_no_direct_push_refuses_the_branch_but_not_the_others(branches: Branches, transport: str) -> None:
     b = branches
     work = b.clone(transport, "work", "stable")
@@ -194,8 +229,7 @@ def test_no_direct_push_refuses_the_branch_but_not_the_others(branches: Branches
 
     other = b.push(work, transport, "-r", "default")
     assert other.returncode == 0, (other.stdout, other.stderr)
-    assert b.remote_heads() == ["default:on default", "release/1:release base", "stable:stable base"]
-    b.verify()
+    assert b.remote_heads(verify=True) == ["default:on default", "release/1:release base", "stable:stable base"]
 
 
 def test_unprotected_branches_are_unaffected(branches: Branches) -> None:
@@ -213,18 +247,17 @@ def test_unprotected_branches_are_unaffected(branches: Branches) -> None:
     b.commit(work, "feature closed", "--close-branch")
     closed = b.push(work, "ssh", "-r", ".")
     assert closed.returncode == 0, (closed.stdout, closed.stderr)
-    assert b.remote_heads() == ["default:base", "feature:feature closed", "feature:feature two",
-                                "release/1:release base", "stable:stable base"]
-    b.verify()
+    assert b.remote_heads(verify=True) == ["default:base", "feature:feature closed", "feature:feature two",
+                                           "release/1:release base", "stable:stable base"]
 
 
-@pytest.mark.parametrize("branches", ["fs"], indirect=True)  # only a repository on disk has an hgrc
+@pytest.mark.parametrize("served", ["fs"], indirect=True)  # only a repository on disk has an hgrc
 def test_markers_may_not_rewrite_or_prune_a_protected_branch(branches: Branches) -> None:
     """With changeset evolution on, a marker that hides a protected branch's head moves the branch
     backwards: a prune pushed alone (no changeset at all) is refused as a whole, on a protected
     branch only."""
     b = branches
-    (b.server.root / REPO / ".hg" / "hgrc").write_text(
+    (b.server.root / b.repo / ".hg" / "hgrc").write_text(
         "[phases]\npublish = False\n[experimental]\nevolution = all\n")
     evolve = ("--config", "experimental.evolution=all")
     work = b.clone("ssh", "work")
@@ -247,5 +280,4 @@ def test_markers_may_not_rewrite_or_prune_a_protected_branch(branches: Branches)
     accepted = b.hg(*evolve, "push", "-R", str(work), "-r", "desc(base)", b.url("ssh"), check=False)
     assert accepted.returncode == 1, (accepted.stdout, accepted.stderr)  # hg's status for "no changes found"
     assert "remote: 1 new obsolescence markers" in accepted.stdout
-    assert "feature:feature work" not in b.remote_heads()
-    b.verify()
+    assert "feature:feature work" not in b.remote_heads(verify=True)
