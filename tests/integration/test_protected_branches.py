@@ -3,13 +3,15 @@
 The policy protects ``default`` and ``release/*`` (no new head, no closing) and
 ``stable`` with ``no_direct_push``.  One server per backend serves the module; each test's
 repository starts with one changeset on each of default, stable and release/1, written through
-the backend (the policy is the gateway's, so the seed bypasses it).  Every refused push must
+the backend (the policy is the gateway's, so the seed bypasses it).  hg's client runs forked from
+hg's chg server (``tests.hg_chg``; what the server accepts or refuses is the point here).  Every refused push must
 leave the repository's files byte for byte as they were and pass ``hg verify``.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -23,9 +25,11 @@ import pytest
 import backends.hg as hgstore
 from backends.hg.repository import HgRepo
 from backends.interfaces import DeltaMode, Kind
+from tests import hg_chg
 from tests.conftest import (
     BACKENDS,
     LOOPBACK,
+    VENV_BIN,
     Client,
     RunningServer,
     SshKeys,
@@ -60,8 +64,16 @@ class Branches:
             return f"ssh://alice@127.0.0.1:{self.server.port('ssh')}/{self.repo}"
         return f"http://alice:{PASSWORD}@127.0.0.1:{self.server.port('http')}/{self.repo}"
 
-    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return self.client.hg("--config", f"ui.ssh={self.ssh}", *args, **kw)
+    def hg(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """hg's client against the server (a clone, a push), in a process forked from hg's chg server
+        (``tests.hg_chg``): hg's own client code over the real ssh and HTTP, without its start-up."""
+        words = ["--config", f"ui.ssh={self.ssh}", *map(str, args)]
+        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.client.env, ())
+        result = chg.run(words, str(self.client.cwd), self.client.env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
 
     def clone(self, transport: str, label: str, branch: str = "default") -> Path:
         path = self.work / label
