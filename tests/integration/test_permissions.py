@@ -13,7 +13,9 @@ One server per backend for the whole module (git://, SSH and HTTP listeners,
   force-push, no deletion; fast-forwards pass.
 
 Each row is (who, transport, repository, access, allowed).  After the pushes the
-server repositories are checked with ``git fsck --full`` and ``hg verify``.
+server repositories are checked with ``git fsck --full`` and ``hg verify``.  The matrix's hg client
+runs forked from hg's chg server (``tests.hg_chg``; what the server allows is the point here); the
+tests with a server of their own run ``hg`` as a process.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from backends.interfaces import HgRepository, Kind
 from gateway.audit import AUDIT_NAMESPACE
+from tests import hg_chg
 from tests.conftest import (
     BACKENDS,
     LOOPBACK,
@@ -109,8 +112,20 @@ class Matrix:
         env = {"GIT_SSH_COMMAND": self.ssh_command(who)} if transport == "ssh" and who else {}
         return self.client.git(*args, env=env, **kw)
 
-    def hg(self, who: str, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return self.client.hg("--config", f"ui.ssh={self.ssh_command(who)}", *args, **kw)
+    def hg(self, who: str, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """hg's client against the server (clone, push), in a process forked from hg's chg server
+        (``tests.hg_chg``): hg's own client code over the real ssh and HTTP, without its start-up.  A
+        remote ``init`` stays a process: hg runs its ssh through ``ui.system``, which the chg client
+        runs with the caller's own stderr, where the server's refusal would not be read."""
+        words = ["--config", f"ui.ssh={self.ssh_command(who)}", *map(str, args)]
+        if "init" in words:
+            return self.client.hg(*words, check=check)
+        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.client.env, ())
+        result = chg.run(words, str(self.client.cwd), self.client.env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
 
     def fresh(self, label: str) -> Path:
         path = self.work / label
@@ -132,7 +147,8 @@ def _client(base: Path) -> Client:
         "HOME": str(home), "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
         "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_COMMITTER_NAME": "C",
         "GIT_COMMITTER_EMAIL": "c@example.com", "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "T <t@example.com>",
-        "HGENCODING": "utf-8", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "pack.threads", "GIT_CONFIG_VALUE_0": "1",
+        "HGENCODING": "utf-8", "GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "pack.threads", "GIT_CONFIG_VALUE_0": "1",
+        "GIT_CONFIG_KEY_1": "maintenance.auto", "GIT_CONFIG_VALUE_1": "false",  # (no `git maintenance` a commit)
     }
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
     return Client(env, base)
