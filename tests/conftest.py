@@ -41,8 +41,11 @@ VENV_BIN = str(Path(__file__).resolve().parent.parent / ".venv" / "bin")
 # and tests that build a delta structure and check what the server makes of it failed by chance
 # (a CI run: a shallow pack's trees composed once where twice were wanted).  Every git the tests
 # run, theirs and the server's, searches with one thread (git's documented GIT_CONFIG_COUNT).
+# And no ``git maintenance run --auto`` after each commit and fetch (a process of its own each time,
+# some 3 ms, tens of thousands in a run): hgwire's repacks are its own, started by name.
 if "GIT_CONFIG_COUNT" not in os.environ:
-    os.environ.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "pack.threads", "GIT_CONFIG_VALUE_0": "1"})
+    os.environ.update({"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "pack.threads", "GIT_CONFIG_VALUE_0": "1",
+                       "GIT_CONFIG_KEY_1": "maintenance.auto", "GIT_CONFIG_VALUE_1": "false"})
 
 
 @pytest.fixture(scope="session")
@@ -207,9 +210,18 @@ def client_environment(tmp_path: Path, scratch: Path | None = None) -> dict[str,
         "HGUSER": "Test <test@example.com>",
         "HGENCODING": "utf-8",
     }
-    subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
-    subprocess.run(["git", "config", "--global", "pack.threads", "1"], env=env, check=True)  # (see GIT_CONFIG_COUNT)
+    gitconfig = home / ".gitconfig"
+    if gitconfig.exists():  # (a second environment in the same home: what a test added to it kept)
+        for key, value in _GLOBAL_GIT_CONFIG:
+            subprocess.run(["git", "config", "--global", key, value], env=env, check=True)
+    else:  # (as `git config --global` writes it, without a git process for each setting)
+        gitconfig.write_text("".join(f"[{key.partition('.')[0]}]\n\t{key.partition('.')[2]} = {value}\n"
+                                     for key, value in _GLOBAL_GIT_CONFIG))
     return env
+
+
+_GLOBAL_GIT_CONFIG = (("init.defaultBranch", "main"), ("pack.threads", "1"), ("maintenance.auto", "false"))
+"""Every client environment's ``~/.gitconfig`` (see ``GIT_CONFIG_COUNT`` above)."""
 
 
 @dataclass
