@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 
 from backends.hg import lock, open_repository
 from backends.hg.vfs import FsVfs, NotRegularFile
+from tests import hg_command_server
 from tests.conftest import VENV_BIN
 
 ENV = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
@@ -55,21 +56,33 @@ def fifo_at(path: Path) -> Iterator[Path]:
 
 
 def _hg(repo: Path, *args: str) -> str:
-    done = subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", str(repo), *args], env=ENV, capture_output=True,
-                          text=True, check=False)
+    done = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(repo), *args], cwd=repo.parent,
+                                            env=ENV, text=True)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return str(done.stdout)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "r"
-    subprocess.run([os.path.join(VENV_BIN, "hg"), "init", str(path)], env=ENV, check=True)
+@pytest.fixture(scope="module")
+def repo_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[bytes, list[bytes]]]:
+    """The repository (built once, in the tests' hg command server) and the heads of its two branches."""
+    path = tmp_path_factory.mktemp("vfs") / "r"
+    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "init", str(path)], cwd=path.parent, env=ENV,
+                                     check=True)
     _hg(path, "debugbuilddag", "-q", "+5 :a @other +3")
     _hg(path, "phase", "-q", "-p", "-r", "all()")
     _hg(path, "debugupdatecaches")
     assert (path / ".hg" / "cache" / "branch2-served").exists()
     assert (path / ".hg" / "cache" / "rbc-names-v2").exists()
+    heads = {name.encode(): sorted(bytes.fromhex(n) for n in _hg(
+        path, "log", "-r", f"head() and branch({name})", "-T", "{node}\n").split()) for name in ("default", "other")}
+    return path, heads
+
+
+@pytest.fixture
+def repo(repo_template: tuple[Path, dict[bytes, list[bytes]]], tmp_path: Path) -> Path:
+    """A copy of the template for a test to change."""
+    path = tmp_path / "r"
+    shutil.copytree(repo_template[0], path, symlinks=True)
     return path
 
 
@@ -115,10 +128,10 @@ def test_regular_files_read_as_before(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cache", ["branch2-served", "rbc-names-v2", "rbc-revs-v2"])
-def test_a_cache_that_is_a_fifo_is_taken_as_absent(repo: Path, cache: str) -> None:
+def test_a_cache_that_is_a_fifo_is_taken_as_absent(repo_template: tuple[Path, dict[bytes, list[bytes]]], repo: Path,
+                                                   cache: str) -> None:
     """hg takes a cache it cannot read as missing and writes it anew; so does hgwire."""
-    expected = {name.encode(): sorted(bytes.fromhex(n) for n in _hg(
-        repo, "log", "-r", f"head() and branch({name})", "-T", "{node}\n").split()) for name in ("default", "other")}
+    expected = repo_template[1]
     with fifo_at(repo / ".hg" / "cache" / cache):
         found = open_repository(str(repo), "r").branchmap()
     assert {name: sorted(nodes) for name, nodes in found.items()} == expected
