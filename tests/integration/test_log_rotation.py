@@ -10,8 +10,8 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import VENV_BIN
 
 TWISTD = f"{VENV_BIN}/twistd"
+REOPENED = "was moved or removed; hgwire writes a new one there"
 
 
 class Logging:
@@ -37,16 +38,67 @@ class Logging:
             time.sleep(0.05)
         return False
 
-    def signal_and_mark(self, mark: str) -> None:
+    def signal_and_mark(self, mark: str, handled: Callable[[], bool]) -> None:
+        """SIGUSR1, then a request once ``handled`` says the reactor has handled the signal (it does
+        a turn later: a request made before would be logged where the signal had not yet moved it)."""
         self.proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.3)  # (the reactor handles it a turn later)
+        deadline = time.monotonic() + 10  # (then the request all the same: the test's asserts say what is wrong)
+        while not handled() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.request(f"?{mark}")
+
+    def reopened(self) -> bool:
+        """Whether the service said it writes a new FILE (SIGUSR1 after the file was moved)."""
+        return self.log.exists() and REOPENED.encode() in self.log.read_bytes()
+
+
+class _Shared:
+    """One service for the module's tests that need nothing but its start (a start is most of such a
+    test's cost): each gets it with ``logs/`` holding ``hgwire.log`` alone, empty, and written by the
+    service, else a service started anew."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory, self.stack, self.resets = factory, ExitStack(), 0
+        self.current: Logging | None = None
+
+    def fresh(self) -> Logging:
+        if self.current is not None and not self._reset(self.current):
+            self.stack.close()
+            self.current = None
+        if self.current is None:
+            self.stack = ExitStack()
+            self.current = self.stack.enter_context(_started(self.factory.mktemp("logging")))
+        return self.current
+
+    def _reset(self, logging: Logging) -> bool:
+        if logging.proc.poll() is not None or not logging.log.is_file():
+            return False
+        for entry in logging.log.parent.iterdir():
+            if entry != logging.log:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        with open(logging.log, "r+b") as emptied:
+            emptied.truncate(0)
+        self.resets += 1
+        logging.request(f"?reset{self.resets}")
+        if not logging.logged(logging.log, f"GET /?reset{self.resets} "):
+            return False  # (writing a file moved away: a test that failed)
+        with open(logging.log, "r+b") as emptied:
+            emptied.truncate(0)
+        return True
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Shared]:
+    service = _Shared(tmp_path_factory)
+    try:
+        yield service
+    finally:
+        service.stack.close()
 
 
 @pytest.fixture
-def logging(tmp_path: Path) -> Iterator[Logging]:
-    with _started(tmp_path) as started:
-        yield started
+def logging(shared: _Shared) -> Logging:
+    return shared.fresh()
 
 
 @contextmanager
@@ -96,7 +148,7 @@ def test_sigusr1_after_a_rename_writes_a_new_file(logging: Logging) -> None:
     was gone) and the service went on writing the renamed file."""
     moved = logging.log.with_name("hgwire.log-20261206")
     logging.log.rename(moved)
-    logging.signal_and_mark("renamed")
+    logging.signal_and_mark("renamed", logging.reopened)
     assert logging.logged(logging.log, "GET /?renamed"), "nothing was written to a new FILE"
     assert "GET /?renamed" not in moved.read_text()
     assert "was moved or removed; hgwire writes a new one there" in logging.log.read_text()
@@ -109,7 +161,7 @@ def test_sigusr1_after_logrotate_create_keeps_logrotate_names(logging: Logging) 
     moved = logging.log.with_name("hgwire.log-20261206")
     logging.log.rename(moved)
     logging.log.touch()
-    logging.signal_and_mark("created")
+    logging.signal_and_mark("created", logging.reopened)
     assert logging.logged(logging.log, "GET /?created")
     assert not logging.log.with_name("hgwire.log.1").exists()
     assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log", "hgwire.log-20261206"]
@@ -118,9 +170,9 @@ def test_sigusr1_after_logrotate_create_keeps_logrotate_names(logging: Logging) 
 def test_sigusr1_alone_still_rotates_as_twistd_does(logging: Logging) -> None:
     logging.request("?first")
     assert logging.logged(logging.log, "GET /?first")
-    logging.signal_and_mark("second")
-    assert logging.logged(logging.log, "GET /?second")
     rotated = logging.log.with_name("hgwire.log.1")
+    logging.signal_and_mark("second", rotated.exists)
+    assert logging.logged(logging.log, "GET /?second")
     assert "GET /?first" in rotated.read_text() and "GET /?first" not in logging.log.read_text()
 
 
