@@ -30,9 +30,11 @@ ENV = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com
 BRANCHES = ["default", "stable", "stable", "default", "feature", "stable"]
 
 
-def hg(path: Path, *args: str) -> None:
-    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(path), *args], cwd=path, env=ENV,
-                                     check=True)
+def hg(path: Path, command: str, *args: str) -> None:
+    # (the command before -R: hg_command_server takes a command line that starts with -R for no local
+    # command, and would run each as its own process)
+    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), command, "-R", str(path), *args], cwd=path,
+                                     env=ENV, check=True)
 
 
 def commit_on(path: Path, branches: list[str], start: int = 0) -> None:
@@ -143,7 +145,7 @@ def test_hgwire_writes_the_files_hg_writes(branchy: Path, tmp_path: Path) -> Non
     cl = repo.changelog()
     assert read(repo.plain, cl)[-1] == (b"stable", True)
     # and hg, reading them, answers as before
-    out = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(branchy), "log", "-r",
+    out = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "log", "-R", str(branchy), "-r",
                                             "branch(stable)", "-T", "{rev} "], cwd=branchy, env=ENV, check=True).stdout
     assert out == b"1 2 5 6 "
 
