@@ -55,9 +55,10 @@ def fifo_at(path: Path) -> Iterator[Path]:
         keep.unlink()
 
 
-def _hg(repo: Path, *args: str) -> str:
-    done = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(repo), *args], cwd=repo.parent,
-                                            env=ENV, text=True)
+def _hg(repo: Path, command: str, *args: str) -> str:
+    # (the command before -R: hg_command_server runs a command line that starts with -R as a process)
+    done = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), command, "-R", str(repo), *args],
+                                            cwd=repo.parent, env=ENV, text=True)
     assert done.returncode == 0, done.stderr
     return str(done.stdout)
 
