@@ -89,15 +89,17 @@ def check(args: list[str], cwd: Path) -> None:
         if arg.startswith(("--config=", "--config-file")) or arg == "--debugger":
             raise Unsuitable("an option this check does not read")
     rest = list(args)
-    while rest and rest[0] == "--config":
+    while rest and rest[0] in ("--config", "-R", "--repository", "--cwd"):  # (hg's global options: anywhere)
         rest = rest[2:]
+    while rest and rest[0].startswith(("--repository=", "-R")):
+        rest = rest[1:]
     if not rest or rest[0] not in LOCAL_COMMANDS | PEER_COMMANDS:
         raise Unsuitable("not a local command")
     if any("://" in arg for arg in args):
         raise Unsuitable("a URL")
     if any(arg == "--cwd" or arg.startswith("--cwd=") for arg in args):
         raise Unsuitable("its own --cwd")
-    repos = [_repository_of(rest, cwd)]
+    repos = [_repository_of(args, cwd)]  # (args: a -R before the command is no longer in rest)
     if rest[0] in PEER_COMMANDS:
         if repos[0] is not None and (repos[0] / ".hgsub").exists():
             raise Unsuitable("subrepositories, whose paths may be URLs")

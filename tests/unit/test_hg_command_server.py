@@ -74,11 +74,23 @@ def test_a_repository_that_loads_code_or_runs_hooks_keeps_its_commands_in_proces
         tmp_path: Path, hgrc: str, command: str, allowed: bool) -> None:
     (tmp_path / "repo" / ".hg").mkdir(parents=True)
     (tmp_path / "repo" / ".hg" / "hgrc").write_text(hgrc)
-    if allowed:
-        hg_command_server.check([command, "-R", "repo"], tmp_path)
-    else:
+    for args in ([command, "-R", "repo"], ["-R", "repo", command], ["--repository=repo", command], ["-Rrepo", command]):
+        if allowed:
+            hg_command_server.check(args, tmp_path)
+        else:
+            with pytest.raises(hg_command_server.Unsuitable):
+                hg_command_server.check(args, tmp_path)
+
+
+def test_a_command_after_its_repository_runs_in_the_server(tmp_path: Path) -> None:
+    """``hg -R PATH log`` (hg takes its global options before the command too): the server ran none
+    of those (the -R was taken for the command), each an hg process of half a second."""
+    hg_command_server.check(["-R", "repo", "log"], tmp_path)
+    hg_command_server.check(["--config", "ui.quiet=1", "--repository", "repo", "commit", "-m", "x"], tmp_path)
+    for args in (["-R", "repo", "serve"], ["-R", "repo", "log", "--cwd", "x"], ["-R", "repo", "push", "ssh://h/r"],
+                 ["-R", "repo", "--config", "extensions.strip=", "log"], ["--cwd", "x", "log"]):
         with pytest.raises(hg_command_server.Unsuitable):
-            hg_command_server.check([command, "-R", "repo"], tmp_path)
+            hg_command_server.check(args, tmp_path)
 
 
 def test_an_environment_of_its_own_runs_as_a_process(tmp_path: Path) -> None:
