@@ -154,6 +154,17 @@ def server(hg: str, env: dict[str, str], extensions: tuple[str, ...]) -> ChgServ
         return found
 
 
+def forked(hg: str, words: list[str], cwd: str, env: dict[str, str], extensions: tuple[str, ...] = (),
+           check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``hg WORDS`` forked from the server loading ``extensions`` (started on first use), as a test
+    client's ``hg`` gives it: with ``check``, ``AssertionError`` when it fails."""
+    result = server(hg, env, extensions).run(words, cwd, env, timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
+                             f"stdout: {result.stdout}\nstderr: {result.stderr}")
+    return result
+
+
 @atexit.register
 def stop_all() -> None:
     with _LOCK:

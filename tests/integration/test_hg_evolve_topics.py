@@ -189,12 +189,8 @@ class ForkedClient(EvolveClient):
         loaded = None if kw.keys() - {"cwd", "check", "timeout"} else _forkable(words, cwd)
         if loaded is None:
             return super().hg(*args, **kw)
-        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.env, loaded)
-        result = chg.run(words, str(cwd), self.env, kw.get("timeout", 120))
-        if kw.get("check", True) and result.returncode != 0:
-            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
-                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
+        return hg_chg.forked(os.path.join(VENV_BIN, "hg"), words, str(cwd), self.env, loaded,
+                             kw.get("check", True), kw.get("timeout", 120))
 
 
 @pytest.fixture

@@ -120,12 +120,8 @@ class Matrix:
         words = ["--config", f"ui.ssh={self.ssh_command(who)}", *map(str, args)]
         if "init" in words:
             return self.client.hg(*words, check=check)
-        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.client.env, ())
-        result = chg.run(words, str(self.client.cwd), self.client.env)
-        if check and result.returncode != 0:
-            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
-                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
+        return hg_chg.forked(os.path.join(VENV_BIN, "hg"), words, str(self.client.cwd), self.client.env,
+                             check=check)
 
     def fresh(self, label: str) -> Path:
         path = self.work / label

@@ -68,12 +68,8 @@ class Branches:
         """hg's client against the server (a clone, a push), in a process forked from hg's chg server
         (``tests.hg_chg``): hg's own client code over the real ssh and HTTP, without its start-up."""
         words = ["--config", f"ui.ssh={self.ssh}", *map(str, args)]
-        chg = hg_chg.server(os.path.join(VENV_BIN, "hg"), self.client.env, ())
-        result = chg.run(words, str(self.client.cwd), self.client.env)
-        if check and result.returncode != 0:
-            raise AssertionError(f"hg {' '.join(words)} failed with {result.returncode}:\n"
-                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
+        return hg_chg.forked(os.path.join(VENV_BIN, "hg"), words, str(self.client.cwd), self.client.env,
+                             check=check)
 
     def clone(self, transport: str, label: str, branch: str = "default") -> Path:
         path = self.work / label
