@@ -28,6 +28,22 @@ def served_and_twin(client: Client, server: RunningServer,
     return work, bare, twin
 
 
+def refused_as_git(client: Client, server: RunningServer, work: Path, twin: Path, says: str,
+                   refusing: bool) -> None:
+    """``ls-remote``, a clone and a push of ``main`` over ``file://`` to ``twin`` (git's answer) and to
+    the served ``v.git``: the first answered by both, the other two refused by both when
+    ``refusing``, hgwire's refusals saying ``says``."""
+    for url in (f"file://{twin}", server.git_url("v")):
+        tag = "git" if url.startswith("file:") else "ours"
+        done = (client.git("ls-remote", url, check=False),
+                client.git("clone", "-q", url, str(client.cwd / f"c-{tag}"), check=False),
+                client.git("push", url, "main:refs/heads/new", cwd=work, check=False))
+        for what, refused, run in zip(("ls-remote", "clone", "push"), (False, refusing, refusing), done, strict=True):
+            assert (run.returncode != 0) == refused, (tag, what, run.stderr)
+            if tag == "ours":
+                assert (says in run.stderr) == refused, (tag, what, run.stderr)
+
+
 def base_config_server(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                        tmp_path: Path, text: str) -> tuple[RunningServer, Path]:
     """A server over SSH whose ``--config`` file names ``tmp_path/gitconfig``, holding ``text``, as

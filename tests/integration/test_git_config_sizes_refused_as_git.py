@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.git_config_twins import served_and_twin
+from tests.git_config_twins import refused_as_git, served_and_twin
 
 
 @pytest.mark.parametrize("key", ["core.bigFileThreshold", "core.deltaBaseCacheLimit"])
@@ -19,13 +19,4 @@ def test_a_size_git_would_not_read_is_refused_where_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, key: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
     work, _bare, twin = served_and_twin(client, server, lambda bare: client.git("config", key, "lots", cwd=bare))
-    says = f"bad numeric config value 'lots' for '{key.lower()}'"
-    for url in (f"file://{twin}", server.git_url("v")):
-        tag = "git" if url.startswith("file:") else "ours"
-        done = (client.git("ls-remote", url, check=False),
-                client.git("clone", "-q", url, str(client.cwd / f"c-{tag}"), check=False),
-                client.git("push", url, "main:refs/heads/new", cwd=work, check=False))
-        for what, refused, run in zip(("ls-remote", "clone", "push"), (False, True, True), done, strict=True):
-            assert (run.returncode != 0) == refused, (tag, what, run.stderr)
-            if tag == "ours":
-                assert (says in run.stderr) == refused, (tag, what, run.stderr)
+    refused_as_git(client, server, work, twin, f"bad numeric config value 'lots' for '{key.lower()}'", True)
