@@ -41,7 +41,7 @@ from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closing_git
 from gateway.threads import IteratorProducer, run_blocking
-from gateway.web_access import check_web_access
+from gateway.web_access import check_web_access, upload_pack_enabled
 from protocols import client_gone
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 
@@ -171,8 +171,7 @@ def check_git_readable(front: HttpFront, name: str, repo: GitRepository) -> None
     (or its ``git-daemon-export-ok``) and its ``http.uploadpack``."""
     read_base_git_config(front.authorizer, repo)
     check_exported(front.authorizer, "git-http", name, repo)
-    enabled = getattr(repo, "http_service_enabled", None)
-    if enabled is not None and enabled("git-upload-pack") is False:
+    if not upload_pack_enabled(repo):
         raise PermissionDenied("Service not enabled: 'upload-pack'")
 
 

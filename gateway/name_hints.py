@@ -13,10 +13,10 @@ from backends.hg.keys import BOOLEANS
 from backends.interfaces import Kind
 from gateway.auth import FOLDER_SCAN_LIMIT, Access
 from gateway.channel import SessionContext
-from gateway.policy import EXPORT_CHECKED, export_all, read_base_git_config
+from gateway.policy import EXPORT_CHECKED, export_all, exported, read_base_git_config
 from gateway.protected import read_base_hgrc
 from gateway.repo_use import close_git
-from gateway.web_access import check_web_access
+from gateway.web_access import check_web_access, upload_pack_enabled
 from protocols.errors import HgwireError, NotARepository, RepositoryNotFound
 
 
@@ -87,12 +87,7 @@ def _git_shown(ctx: SessionContext, repo: object) -> bool:
     ``check_git_readable``, without its log line): exported (``[git] export_all``, or its
     ``git-daemon-export-ok``) and its ``http.uploadpack`` not false."""
     read_base_git_config(ctx.authorizer, repo)
-    if not export_all(ctx.authorizer):
-        marked = getattr(repo, "daemon_export_ok", None)
-        if marked is None or not marked():
-            return False
-    enabled = getattr(repo, "http_service_enabled", None)
-    return enabled is None or enabled("git-upload-pack") is not False
+    return exported(ctx.authorizer, repo) and upload_pack_enabled(repo)
 
 
 def readable_twin(ctx: SessionContext) -> str | None:

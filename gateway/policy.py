@@ -1162,14 +1162,21 @@ def check_exported(authorizer: Any, transport: str, name: str, repo: Any) -> Non
     A repository is exported when its git directory holds ``git-daemon-export-ok`` (its backend's
     optional ``daemon_export_ok()``; a backend without it exports nothing then).
     """
-    if transport not in EXPORT_CHECKED or getattr(repo, "kind", None) is not Kind.GIT or export_all(authorizer):
-        return
-    marked = getattr(repo, "daemon_export_ok", None)
-    if marked is not None and marked():
+    if transport not in EXPORT_CHECKED or getattr(repo, "kind", None) is not Kind.GIT or exported(authorizer, repo):
         return
     log.info("{repo}: not served over {transport}: it has no git-daemon-export-ok and [git] export_all is false",
              repo=name, transport=transport)
     raise RepositoryNotFound(f"repository {name} not found")
+
+
+def exported(authorizer: Any, repo: Any) -> bool:
+    """Whether git daemon would export the git repository ``repo``: ``[git] export_all``, or its
+    ``git-daemon-export-ok`` (its backend's optional ``daemon_export_ok()``; a backend without it
+    exports nothing then)."""
+    if export_all(authorizer):
+        return True
+    marked = getattr(repo, "daemon_export_ok", None)
+    return marked is not None and bool(marked())
 
 
 def public_url(authorizer: Any) -> str | None:

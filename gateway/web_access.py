@@ -51,3 +51,10 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("push")
     if allow_push is not None and not member(allow_push):
         refuse("push")
+
+
+def upload_pack_enabled(repo: object) -> bool:
+    """Whether a git repository's ``http.uploadpack`` lets git http-backend serve its fetches (its
+    backend's optional ``http_service_enabled``; a backend without it serves them)."""
+    enabled = getattr(repo, "http_service_enabled", None)
+    return enabled is None or enabled("git-upload-pack") is not False
