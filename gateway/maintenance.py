@@ -178,8 +178,8 @@ def start_repack(git_dir: str, name: str, git: str | None = None, commit_graph: 
     try:
         _spawn(_RepackProtocol(git_dir, name, binary, commit_graph, reverse_index))
     except Exception:
-        _running.discard(git_dir)
         git_maintenance.release_gc_lock(git_dir)
+        _running.discard(git_dir)
         raise
     bitmap = git_maintenance.has_bitmap(git_dir)
     log.info("repacking {repo}: {packs} pack(s), {bitmap_state}", repo=name, packs=git_maintenance.count_packs(git_dir),
@@ -239,8 +239,9 @@ class _GitProtocol(protocol.ProcessProtocol):
                 _spawn(following)
         finally:
             if following is None or following.reaper is None:  # (not started: let the repository go)
-                _running.discard(self.git_dir)
+                # gc.pid first: whoever sees the repository no longer running finds it let go
                 git_maintenance.release_gc_lock(self.git_dir)
+                _running.discard(self.git_dir)
 
     def succeeded(self, seconds: float) -> None:
         raise NotImplementedError
