@@ -1984,11 +1984,16 @@ class DulwichGitRepository:
             raise StorageError(str(exc)) from None
         return -1 if size < 0 else size
 
-    def _check_numbers(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
-        """``StorageError`` where the last value of one of ``keys`` is a number git would not read."""
+    def _check_numbers(self, keys: Iterable[tuple[bytes | tuple[bytes, ...], bytes]]) -> None:
+        """``StorageError`` where a value of one of ``keys`` is a number git would not read: each value
+        in the config files' order, as git's config callbacks meet them (a bad one dies even when a
+        later one is good), but the last alone of ``LAST_ONLY_NUMBERS`` (``git_config_get_int``)."""
         for section, name in keys:
+            values = self._config_values(section, name)
+            key = ".".join(part.decode() for part in (*(section if isinstance(section, tuple) else (section,)), name))
             try:
-                _git_int(self._config_last(section, name), f"{section.decode()}.{name.decode()}", 0)
+                for value in values[-1:] if (section, name) in LAST_ONLY_NUMBERS else values:
+                    _git_int(value, key, 0)
             except ConfigValueError as exc:
                 raise StorageError(str(exc)) from None
 
@@ -3999,6 +4004,10 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
     if number is None:
         raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
                                f"{_fix_it(value)}")
+    floor = NUMBER_FLOORS.get(key.lower())
+    if floor is not None and number < floor[0]:
+        raise ConfigValueError(f"bad config value '{value.decode('utf-8', 'replace')}' for '{key}' ({floor[1]}); "
+                               f"{_fix_it(value)}")
     return number
 
 
@@ -4015,6 +4024,8 @@ NUMBER_RANGES: Mapping[str, tuple[int, int]] = {
     "receive.certnonceslop": _ULONG,
     "uploadpackfilter.tree.maxdepth": _ULONG,
     "receive.maxinputsize": _INT64,
+    "receive.unpacklimit": _INT,
+    "transfer.unpacklimit": _INT,
     "receive.keepalive": _INT,
     "uploadpack.keepalive": _INT,
     "gc.auto": _INT,
@@ -4037,13 +4048,27 @@ git dies on ("bad numeric config value '-5' for 'core.bigfilethreshold': invalid
 range"), so it is refused where git refuses it (checked with git's receive-pack, upload-pack and
 pack-objects on each setting)."""
 
-RECEIVE_START_NUMBERS = ((b"receive", b"keepalive"), (b"receive", b"certnonceslop"),
-                         (b"core", b"filesreflocktimeout"))
+RECEIVE_START_NUMBERS: tuple[tuple[bytes | tuple[bytes, ...], bytes], ...] = (
+    (b"receive", b"keepalive"), (b"receive", b"certnonceslop"), (b"receive", b"maxinputsize"),
+    (b"receive", b"unpacklimit"), (b"transfer", b"unpacklimit"), (b"core", b"filesreflocktimeout"))
 """Numbers git's receive-pack reads as it starts, whatever the push (its config callback, and its
 ref transaction's lock timeout): one git would not read refuses every push."""
-UPLOAD_START_NUMBERS = ((b"uploadpack", b"keepalive"),)
-"""The same for git's upload-pack: every fetch and ``ls-remote`` (``uploadpackfilter.tree.maxDepth``
-is read with the filter rules)."""
+UPLOAD_START_NUMBERS: tuple[tuple[bytes | tuple[bytes, ...], bytes], ...] = (
+    (b"uploadpack", b"keepalive"), ((b"uploadpackfilter", b"tree"), b"maxdepth"))
+"""The same for git's upload-pack: every fetch and ``ls-remote``."""
+LAST_ONLY_NUMBERS = frozenset({(b"core", b"filesreflocktimeout")})
+"""Those of them git reads by ``git_config_get_int`` (the last value the files give): git's
+receive-pack and upload-pack read the others through their config callbacks, each value as it is
+met, so that ``receive.keepAlive = 12q`` then ``= 5`` refuses every push (checked with git 2.39's
+over ``file://``: ``core.filesRefLockTimeout`` so set is served)."""
+
+
+NUMBER_FLOORS: Mapping[str, tuple[int, str]] = {
+    "pack.threads": (0, "git's pack-objects refuses a number of threads below 0"),
+}
+"""Numbers git reads in their type's range and then refuses below a floor of its own, and why (git
+2.39's pack-objects dies on ``pack.threads = -1``, "invalid number of threads specified (-1)", and a
+clone is told only that the pack ended early)."""
 
 
 _GIT_NUMBER = re.compile(rb"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgG]?)")

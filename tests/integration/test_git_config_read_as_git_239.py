@@ -1,0 +1,77 @@
+"""Settings git 2.39's own services read otherwise than hgwire did, each checked beside git's answer
+(``file://``, protocol v0, where git's upload-pack reads its config as it starts) for ``ls-remote``,
+a clone and a push:
+
+- a number git's receive-pack or upload-pack reads through its config callback, written twice, the
+  first value one git cannot read (``12q``) and the last a good one: git dies at the first, hgwire
+  judged the last alone and served the request (``core.filesRefLockTimeout``, which git reads
+  last-only, is served by both);
+- ``receive.unpackLimit`` and ``transfer.unpackLimit`` past a C ``int`` (git refuses every push;
+  hgwire read neither) and ``pack.threads = -1`` (git's pack-objects dies, a clone fails; hgwire served
+  it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.git_config_twins import served_and_twin
+
+
+def _answers(client: Client, server: RunningServer, settings: list[tuple[str, str]]) -> dict[str, list[str | None]]:
+    """The served repository and its twin set with ``settings`` (``git config --add`` each): for git
+    (``file://``) and hgwire, the stderr of each of ``ls-remote``, a clone and a push it refused
+    (None for one it answered)."""
+
+    def configure(bare: Path) -> None:
+        for key, value in settings:
+            client.git("config", "--add", key, value, cwd=bare)
+
+    work, _bare, twin = served_and_twin(client, server, configure)
+    found: dict[str, list[str | None]] = {}
+    for tag, url in (("git", f"file://{twin}"), ("ours", server.git_url("v"))):
+        runs = (client.git("-c", "protocol.version=0", "ls-remote", url, check=False),
+                client.git("-c", "protocol.version=0", "clone", "-q", url, str(client.cwd / f"c-{tag}"), check=False),
+                client.git("-c", "protocol.version=0", "push", url, "main:refs/heads/new", cwd=work, check=False))
+        found[tag] = [run.stderr if run.returncode else None for run in runs]
+    return found
+
+
+@pytest.mark.parametrize(("key", "refused"), [
+    ("receive.keepAlive", (False, False, True)),
+    ("receive.certNonceSlop", (False, False, True)),
+    ("receive.maxInputSize", (False, False, True)),
+    ("uploadpack.keepAlive", (True, True, False)),
+    ("uploadpackfilter.tree.maxDepth", (True, True, False)),
+    ("core.filesRefLockTimeout", (False, False, False)),
+])
+def test_a_bad_value_before_a_good_one_is_refused_where_git_reads_each(
+        make_server: Callable[..., RunningServer], client: Client, key: str, refused: tuple[bool, ...]) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    found = _answers(client, server, [(key, "12q"), (key, "5")])
+    assert tuple(run is not None for run in found["git"]) == refused, found["git"]
+    assert tuple(run is not None for run in found["ours"]) == refused, found["ours"]
+    for run in filter(None, found["ours"]):
+        assert f"bad numeric config value '12q' for '{key.lower()}'" in run, run
+
+
+@pytest.mark.parametrize(("settings", "refused", "says"), [
+    ([("receive.unpackLimit", "4294967296")], (False, False, True),
+     "bad numeric config value '4294967296' for 'receive.unpacklimit' (git reads it from -2147483647 to 2147483647)"),
+    ([("transfer.unpackLimit", "4294967296")], (False, False, True),
+     "bad numeric config value '4294967296' for 'transfer.unpacklimit'"),
+    ([("pack.threads", "-1")], (False, True, False),
+     "bad config value '-1' for 'pack.threads' (git's pack-objects refuses a number of threads below 0)"),
+])
+def test_a_setting_git_refuses_is_refused_as_git_refuses_it(
+        make_server: Callable[..., RunningServer], client: Client, settings: list[tuple[str, str]],
+        refused: tuple[bool, ...], says: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    found = _answers(client, server, settings)
+    assert tuple(run is not None for run in found["git"]) == refused, found["git"]
+    assert tuple(run is not None for run in found["ours"]) == refused, found["ours"]
+    for run in filter(None, found["ours"]):
+        assert says in run, run
