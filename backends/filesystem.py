@@ -640,11 +640,12 @@ def _remove_ref_locks(path: str, since_ns: int) -> None:
 
 _V0_EXTENSIONS = frozenset({b"noop", b"preciousobjects", b"partialclone", b"worktreeconfig"})
 """The extensions git reads in a repository of format version 0 (it ignores any other there)."""
-_V1_EXTENSIONS = frozenset({b"noop-v1", b"objectformat", b"compatobjectformat", b"refstorage",
-                            b"relativeworktrees", b"submodulepathconfig"})
-"""Those it reads in version 1 only (it refuses a version 0 repository that has one)."""
-_IGNORED_EXTENSIONS = frozenset({b"noop", b"noop-v1", b"worktreeconfig", b"relativeworktrees",
-                                 b"submodulepathconfig", b"preciousobjects"})
+_V1_EXTENSIONS = frozenset({b"noop-v1", b"objectformat"})
+"""Those git 2.39 reads in version 1 only (it refuses a version 0 repository that has one); any
+other it does not know, ignored in version 0 and refused in version 1 ("unknown repository
+extension found": ``refStorage``, ``compatObjectFormat``, ``relativeWorktrees`` and
+``submodulePathConfig`` came with later gits)."""
+_IGNORED_EXTENSIONS = frozenset({b"noop", b"noop-v1", b"worktreeconfig", b"preciousobjects"})
 """Those that change nothing hgwire reads or writes (working trees; ``preciousObjects`` forbids
 deleting objects, which only the maintenance repack does: ``DulwichGitRepository`` does not run it)."""
 
@@ -734,13 +735,17 @@ def _judge_extensions(config: ConfigFile) -> tuple[bool, list[bytes]]:
                                      "core.repositoryformatversion to 1 in its config to serve it")
         for name in set(values) - _V0_EXTENSIONS:  # git ignores them: so does hgwire
             ignored += names[name]
-    storage = values.get(b"refstorage")
+    storage = values.get(b"refstorage") if version else None
     if storage is not None and storage != b"files":
         raise UnsupportedFeature("unsupported repository feature: reftable refs (extensions.refStorage = "
                                  f"{storage.decode('utf-8', 'replace')[:40]}); convert them with "
                                  "'git refs migrate --ref-format=files' to serve it")
-    if storage is not None:
-        ignored += names[b"refstorage"]
+    unknown = sorted(set(values) - _V0_EXTENSIONS - _V1_EXTENSIONS) if version else []
+    if unknown:  # (git 2.39 refuses them: dulwich would name only some)
+        shown = unknown[0].decode("utf-8", "replace")[:40]
+        raise UnsupportedFeature(f"unsupported repository feature: git extension '{shown}', which git 2.39 does "
+                                 "not know and refuses too (\"unknown repository extension found\"); remove "
+                                 f"extensions.{shown} from the repository's config to serve it")
     promisor = values.get(b"partialclone") and b"extensions.partialClone"
     for section in config.sections():  # git since 2.28 marks the remote instead: remote.<name>.promisor
         with suppress(KeyError):

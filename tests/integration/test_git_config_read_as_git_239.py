@@ -7,8 +7,9 @@ a clone and a push:
   judged the last alone and served the request (``core.filesRefLockTimeout``, which git reads
   last-only, is served by both);
 - ``receive.unpackLimit`` and ``transfer.unpackLimit`` past a C ``int`` (git refuses every push;
-  hgwire read neither) and ``pack.threads = -1`` (git's pack-objects dies, a clone fails; hgwire served
-  it)."""
+  hgwire read neither), ``pack.threads = -1`` (git's pack-objects dies, a clone fails; hgwire served
+  it), ``extensions.refStorage = files`` in format version 1 (git 2.39 does not know it and refuses
+  the repository; hgwire served it)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def test_a_bad_value_before_a_good_one_is_refused_where_git_reads_each(
      "bad numeric config value '4294967296' for 'transfer.unpacklimit'"),
     ([("pack.threads", "-1")], (False, True, False),
      "bad config value '-1' for 'pack.threads' (git's pack-objects refuses a number of threads below 0)"),
+    ([("core.repositoryFormatVersion", "1"), ("extensions.refStorage", "files")], (True, True, True),
+     "git extension 'refstorage', which git 2.39 does not know and refuses too"),
 ])
 def test_a_setting_git_refuses_is_refused_as_git_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, settings: list[tuple[str, str]],

@@ -224,9 +224,12 @@ def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, se
     ("0", {"noop-v1": "true"}, "version 0"),
     ("1", {"noop": "true", "noop-v1": "true", "worktreeConfig": "true"}, None),
     ("1", {"preciousObjects": "yes"}, None),
-    ("1", {"refStorage": "files"}, None),                 # what an explicit --ref-format=files means
-    ("1", {"refStorage": "files", "objectFormat": "sha1"}, None),
-    ("1", {"relativeWorktrees": "true", "submodulePathConfig": "true"}, None),
+    # what git 2.45's explicit --ref-format=files writes, and later gits' extensions: git 2.39 knows none
+    ("1", {"refStorage": "files"}, ("git extension 'refstorage', which git 2.39 does not know .* remove "
+                                    "extensions.refstorage from the repository's config")),
+    ("1", {"refStorage": "files", "objectFormat": "sha1"}, "git extension 'refstorage'"),
+    ("1", {"relativeWorktrees": "true"}, "git extension 'relativeworktrees'"),
+    ("0", {"refStorage": "files", "relativeWorktrees": "true", "compatObjectFormat": "sha256"}, None),  # (ignored)
     ("1", {"refStorage": "reftable"}, "reftable refs"),
     ("1", {"partialClone": "origin"}, "a partial clone .* 'git clone --mirror' without --filter"),
     ("0", {"partialClone": "origin"}, "a partial clone"),
