@@ -689,7 +689,7 @@ class _ServedRepo(Repo):
         """dulwich's, its files read as ``ConfigReads`` reads them (regular files, a bounded size)."""
         path = os.path.join(self.commondir(), "config")
         try:
-            config = read_config(path, condition_matchers=self._get_config_condition_matchers())
+            config: ConfigFile = read_config(path, condition_matchers=self._get_config_condition_matchers())
         except FileNotFoundError:
             config = ConfigFile()
             config.path = path

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import BinaryIO, Literal, Self, TypeVar, cast
 
 from dulwich.config import CaseInsensitiveOrderedMultiDict, ConditionMatcher, ConfigFile, match_glob_pattern
@@ -3484,7 +3485,7 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     path = getattr(config, "path", None)
     if not path:
         return gathered
-    reads = GitConfigReads(getattr(config, "whose", REPOSITORY_CONFIG))
+    reads = GitConfigReads(config.whose if isinstance(config, GitConfigFile) else REPOSITORY_CONFIG)
     files = _files_read(config)  # (the bytes the config was read from, as they were then)
     data = files.get(os.fspath(path))
     if data is None:
@@ -3811,26 +3812,39 @@ _checked_configs: dict[bytes, int] = {}
 _checked_configs_guard = threading.Lock()
 
 
+class GitConfigFile(ConfigFile):
+    """dulwich's ``ConfigFile`` as ``read_config`` read it, with what that read learnt of its files."""
+
+    files_read: Mapping[str, bytes] = MappingProxyType({})
+    """The bytes of each file read, by the path it was opened by (for ``_hide_rules``: git reads
+    them once a request)."""
+    whose: str = REPOSITORY_CONFIG
+    """Whose config it is, for messages (``REPOSITORY_CONFIG``, ``SERVER_CONFIG``)."""
+    valueless: frozenset[bytes] = frozenset()
+    """The settings its files write without ``=`` (for ``valueless_number``)."""
+
+
 def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | None = None,
-                whose: str = REPOSITORY_CONFIG) -> ConfigFile:
+                whose: str = REPOSITORY_CONFIG) -> GitConfigFile:
     """dulwich's ``ConfigFile.from_path`` of the git config ``path`` and its includes, each read
     through one ``ConfigReads`` (``FileNotFoundError`` for a missing ``path``)."""
     reads = GitConfigReads(whose)
-    config = ConfigFile.from_path(path, condition_matchers=condition_matchers, file_opener=reads.open)
-    config.files_read = reads.files  # type: ignore[attr-defined]  # (for _hide_rules: git reads them once a request)
-    config.whose = whose  # type: ignore[attr-defined]  # (and whose they are, for its messages)
-    config.valueless = frozenset(reads.valueless)  # type: ignore[attr-defined]  # (for valueless_number)
+    config = cast(GitConfigFile, GitConfigFile.from_path(path, condition_matchers=condition_matchers,
+                                                         file_opener=reads.open))  # (from_path makes its cls)
+    config.files_read = reads.files
+    config.whose = whose
+    config.valueless = frozenset(reads.valueless)
     return config
 
 
 def _files_read(config: ConfigFile) -> Mapping[str, bytes]:
     """The bytes ``read_config`` kept of the files ``config`` was read from (none otherwise)."""
-    return cast(Mapping[str, bytes], getattr(config, "files_read", None) or {})
+    return config.files_read if isinstance(config, GitConfigFile) else {}
 
 
 def _valueless(config: ConfigFile) -> frozenset[bytes]:
     """The settings ``read_config`` found written without ``=`` in ``config``'s files (none otherwise)."""
-    return cast(frozenset[bytes], getattr(config, "valueless", None) or frozenset())
+    return config.valueless if isinstance(config, GitConfigFile) else frozenset()
 
 
 def read_base_config(path: str) -> ConfigFile:
