@@ -3546,7 +3546,7 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
     reads = reads if reads is not None else GitConfigReads()
     found: list[bytes] = []
     data = data.removeprefix(_BOM)
-    for start, end, part in _config_parts(data):
+    for _, _, part in _config_parts(data):
         for section in part.sections():
             kind = section[0].lower()
             if forbid_urls and kind == b"remote" and len(section) == 2 and \
@@ -3557,7 +3557,7 @@ def _in_file_order(data: bytes, path: str, wanted: tuple[bytes, ...],
             if len(section) == 1 and kind in wanted and not remote_pass:
                 values = [value for name, value in part.items(section) if name.lower() == b"hiderefs"]
                 if b"true" in values:
-                    _refuse_valueless(data, start, end, kind, path, reads.whose)
+                    _refuse_valueless(data, kind, path, reads.whose)
                 found += values
             elif (kind == b"include" and len(section) == 1) or (kind == b"includeif" and len(section) == 2):
                 found += _include_rules(part, section, path, wanted, conditions, whole, depth, reads, files,
@@ -3615,22 +3615,18 @@ def _parse_config_parts(data: bytes) -> tuple[tuple[int, int, ConfigFile], ...]:
 _kept_config_parts = functools.lru_cache(maxsize=MAX_PARTS_KEPT)(_parse_config_parts)
 
 
-_VALUELESS_HIDEREFS = re.compile(rb"^[ \t]*(?:\[[^\]\n]*\][ \t]*)?hiderefs[ \t]*(?:[#;].*)?\r?$",
-                                 re.MULTILINE | re.IGNORECASE)
-"""``hideRefs`` written without ``=``, on a line of its own or after its section's header on the
-header's line (``[transfer] hideRefs``: git reads that too; only ``transfer``, ``uploadpack`` and
-``receive``, which have no subsections, are searched)."""
-
-
-def _refuse_valueless(data: bytes, start: int, end: int, section: bytes, path: str, whose: str) -> None:
-    """``StorageError`` when the part ``data[start:end]`` of the config file ``path`` writes
-    ``hideRefs`` without ``=`` (dulwich reads it as ``true``; git's upload-pack and receive-pack
-    refuse the config: "missing value for 'transfer.hiderefs'")."""
-    found = _VALUELESS_HIDEREFS.search(data, start, end)
-    if found is None:
+def _refuse_valueless(data: bytes, section: bytes, path: str, whose: str) -> None:
+    """``StorageError`` when the config file ``path`` (``data``) writes ``section``'s ``hideRefs``
+    without ``=`` (dulwich reads it as ``true``; git's upload-pack and receive-pack refuse the
+    config: "missing value for 'transfer.hiderefs'"), naming the line it is first so written on.
+    Which settings have no value is what git's own parse of the file found (``_canonical``): a
+    pattern over the file's lines took a continuation line ``hiderefs`` (a part of the value above
+    it) for one and refused a config git serves."""
+    made = _canonical(data)
+    line = made.valueless_lines.get(section + b".hiderefs") if made is not None else None
+    if line is None:
         return
     key = f"{section.decode('ascii', 'replace')}.hiderefs"
-    line = data.count(b"\n", 0, found.start()) + 1
     raise StorageError(f"{whose} sets '{key}' without a value (line {line} of {_shown_file(path, whose)}), "
                        "which git refuses as a bad config variable; tell the server's operator")
 

@@ -30,8 +30,8 @@ Pure functions over bytes: no I/O, no git.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from protocols.text import printable
 
@@ -483,7 +483,15 @@ _ESCAPES = {ord("t"): 0x09, ord("b"): 0x08, ord("n"): 0x0A, ord("\\"): 0x5C, ord
 def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
     """The settings of a git config file, as git's parser hands them on: ``(name, value)``, the
     name ``section[.subsection].key`` (section and key lower-cased), the value None for a bare
-    key.  Raises ``ConfigSyntaxError`` where git's parser stops, after the settings before it.
+    key.  Raises ``ConfigSyntaxError`` where git's parser stops, after the settings before it
+    (``_placed_entries``)."""
+    for name, value, _ in _placed_entries(data):
+        yield name, value
+
+
+def _placed_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None, int]]:
+    """``config_entries``, each with the line a valueless key is on (1 the first; 0 for a key with
+    a value, whose line nobody asks).
 
     As git reads it: ``\\r\\n`` is a newline; a UTF-8 byte-order mark starts the file or not at
     all; ``#`` and ``;`` start comments; ``[section]``, ``[section.sub]`` (lower-cased) or
@@ -500,6 +508,7 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
         at = len(_BOM)
     stem = b""
     start = at
+    lines = counted = 0
     try:
         while at < end:
             start = at
@@ -519,11 +528,13 @@ def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
                 while at < end and text[at] in b" \t":
                     at += 1
                 if at >= end or text[at] == 0x0A:
-                    yield name, None
+                    lines += text.count(b"\n", counted, start)  # (counted on from the last one: one pass in all)
+                    counted = start
+                    yield name, None, lines + 1
                     at += 1
                 elif text[at] == 0x3D:  # "="
                     value, at = _value(text, at + 1)
-                    yield name, value
+                    yield name, value, 0
                 else:
                     raise _bad("a key without '='", at)
             else:
@@ -544,6 +555,8 @@ class CanonicalConfig:
     """The names (``section[.subsection].key``, as ``config_entries`` gives them) the file writes
     without ``=`` at least once: dulwich reads such a line as ``true``, git as no value at all (a
     boolean's true, but a size's "bad numeric config value ''")."""
+    valueless_lines: Mapping[bytes, int] = field(default_factory=dict)
+    """The line each of ``valueless`` is first written without ``=`` on (1 the first), for messages."""
 
 
 def canonical_config(data: bytes) -> CanonicalConfig | None:
@@ -555,12 +568,12 @@ def canonical_config(data: bytes) -> CanonicalConfig | None:
     subsection not lower-cased).  None for a file git's parser stops in (``ConfigSyntaxError``'s
     callers say so)."""
     out: bytearray | None = bytearray()
-    valueless: set[bytes] = set()
+    valueless: dict[bytes, int] = {}
     current: tuple[bytes, bytes | None] | None = None
     try:
-        for name, value in config_entries(data):
+        for name, value, line in _placed_entries(data):
             if value is None:
-                valueless.add(name)
+                valueless.setdefault(name, line)
             section, _, rest = name.partition(b".")
             subsection, dot, key = rest.rpartition(b".")
             if out is None:
@@ -575,7 +588,7 @@ def canonical_config(data: bytes) -> CanonicalConfig | None:
             out += b"\t" + key + (b"\n" if value is None else b" = " + _value_text(value) + b"\n")
     except ConfigSyntaxError:
         return None
-    return CanonicalConfig(bytes(out) if out is not None else None, frozenset(valueless))
+    return CanonicalConfig(bytes(out) if out is not None else None, frozenset(valueless), valueless)
 
 
 _AS_IS = re.compile(rb'(?:[^\s"#;\\](?:[^"#;\\\n]*[^\s"#;\\])?)?')
