@@ -1584,6 +1584,25 @@ class DulwichGitRepository:
         value = self._config_last(b"pack", b"writereverseindex")
         return value is None or _git_bool(value, "pack.writereverseindex")
 
+    def auto_gc_refusal(self) -> str | None:
+        """What git's ``gc --auto``, which its receive-pack runs after each push whatever the push's
+        outcome (unless ``receive.autogc`` is false), dies of here: a ``gc.auto`` or
+        ``gc.autoPackLimit`` whose last value (``git_config_get_int``) git would not read.  git's
+        receive-pack passes that on to the pusher ("remote: fatal: bad numeric config value …")
+        and the push stands; None where it would run clean, or for a repository not on disk.
+        Reads the config the push has read already."""
+        if self._disk_git_dir() is None:
+            return None
+        try:
+            autogc = self._config_last(b"receive", b"autogc")
+            if autogc is not None and not _git_bool(autogc, "receive.autogc"):
+                return None
+            for name in (b"auto", b"autopacklimit"):
+                _git_int(self._config_last(b"gc", name), f"gc.{name.decode()}", 0)
+        except ConfigValueError as exc:
+            return str(exc)
+        return None
+
     def _auto_repacked(self) -> tuple[str, int] | None:
         """The git directory of a repository on disk whose config lets it be repacked on its own
         (git's ``receive.autogc`` and ``gc.auto = 0``; not where ``extensions.preciousObjects`` is

@@ -1285,7 +1285,7 @@ class ReceivePackSession(_GitSession):
         unpack_error, results, hook_output = outcome
         assert self._core.commands is not None
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
-        told = self._warnings + hook_output
+        told = self._warnings + hook_output + (maintenance.told_after_push(self._repo) if self._repo is not None else b"")
         self._write(self._core.progress(told) + self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
         if unpack_error is None and refused < len(results) and self._repo is not None:

@@ -80,6 +80,16 @@ def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: 
         _not_counted, name)
 
 
+def told_after_push(repo: GitRepository) -> bytes:
+    """What git's receive-pack tells the pusher of its ``gc --auto`` after the push: the error it
+    dies of for a ``gc.auto`` or ``gc.autoPackLimit`` git would not read (``auto_gc_refusal``),
+    as ``fatal: …`` (the pusher's client shows "remote: fatal: …"; the push stands); nothing
+    otherwise.  On the reactor: the config it reads is the one the push read in the pool."""
+    refusal = getattr(repo, "auto_gc_refusal", None)  # optional: a backend may not have it
+    why = refusal() if refusal is not None else None
+    return b"" if why is None else f"fatal: {why}\n".encode("utf-8", "replace")
+
+
 def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int) -> None:
     """On the reactor, after a fetch sent a pack: repack in the background if the repository is big
     and has no bitmap (every clone of it walks its history)."""
