@@ -41,6 +41,7 @@ from backends.git import (
     read_config,
     symlink_ref,
     valueless_number,
+    written_values,
 )
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, ObjectFormat, Repository
@@ -780,16 +781,13 @@ def _open_values_for_dulwich(config: ConfigFile) -> dict[str, tuple[str, str]]:
     service is told, by key (``_ServedRepo.refusals``)."""
     refusals: dict[str, tuple[str, str]] = {}
     for (section, name), setting in OPEN_SETTINGS.items():
-        try:
-            values = list(config.get_multivar((section,), name))
-        except KeyError:
-            continue
+        values = written_values(config, section, name)
         if not values:
             continue
         key = f"{section.decode()}.{name.decode()}"
         try:
-            for value in values[-1:] if setting.last_only else values:  # (git dies at the first it cannot read)
-                read = str(_git_int(valueless_number(value, section, name, config), key, 0)).encode() if setting.number else \
+            for value, valueless in values[-1:] if setting.last_only else values:  # (git dies at the first it cannot read)
+                read = str(_git_int(valueless_number(value, valueless), key, 0)).encode() if setting.number else \
                     (b"true" if _git_bool(value, key) else b"false")
             config.set((section,), name, read)
         except ConfigValueError as exc:

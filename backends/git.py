@@ -3650,20 +3650,37 @@ def _refuse_valueless(data: bytes, section: bytes, path: str, whose: str) -> Non
                        "which git refuses as a bad config variable; tell the server's operator")
 
 
-def valueless_number(value: bytes, section: bytes, name: bytes, config: ConfigFile) -> bytes:
-    """``value`` of the size setting ``section.name``, but empty where ``config``'s files write it
-    without ``=`` (dulwich reads such a line as ``true``; git reads no value, and its message about
-    it names the value ``''``: "bad numeric config value '' for 'core.bigfilethreshold'").  Which
-    settings have no value is what git's parser found as the files were read (``read_config``): a
-    pattern over the files' lines took ``bigFileThreshold`` alone in another section for this one
-    (naming ``''`` where git names ``'true'``) and missed it on its header's line (``[core]
-    bigFileThreshold``).  A setting written both ways in one config has each ``true`` taken as
-    valueless."""
-    if value != b"true" or b"%s.%s" % (section.lower(), name.lower()) not in _valueless(config):
+def valueless_number(value: bytes, valueless: bool) -> bytes:
+    """``value`` of a size setting, but empty where its file wrote it without ``=`` (``valueless``,
+    from ``written_values``: dulwich reads such a line as ``true``; git reads no value, and its
+    message about it names the value ``''``: "bad numeric config value '' for
+    'core.bigfilethreshold'")."""
+    if not valueless:
         return value
     if isinstance(value, ServerConfigValue):
         return _server_value(b"", value.path)
     return b""
+
+
+def written_values(config: ConfigFile, section: bytes, name: bytes) -> list[tuple[bytes, bool]]:
+    """Every value ``config`` gives ``section.name``, in order, each with whether its file wrote it
+    without ``=``.  Which settings have no value is what git's parser found as the files were read
+    (``read_config``): a pattern over the files' lines took ``bigFileThreshold`` alone in another
+    section for this one (naming ``''`` where git names ``'true'``) and missed it on its header's
+    line (``[core] bigFileThreshold``).  Which of a key's values has none is told by its key as
+    dulwich kept it (``CanonicalConfig.text``: a valueless key upper-cased), where each ``true`` of
+    a key written both ways (``= true`` and alone) was taken as valueless; where a file was given
+    to dulwich as written (``kept_as_written``), still so."""
+    lowered = name.lower()
+    try:
+        written = [(key, value if isinstance(value, bytes) else b"true") for key, value in config.items((section,))
+                   if key.lower() == lowered]
+    except KeyError:
+        return []
+    if b"%s.%s" % (section.lower(), lowered) not in _valueless(config):
+        return [(value, False) for _, value in written]
+    as_written = not isinstance(config, GitConfigFile) or config.kept_as_written
+    return [(value, value == b"true" and (as_written or key != key.lower())) for key, value in written]
 
 
 def _include_holds(part: ConfigFile, condition: bytes, config_dir: str,
@@ -3742,6 +3759,8 @@ class GitConfigReads(ConfigReads):
         """The bytes read of each file, by the path it was opened by (``_files_read``)."""
         self.valueless: set[bytes] = set()
         """The settings the files write without ``=`` (``CanonicalConfig.valueless``)."""
+        self.kept_as_written = False
+        """Whether a file was read as it is written (``GitConfigFile.kept_as_written``)."""
 
     def read(self, path: str | os.PathLike[str] | bytes) -> bytes:
         """The file's bytes; ``StorageError`` for one git's parser stops in ("bad config line N in
@@ -3760,6 +3779,7 @@ class GitConfigReads(ConfigReads):
                                "tell the server's operator")
         canonical = _canonical(data)  # (what dulwich reads: git's settings, in one form; ``files`` keeps the
         if canonical is None or canonical.text is None:  # file's own bytes, whose lines messages name)
+            self.kept_as_written = True
             return data
         self.valueless |= canonical.valueless
         return canonical.text
@@ -3836,7 +3856,10 @@ class GitConfigFile(ConfigFile):
     whose: str = REPOSITORY_CONFIG
     """Whose config it is, for messages (``REPOSITORY_CONFIG``, ``SERVER_CONFIG``)."""
     valueless: frozenset[bytes] = frozenset()
-    """The settings its files write without ``=`` (for ``valueless_number``)."""
+    """The settings its files write without ``=`` (for ``written_values``)."""
+    kept_as_written: bool = False
+    """Whether a file was given to dulwich as written (``CanonicalConfig.text`` None), where a
+    valueless key is not known by its case."""
 
 
 def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | None = None,
@@ -3849,6 +3872,7 @@ def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | 
     config.files_read = reads.files
     config.whose = whose
     config.valueless = frozenset(reads.valueless)
+    config.kept_as_written = reads.kept_as_written
     return config
 
 
@@ -3955,9 +3979,8 @@ def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
     ``core.commitGraph`` or ``core.multiPackIndex`` only when the repository's own sets none)."""
     refusals: dict[str, str] = {}
     for (section, name), setting in OPEN_SETTINGS.items():
-        try:
-            values = [v if isinstance(v, bytes) else b"true" for v in base.get_multivar((section,), name)]
-        except KeyError:
+        values = written_values(base, section, name)
+        if not values:
             continue
         if setting.last_only:
             try:
@@ -3967,9 +3990,9 @@ def _base_refusals(base: ConfigFile, own: ConfigFile) -> dict[str, str]:
                 values = values[-1:]
         key = f"{section.decode()}.{name.decode()}"
         try:
-            for value in values:
+            for value, valueless in values:
                 tagged = _server_value(value, base.path)
-                _git_int(valueless_number(tagged, section, name, base), key, 0) if setting.number else _git_bool(tagged, key)
+                _git_int(valueless_number(tagged, valueless), key, 0) if setting.number else _git_bool(tagged, key)
         except ConfigValueError as exc:
             for service in setting.refused_by:
                 refusals.setdefault(service, str(exc))

@@ -549,8 +549,10 @@ class CanonicalConfig:
     """A git config file as ``canonical_config`` writes it for dulwich, and what that form loses."""
 
     text: bytes | None
-    """The settings in the one form dulwich reads as git does; None for a file with a setting of no
-    section name (``.sub.key``), left as it is."""
+    """The settings in the one form dulwich reads as git does, each key lower-cased but a valueless
+    one's, upper-cased: dulwich reads it as ``true`` and keeps its key as written, so a value is
+    known for valueless by its key (``git.written_values``) where a key is written both ways.  None
+    for a file with a setting of no section name (``.sub.key``), left as it is."""
     valueless: frozenset[bytes]
     """The names (``section[.subsection].key``, as ``config_entries`` gives them) the file writes
     without ``=`` at least once: dulwich reads such a line as ``true``, git as no value at all (a
@@ -562,7 +564,7 @@ class CanonicalConfig:
 def canonical_config(data: bytes) -> CanonicalConfig | None:
     """The settings of a git config file as git reads them, in its order, written in the one form
     dulwich's parser reads as git does: ``[section "subsection"]`` headers, each value quoted with
-    its escapes, a valueless key alone.  dulwich refused headers git reads (``[remote  "o"]``,
+    its escapes, a valueless key alone (upper-cased).  dulwich refused headers git reads (``[remote  "o"]``,
     ``[remote\t"o"]``, ``[a "b"][c]``: the repository was served to nobody) and read some values
     otherwise (a continuation line's leading spaces dropped, an unquoted tab kept, ``[sec.Sub]``'s
     subsection not lower-cased).  None for a file git's parser stops in (``ConfigSyntaxError``'s
@@ -585,7 +587,7 @@ def canonical_config(data: bytes) -> CanonicalConfig | None:
             if place != current:
                 current = place
                 out += b"[" + section + (b"]\n" if place[1] is None else b' "' + _header_quoted(subsection) + b'"]\n')
-            out += b"\t" + key + (b"\n" if value is None else b" = " + _value_text(value) + b"\n")
+            out += b"\t" + key.upper() + b"\n" if value is None else b"\t" + key + b" = " + _value_text(value) + b"\n"
     except ConfigSyntaxError:
         return None
     return CanonicalConfig(bytes(out) if out is not None else None, frozenset(valueless), valueless)

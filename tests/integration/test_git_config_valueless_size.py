@@ -22,11 +22,18 @@ SAYS = "bad numeric config value '{}' for 'core.bigfilethreshold'"
 VALUELESS = "[core]\n\tbigFileThreshold\n"
 ON_HEADER_LINE = "[core] bigFileThreshold\n"
 ANOTHER_SECTIONS = "[core]\n\tbigFileThreshold = true\n[backup]\n\tbigFileThreshold\n"
+TRUE_THEN_VALUELESS = "[core]\n\tbigFileThreshold = true\n\tbigFileThreshold\n"
+VALUELESS_THEN_TRUE = "[core]\n\tbigFileThreshold\n\tbigFileThreshold = true\n"
+"""One key written both ways: git dies at the first, naming its value; each ``true`` was taken
+as valueless (``''``) where the file wrote any without ``=``."""
 
 
 @pytest.mark.parametrize(("text", "value", "other"), [(VALUELESS, "", "true"), (ON_HEADER_LINE, "", "true"),
-                                                      (ANOTHER_SECTIONS, "true", "")],
-                         ids=["valueless", "on-header-line", "another-sections"])
+                                                      (ANOTHER_SECTIONS, "true", ""),
+                                                      (TRUE_THEN_VALUELESS, "true", ""),
+                                                      (VALUELESS_THEN_TRUE, "", "true")],
+                         ids=["valueless", "on-header-line", "another-sections", "true-then-valueless",
+                              "valueless-then-true"])
 @pytest.mark.parametrize("where", ["own", "server"])
 def test_a_valueless_size_is_refused_naming_no_value_as_git_does(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
