@@ -1670,6 +1670,7 @@ class DulwichGitRepository:
         ``transfer.advertiseSID`` and ``pack.useBitmaps`` (``UploadSettings``); ``StorageError`` for
         a value git would not read."""
         self._check_numbers(UPLOAD_START_NUMBERS)
+        self._check_booleans(UPLOAD_START_BOOLEANS)
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
         unborn_value = self._config_last(b"lsrefs", b"unborn") or b"advertise"
@@ -1998,6 +1999,7 @@ class DulwichGitRepository:
         sees), as does one of ``RECEIVE_START_NUMBERS``: this is read as the push starts.
         """
         self._check_numbers(RECEIVE_START_NUMBERS)
+        self._check_booleans(RECEIVE_START_BOOLEANS)
         try:
             size = _git_int(self._config_last(b"receive", b"maxinputsize"), "receive.maxinputsize", 0)
         except ConfigValueError as exc:
@@ -2014,6 +2016,20 @@ class DulwichGitRepository:
             try:
                 for value in values[-1:] if (section, name) in LAST_ONLY_NUMBERS else values:
                     _git_int(value, key, 0)
+            except ConfigValueError as exc:
+                raise StorageError(str(exc)) from None
+
+    def _check_booleans(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
+        """``StorageError`` where a value of one of ``keys`` is a boolean git would not read (but for
+        the words some of them take too, ``BOOLEAN_WORDS``), each value as git's config callback
+        meets it: ``receive.denyDeletes = maybe`` then ``= true`` refuses every push."""
+        for section, name in keys:
+            key = f"{section.decode()}.{name.decode()}"
+            words = BOOLEAN_WORDS.get(key, frozenset())
+            try:
+                for value in self._config_values(section, name):
+                    if value.strip().lower() not in words:
+                        _git_bool(value, key)
             except ConfigValueError as exc:
                 raise StorageError(str(exc)) from None
 
@@ -3944,6 +3960,8 @@ OPEN_SETTINGS: Mapping[tuple[bytes, bytes], OpenSetting] = {
     (b"pack", b"writebitmaplookuptable"): OpenSetting(False, False, ("pack",)),
     (b"core", b"bigfilethreshold"): OpenSetting(True, False, ("pack", "receive-pack")),
     (b"core", b"deltabasecachelimit"): OpenSetting(True, False, ("pack", "receive-pack")),
+    (b"pack", b"usebitmaps"): OpenSetting(False, False, ("pack",)),  # (git's pack-objects reads them too,
+    (b"pack", b"writereverseindex"): OpenSetting(False, False, ("pack",)),  # each value: hgwire the last)
     (b"pack", b"writebitmaps"): OpenSetting(False, False, ()),
     (b"repack", b"writebitmaps"): OpenSetting(False, False, ()),
     # the other numbers dulwich's open reads with int(): pack.windowMemory = 256m, core.packedGitLimit =
@@ -4108,6 +4126,26 @@ ref transaction's lock timeout): one git would not read refuses every push."""
 UPLOAD_START_NUMBERS: tuple[tuple[bytes | tuple[bytes, ...], bytes], ...] = (
     (b"uploadpack", b"keepalive"), ((b"uploadpackfilter", b"tree"), b"maxdepth"))
 """The same for git's upload-pack: every fetch and ``ls-remote``."""
+RECEIVE_START_BOOLEANS = tuple((section, name) for section, names in (
+    (b"receive", (b"advertiseatomic", b"advertisepushoptions", b"denydeletes", b"denynonfastforwards",
+                  b"denycurrentbranch", b"denydeletecurrent", b"fsckobjects", b"autogc", b"updateserverinfo",
+                  b"shallowupdate")),
+    (b"transfer", (b"fsckobjects", b"advertisesid"))) for name in names)
+"""Booleans git's receive-pack reads through its config callback as it starts, each value as it
+is met: one git would not read, anywhere among them, refuses every push (hgwire judged the last
+value of those it reads, and none of the others)."""
+UPLOAD_START_BOOLEANS = ((b"uploadpack", b"allowfilter"), (b"uploadpack", b"allowrefinwant"),
+                         (b"uploadpack", b"allowtipsha1inwant"), (b"uploadpack", b"allowreachablesha1inwant"),
+                         (b"uploadpack", b"allowanysha1inwant"), (b"uploadpackfilter", b"allow"),
+                         (b"transfer", b"advertisesid"))
+"""The same for git's upload-pack: every fetch and ``ls-remote`` (git 2.39 checked for each, over
+``file://`` in protocol v0)."""
+_DENY_WORDS = frozenset((b"ignore", b"warn", b"refuse", b"updateinstead"))
+BOOLEAN_WORDS: Mapping[str, frozenset[bytes]] = {
+    "receive.denycurrentbranch": _DENY_WORDS,
+    "receive.denydeletecurrent": _DENY_WORDS,
+}
+"""The words a boolean setting takes beside a boolean (``_deny_action``)."""
 LAST_ONLY_NUMBERS = frozenset({(b"core", b"filesreflocktimeout")})
 """Those of them git reads by ``git_config_get_int`` (the last value the files give): git's
 receive-pack and upload-pack read the others through their config callbacks, each value as it is

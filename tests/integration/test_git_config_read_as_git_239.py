@@ -5,7 +5,8 @@ a clone and a push:
 - a number git's receive-pack or upload-pack reads through its config callback, written twice, the
   first value one git cannot read (``12q``) and the last a good one: git dies at the first, hgwire
   judged the last alone and served the request (``core.filesRefLockTimeout``, which git reads
-  last-only, is served by both);
+  last-only, is served by both), and the same for the booleans they so read
+  (``receive.denyDeletes = maybe`` then ``= true``);
 - ``receive.unpackLimit`` and ``transfer.unpackLimit`` past a C ``int`` (git refuses every push;
   hgwire read neither), ``pack.threads = -1`` (git's pack-objects dies, a clone fails; hgwire served
   it), ``extensions.refStorage = files`` in format version 1 (git 2.39 does not know it and refuses
@@ -57,6 +58,30 @@ def test_a_bad_value_before_a_good_one_is_refused_where_git_reads_each(
     assert tuple(run is not None for run in found["ours"]) == refused, found["ours"]
     for run in filter(None, found["ours"]):
         assert f"bad numeric config value '12q' for '{key.lower()}'" in run, run
+
+
+@pytest.mark.parametrize(("key", "bad", "refused"), [
+    ("receive.denyDeletes", "maybe", (False, False, True)),
+    ("receive.denyCurrentBranch", "maybe", (False, False, True)),
+    ("receive.denyCurrentBranch", "warn", (False, False, False)),  # (a word it takes)
+    ("transfer.fsckObjects", "maybe", (False, False, True)),
+    ("transfer.advertiseSID", "maybe", (True, True, True)),
+    ("uploadpack.allowFilter", "maybe", (True, True, False)),
+    ("uploadpackfilter.allow", "maybe", (True, True, False)),
+    ("pack.useBitmaps", "maybe", (False, True, False)),  # (git's pack-objects reads them: a clone)
+    ("pack.writeReverseIndex", "maybe", (False, True, False)),
+])
+def test_a_bad_boolean_before_a_good_one_is_refused_where_git_reads_each(
+        make_server: Callable[..., RunningServer], client: Client, key: str, bad: str,
+        refused: tuple[bool, ...]) -> None:
+    """The same for booleans git's receive-pack or upload-pack reads through its config callback:
+    hgwire judged the last value of some (``receive.denyDeletes``), none of the others."""
+    server = make_server("fs", git=[LOOPBACK])
+    found = _answers(client, server, [(key, bad), (key, "true")])
+    assert tuple(run is not None for run in found["git"]) == refused, found["git"]
+    assert tuple(run is not None for run in found["ours"]) == refused, found["ours"]
+    for run in filter(None, found["ours"]):
+        assert f"bad boolean config value '{bad}' for '{key.lower()}'" in run, run
 
 
 @pytest.mark.parametrize(("settings", "refused", "says"), [
