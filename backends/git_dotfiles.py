@@ -480,18 +480,11 @@ _BOM = b"\xef\xbb\xbf"
 _ESCAPES = {ord("t"): 0x09, ord("b"): 0x08, ord("n"): 0x0A, ord("\\"): 0x5C, ord('"'): 0x22}
 
 
-def config_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None]]:
+def config_entries(data: bytes, valueless_lines: dict[bytes, int] | None = None) -> Iterator[tuple[bytes, bytes | None]]:
     """The settings of a git config file, as git's parser hands them on: ``(name, value)``, the
     name ``section[.subsection].key`` (section and key lower-cased), the value None for a bare
-    key.  Raises ``ConfigSyntaxError`` where git's parser stops, after the settings before it
-    (``_placed_entries``)."""
-    for name, value, _ in _placed_entries(data):
-        yield name, value
-
-
-def _placed_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None, int]]:
-    """``config_entries``, each with the line a valueless key is on (1 the first; 0 for a key with
-    a value, whose line nobody asks).
+    key.  Raises ``ConfigSyntaxError`` where git's parser stops, after the settings before it.
+    ``valueless_lines`` gets the line (1 the first) each bare key is first met on.
 
     As git reads it: ``\\r\\n`` is a newline; a UTF-8 byte-order mark starts the file or not at
     all; ``#`` and ``;`` start comments; ``[section]``, ``[section.sub]`` (lower-cased) or
@@ -528,13 +521,15 @@ def _placed_entries(data: bytes) -> Iterator[tuple[bytes, bytes | None, int]]:
                 while at < end and text[at] in b" \t":
                     at += 1
                 if at >= end or text[at] == 0x0A:
-                    lines += text.count(b"\n", counted, start)  # (counted on from the last one: one pass in all)
-                    counted = start
-                    yield name, None, lines + 1
+                    if valueless_lines is not None and name not in valueless_lines:
+                        lines += text.count(b"\n", counted, start)  # (on from the last one: one pass in all)
+                        counted = start
+                        valueless_lines[name] = lines + 1
+                    yield name, None
                     at += 1
                 elif text[at] == 0x3D:  # "="
                     value, at = _value(text, at + 1)
-                    yield name, value, 0
+                    yield name, value
                 else:
                     raise _bad("a key without '='", at)
             else:
@@ -573,9 +568,7 @@ def canonical_config(data: bytes) -> CanonicalConfig | None:
     valueless: dict[bytes, int] = {}
     current: tuple[bytes, bytes | None] | None = None
     try:
-        for name, value, line in _placed_entries(data):
-            if value is None:
-                valueless.setdefault(name, line)
+        for name, value in config_entries(data, valueless):
             section, _, rest = name.partition(b".")
             subsection, dot, key = rest.rpartition(b".")
             if out is None:
