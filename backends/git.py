@@ -1355,7 +1355,14 @@ class DulwichGitRepository:
         if found:
             return str(found[1])
         self._config()  # (``base_config``'s are judged as it is read)
-        return self._base_refusals.get(service)
+        base = self._base_refusals.get(service)
+        if base:
+            return base
+        try:
+            self._check_booleans(SERVICE_BOOLEANS.get(service, ()))
+        except StorageError as exc:
+            return str(exc)
+        return None
 
     def graft_refusal(self, wants: Sequence[ObjectId], plan: git_pack.ShallowPlan | None) -> str | None:
         """Why a fetch's pack is refused when ``info/grafts`` takes a commit's own parent from it
@@ -4140,10 +4147,18 @@ UPLOAD_START_BOOLEANS = ((b"uploadpack", b"allowfilter"), (b"uploadpack", b"allo
                          (b"transfer", b"advertisesid"))
 """The same for git's upload-pack: every fetch and ``ls-remote`` (git 2.39 checked for each, over
 ``file://`` in protocol v0)."""
+SERVICE_BOOLEANS: Mapping[str, tuple[tuple[bytes, bytes], ...]] = {
+    "receive-pack": ((b"core", b"logallrefupdates"),),
+    "pack": ((b"core", b"logallrefupdates"),),
+}
+"""Booleans git's receive-pack, and its pack-objects (a fetch that gets a pack), read through
+``git_default_config``, each value as it is met (``service_refusal``): ``core.logAllRefUpdates =
+maybe`` then ``= true`` refuses both; ``always`` is a word it takes."""
 _DENY_WORDS = frozenset((b"ignore", b"warn", b"refuse", b"updateinstead"))
 BOOLEAN_WORDS: Mapping[str, frozenset[bytes]] = {
     "receive.denycurrentbranch": _DENY_WORDS,
     "receive.denydeletecurrent": _DENY_WORDS,
+    "core.logallrefupdates": frozenset((b"always",)),
 }
 """The words a boolean setting takes beside a boolean (``_deny_action``)."""
 LAST_ONLY_NUMBERS = frozenset({(b"core", b"filesreflocktimeout")})

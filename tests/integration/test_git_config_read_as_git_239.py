@@ -70,6 +70,8 @@ def test_a_bad_value_before_a_good_one_is_refused_where_git_reads_each(
     ("uploadpackfilter.allow", "maybe", (True, True, False)),
     ("pack.useBitmaps", "maybe", (False, True, False)),  # (git's pack-objects reads them: a clone)
     ("pack.writeReverseIndex", "maybe", (False, True, False)),
+    ("core.logAllRefUpdates", "maybe", (False, True, True)),  # (pack-objects and receive-pack)
+    ("core.logAllRefUpdates", "Always", (False, False, False)),  # (a word it takes)
 ])
 def test_a_bad_boolean_before_a_good_one_is_refused_where_git_reads_each(
         make_server: Callable[..., RunningServer], client: Client, key: str, bad: str,
