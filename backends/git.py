@@ -3101,8 +3101,11 @@ class DulwichGitRepository:
                 setting = "always"
             elif word is None:
                 setting = "false" if self.bare else "true"
-            else:
-                setting = "true" if word in (b"true", b"yes", b"on", b"1", b"") else "false"
+            else:  # (a value git would not read refused the push first: ``service_refusal``)
+                try:
+                    setting = "true" if _git_bool(value, "core.logallrefupdates") else "false"
+                except ConfigValueError:
+                    setting = "false"
             try:
                 ident = get_user_identity(self.dulwich_repo.get_config_stack(), "COMMITTER")
             except (OSError, ValueError, KeyError):  # an unreadable config, no passwd entry: as git falls back

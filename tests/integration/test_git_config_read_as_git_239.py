@@ -105,3 +105,17 @@ def test_a_setting_git_refuses_is_refused_as_git_refuses_it(
     assert tuple(run is not None for run in found["ours"]) == refused, found["ours"]
     for run in filter(None, found["ours"]):
         assert says in run, run
+
+
+@pytest.mark.parametrize("value", ["2", "0x10", "no"])
+def test_a_number_for_log_all_ref_updates_is_read_as_git_reads_it(
+        make_server: Callable[..., RunningServer], client: Client, value: str) -> None:
+    """``core.logAllRefUpdates = 2`` is git's boolean true (any number but 0): git's receive-pack
+    keeps a reflog of the pushed branch; hgwire took only ``1`` for true and kept none."""
+    server = make_server("fs", git=[LOOPBACK])
+    work, bare, twin = served_and_twin(
+        client, server, lambda bare: client.git("config", "core.logAllRefUpdates", value, cwd=bare))
+    for url in (f"file://{twin}", server.git_url("v")):
+        client.git("push", url, "main:refs/heads/new", cwd=work)
+    assert (bare / "logs/refs/heads/new").exists() == (twin / "logs/refs/heads/new").exists() == (value != "no")
+    client.git("fsck", "--full", cwd=bare)
