@@ -1348,7 +1348,10 @@ class DulwichGitRepository:
 
     def service_refusal(self, service: str) -> str | None:
         """Why git would refuse ``service`` of this repository for what its open found on disk
-        (``receive-pack``: a push; ``pack``: a fetch that gets a pack), in git's words; None when
+        (``receive-pack``: a push; ``pack``: a fetch that gets a pack; ``upload-pack``: git's
+        upload-pack as it starts in protocol v0, and a v2 ``fetch`` command, which read
+        ``UPLOAD_START_NUMBERS`` and ``UPLOAD_START_BOOLEANS``, each value, where v2's
+        advertisement and ``ls-refs`` read none of them), in git's words; None when
         it would not (a setting git would not read, ``backends.filesystem._open_values_for_dulwich``)."""
         refusals = getattr(self.dulwich_repo, "refusals", None) or {}
         found = refusals.get(service)
@@ -1360,6 +1363,9 @@ class DulwichGitRepository:
             return base
         try:
             self._check_booleans(SERVICE_BOOLEANS.get(service, ()))
+            if service == "upload-pack":
+                self._check_numbers(UPLOAD_START_NUMBERS)
+                self._check_booleans(UPLOAD_START_BOOLEANS)
         except StorageError as exc:
             return str(exc)
         return None
@@ -1676,8 +1682,6 @@ class DulwichGitRepository:
         """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant``,
         ``transfer.advertiseSID`` and ``pack.useBitmaps`` (``UploadSettings``); ``StorageError`` for
         a value git would not read."""
-        self._check_numbers(UPLOAD_START_NUMBERS)
-        self._check_booleans(UPLOAD_START_BOOLEANS)
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
         unborn_value = self._config_last(b"lsrefs", b"unborn") or b"advertise"
@@ -4135,7 +4139,7 @@ RECEIVE_START_NUMBERS: tuple[tuple[bytes | tuple[bytes, ...], bytes], ...] = (
 ref transaction's lock timeout): one git would not read refuses every push."""
 UPLOAD_START_NUMBERS: tuple[tuple[bytes | tuple[bytes, ...], bytes], ...] = (
     (b"uploadpack", b"keepalive"), ((b"uploadpackfilter", b"tree"), b"maxdepth"))
-"""The same for git's upload-pack: every fetch and ``ls-remote``."""
+"""The same for git's upload-pack: every fetch, and ``ls-remote`` in protocol v0 (``service_refusal``)."""
 RECEIVE_START_BOOLEANS = tuple((section, name) for section, names in (
     (b"receive", (b"advertiseatomic", b"advertisepushoptions", b"denydeletes", b"denynonfastforwards",
                   b"denycurrentbranch", b"denydeletecurrent", b"fsckobjects", b"autogc", b"updateserverinfo",
@@ -4148,8 +4152,8 @@ UPLOAD_START_BOOLEANS = ((b"uploadpack", b"allowfilter"), (b"uploadpack", b"allo
                          (b"uploadpack", b"allowtipsha1inwant"), (b"uploadpack", b"allowreachablesha1inwant"),
                          (b"uploadpack", b"allowanysha1inwant"), (b"uploadpackfilter", b"allow"),
                          (b"transfer", b"advertisesid"))
-"""The same for git's upload-pack: every fetch and ``ls-remote`` (git 2.39 checked for each, over
-``file://`` in protocol v0)."""
+"""The same for git's upload-pack: every fetch, and ``ls-remote`` in protocol v0 (git 2.39 checked
+for each, over ``file://``; in v2 its ``ls-refs`` reads none of them: ``service_refusal``)."""
 SERVICE_BOOLEANS: Mapping[str, tuple[tuple[bytes, bytes], ...]] = {
     "receive-pack": ((b"core", b"logallrefupdates"),),
     "pack": ((b"core", b"logallrefupdates"),),

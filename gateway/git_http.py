@@ -199,6 +199,7 @@ def _service_banner(service: str) -> bytes:
 
 def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
+        git_session.refuse_service(repo, "upload-pack")  # (git's v0 upload-pack dies as it starts)
         snapshot = git_session.snapshot(repo)
         settings = git_session.upload_settings(repo)
         flags = git_session.v0_upload_flags(settings, stateless=True)

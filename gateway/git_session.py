@@ -692,6 +692,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     if wanted_refs:
         request = replace(request, wants=tuple(dict.fromkeys([*request.wants, *(oid for oid, _ in wanted_refs)])))
     git_pack.check_wants(store, snapshot, request.wants)
+    refuse_service(repo, "upload-pack")  # (protocol v2's fetch command: v0 judged it as it started)
     refuse_service(repo, "pack")
     git_pack.check_deepen_not(request, snapshot.refs)
     negotiator = git_pack.Negotiator(store, request.wants)
@@ -863,8 +864,15 @@ def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: 
 
 
 def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]:
-    repo, (snap, settings) = _opened_reading(ctx, lambda repo: (snapshot(repo), upload_settings(repo)))
+    """A v0 upload-pack's repository, refused where git's would die as it starts
+    (``refuse_service(repo, "upload-pack")``), its refs and its settings."""
+    repo, (snap, settings) = _opened_reading(ctx, _v0_upload_reads)
     return repo, snap, settings
+
+
+def _v0_upload_reads(repo: GitRepository) -> tuple[git_pack.RefSnapshot, UploadSettings]:
+    refuse_service(repo, "upload-pack")
+    return snapshot(repo), upload_settings(repo)
 
 
 KEEP_REFS_AFTER = 5.0
@@ -990,6 +998,7 @@ def _prepare_fetch(
     snapshot = kept.snapshot() if isinstance(kept, git_pack.KeptRefs) else kept
     store = repo.object_store
     git_pack.check_wants(store, snapshot, request.wants)
+    refuse_service(repo, "upload-pack")  # (protocol v2's fetch command: v0 judged it as it started)
     refuse_service(repo, "pack")
     plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled, _hidden_tips(repo, snapshot, request))
     refuse_cut_history(repo, request, plan)

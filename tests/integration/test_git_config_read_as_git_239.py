@@ -119,3 +119,29 @@ def test_a_number_for_log_all_ref_updates_is_read_as_git_reads_it(
         client.git("push", url, "main:refs/heads/new", cwd=work)
     assert (bare / "logs/refs/heads/new").exists() == (twin / "logs/refs/heads/new").exists() == (value != "no")
     client.git("fsck", "--full", cwd=bare)
+
+
+@pytest.mark.parametrize(("key", "bad", "says"), [
+    ("uploadpack.keepAlive", "12q", "bad numeric config value '12q' for 'uploadpack.keepalive'"),
+    ("uploadpack.allowFilter", "maybe", "bad boolean config value 'maybe' for 'uploadpack.allowfilter'"),
+])
+@pytest.mark.parametrize("transport", ["git", "http"])
+def test_protocol_v2_ls_remote_is_answered_and_its_fetch_refused_as_git_does(
+        make_server: Callable[..., RunningServer], client: Client, key: str, bad: str, says: str,
+        transport: str) -> None:
+    """In protocol v2 (git's default) git's ``ls-refs`` reads none of upload-pack's start settings:
+    ``ls-remote`` is answered, and its ``fetch`` command, which reads each value, dies.  hgwire
+    judged them as the session opened and refused ``ls-remote`` too."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+
+    def configure(bare: Path) -> None:
+        client.git("config", "--add", key, bad, cwd=bare)
+        client.git("config", "--add", key, "1", cwd=bare)
+
+    _work, _bare, twin = served_and_twin(client, server, configure)
+    for tag, url in (("git", f"file://{twin}"), ("ours", server.url(transport, "v.git"))):
+        listed = client.git("-c", "protocol.version=2", "ls-remote", url, check=False)
+        assert listed.returncode == 0 and "refs/heads/main" in listed.stdout, (tag, listed.stderr)
+        cloned = client.git("-c", "protocol.version=2", "clone", "-q", url, str(client.cwd / f"c-{tag}"), check=False)
+        assert cloned.returncode != 0, (tag, cloned.stderr)
+        assert tag == "git" or says in cloned.stderr, cloned.stderr
