@@ -966,7 +966,10 @@ def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUN
             mapped = maps.get(source.view.pack_path)
             yield from _write_source(plan, index, source, mapped, out, stats, resolver)
         for hexsha in plan.whole:
-            _write_whole(resolver, hexsha, out)
+            if (streamed := _loose_stream(plan.store, hexsha)) is not None:
+                yield from _write_streamed(*streamed, out)
+            else:
+                _write_whole(resolver, hexsha, out)
             stats.whole += 1
             if out.ready():
                 yield from out.take()
@@ -1505,3 +1508,21 @@ def _write_whole(resolver: _Resolver, hexsha: bytes, out: _Output) -> None:
     type_num, raw = resolver.read(hexsha)
     out.write(encode_entry_header(type_num, len(raw)))
     out.write(zlib.compress(raw))
+
+
+def _loose_stream(store: BaseObjectStore, hexsha: bytes) -> tuple[int, int, Iterator[bytes]] | None:
+    """A loose blob over ``core.bigFileThreshold`` as ``RawLooseObjectStore.loose_stream`` gives it."""
+    stream = getattr(store, "loose_stream", None)
+    return stream(hexsha) if stream is not None else None
+
+
+def _write_streamed(type_num: int, size: int, pieces: Iterator[bytes], out: _Output) -> Iterator[bytes]:
+    """An object sent whole as it is read, deflated a piece at a time (git's pack-objects streams a
+    blob over ``core.bigFileThreshold`` so): never the whole object in memory."""
+    out.write(encode_entry_header(type_num, size))
+    deflater = zlib.compressobj()
+    for piece in pieces:
+        out.write(deflater.compress(piece))
+        if out.ready():
+            yield from out.take()
+    out.write(deflater.flush())

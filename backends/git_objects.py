@@ -123,6 +123,21 @@ def read_outside_packs(store: BaseObjectStore, hexsha: bytes) -> tuple[int, byte
     return store.get_raw(ObjectID(hexsha))
 
 
+def header_outside_packs(store: BaseObjectStore, hexsha: bytes) -> tuple[int, int]:
+    """The type and size of an object the packs looked in do not hold: from its loose file's
+    header alone (a ``RawLooseObjectStore``'s ``loose_header``), else as ``read_outside_packs``
+    reads it.  A partial clone's filter typed a 600 MiB loose blob by reading it whole, past the
+    store's bound ("internal error"; git reads the header)."""
+    header = getattr(store, "loose_header", None)
+    if header is not None:
+        with contextlib.suppress(ObjectFormatException):  # (the store's reader then says what is wrong)
+            found = header(hexsha)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+    kind, raw = read_outside_packs(store, hexsha)
+    return kind, len(raw)
+
+
 class _OtherPacks:
     """A reader's packs outside its views: their mapped indexes (None for a store with no pack
     directory), and dulwich's packs, listed when first asked for."""
@@ -236,7 +251,7 @@ class PackObjectReader:
         for _ in range(MAX_CHAIN):
             found = self._locate(binsha)
             if found is None:
-                kind = read_outside_packs(self._store, binascii.hexlify(binsha))[0]
+                kind = header_outside_packs(self._store, binascii.hexlify(binsha))[0]
                 break
             kind, base = self._chain_type(*found, walked)
             if base is None:
@@ -333,7 +348,7 @@ class PackObjectReader:
         an object outside them (loose) is read from the store.  ``KeyError`` when nowhere."""
         found = self._locate(binascii.unhexlify(hexsha))
         if found is None:
-            return len(read_outside_packs(self._store, hexsha)[1])
+            return header_outside_packs(self._store, hexsha)[1]
         mapped, offset, path = found
         head = mapped[offset:offset + MAX_HEADER]
         kind, p, _distance = _entry_header(head, offset)
@@ -737,6 +752,9 @@ class RawLooseObjectStore(DiskObjectStore):
     """
 
     _alternate_depth = 0
+    stream_above = DEFAULT_LOOSE_OBJECT_SIZE_LIMIT
+    """A loose blob larger than this (``core.bigFileThreshold``, as dulwich's open read it) is
+    sent a piece at a time (``loose_stream``), as git's pack-objects streams one."""
 
     @property
     def alternates(self) -> list[BaseObjectStore]:
@@ -795,6 +813,50 @@ class RawLooseObjectStore(DiskObjectStore):
             raise ObjectFormatException(f"loose object {hexsha} has no valid header")
         return type_num, body
 
+    def loose_header(self, name: bytes) -> tuple[int, int] | None:
+        """A loose object's type and size from its header (the rest not inflated); None when
+        there is no such file.  ``ObjectFormatException`` for a header git does not write."""
+        hexname = self._hex(name)
+        if hexname is None:
+            return None
+        try:
+            file = open(self._get_shafile_path(hexname), "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            return None
+        with file:
+            header = _loose_header(file, hexname.decode("ascii"))
+        if header is None:
+            raise ObjectFormatException(f"loose object {hexname.decode('ascii')} has no valid header")
+        return header[0], header[1]
+
+    def loose_stream(self, name: bytes) -> tuple[int, int, Iterator[bytes]] | None:
+        """A loose blob larger than ``stream_above`` as its type, size and text in pieces of at
+        most ``PIECE_STEP`` bytes, inflated as they are taken; None for any other object (read it
+        whole).  A loose blob past the store's bound on what it inflates at once (dulwich's 512
+        MiB) made each clone of its repository "internal error", where git streams it.  Only a
+        file that could inflate past that size (zlib's ratio) is opened here: the others cost a
+        ``stat``.  What does not inflate to the size its header gives raises
+        ``ObjectFormatException`` when it is reached (the pack is cut short, as git's would be)."""
+        hexname = self._hex(name)
+        if hexname is None:
+            return None
+        path = self._get_shafile_path(hexname)
+        try:
+            if os.stat(path).st_size * MAX_DEFLATE_RATIO + MAX_HEADER <= self.stream_above:
+                return None
+            file = open(path, "rb")  # noqa: SIM115 (closed by the pieces' generator, or below)
+        except FileNotFoundError:
+            return None
+        try:
+            header = _loose_header(file, hexname.decode("ascii"))
+        except BaseException:
+            file.close()
+            raise
+        if header is None or header[0] != _LOOSE_TYPES[b"blob"] or header[1] <= self.stream_above:
+            file.close()
+            return None
+        return header[0], header[1], _loose_pieces(file, *header[1:], hexname.decode("ascii"))
+
     def _hex(self, sha: bytes) -> Any:
         """The hex id of a binary or hex one; None for what is neither (never a path)."""
         if len(sha) == self.object_format.oid_length:
@@ -804,6 +866,74 @@ class RawLooseObjectStore(DiskObjectStore):
         return None
 
 
+HEADER_STEP = 4096
+"""Bytes of a loose file read, and inflated, to find its header."""
+MAX_DEFLATE_RATIO = 1032
+"""The most a byte of zlib data inflates to (a stream of one repeated byte): a loose file smaller
+than its limit over this cannot hold an object of ``stream_above`` bytes."""
+
+
+class _Inflating:
+    """A loose file's zlib stream inflated ``step`` bytes at most at a time (its header's few,
+    then ``PIECE_STEP``)."""
+
+    def __init__(self, file: Any, hexsha: str) -> None:
+        self.file = file
+        self.hexsha = hexsha
+        self.inflater = zlib.decompressobj()
+        self.pending = b""
+        self.step = HEADER_STEP
+
+    def take(self) -> bytes:
+        """The next piece of inflated text; ``b""`` at the end of the zlib stream."""
+        while True:
+            if not self.pending:
+                if self.inflater.eof:
+                    return b""
+                self.pending = self.file.read(self.step) or self._cut_short()
+            try:
+                piece = self.inflater.decompress(self.pending, self.step)
+            except zlib.error as exc:
+                raise ObjectFormatException(f"loose object {self.hexsha} does not inflate: {exc}") from None
+            self.pending = self.inflater.unconsumed_tail  # (what follows the zlib stream is not read)
+            if piece:
+                return piece
+
+    def _cut_short(self) -> bytes:
+        raise ObjectFormatException(f"loose object {self.hexsha} does not inflate: it is cut short")
+
+
+def _loose_header(file: Any, hexsha: str) -> tuple[int, int, _Inflating, bytes] | None:
+    """A loose file's type and size from its header, the stream that goes on inflating it and the
+    text inflated past the header; None when its header is not one git writes."""
+    inflating = _Inflating(file, hexsha)
+    text = b""
+    while b"\0" not in text and len(text) <= MAX_HEADER and (piece := inflating.take()):
+        text += piece
+    header, nul, body = text.partition(b"\0")
+    kind, _, size = header.partition(b" ")
+    type_num = _LOOSE_TYPES.get(kind)
+    if not nul or type_num is None or not size.isdigit():
+        return None
+    inflating.step = PIECE_STEP
+    return type_num, int(size), inflating, body
+
+
+def _loose_pieces(file: Any, size: int, inflating: _Inflating, first: bytes, hexsha: str) -> Iterator[bytes]:
+    """The rest of a loose object's text from ``_loose_header``, checked against its size."""
+    with file:
+        seen = 0
+        piece = first
+        while piece:
+            seen += len(piece)
+            if seen > size:
+                break
+            yield piece
+            piece = inflating.take()
+        if seen != size:
+            raise ObjectFormatException(f"loose object {hexsha} does not hold the {size} bytes its header gives")
+
+
 def adopt_store(store: BaseObjectStore) -> None:
     """Make a repository's plain ``DiskObjectStore`` a ``RawLooseObjectStore`` (dulwich's ``Repo``
     makes its own store; the subclass adds behaviour, no state), its bound on a loose object's
@@ -811,6 +941,8 @@ def adopt_store(store: BaseObjectStore) -> None:
     if type(store) is DiskObjectStore:
         store.__class__ = RawLooseObjectStore
     limit = getattr(store, "loose_object_size_limit", None)
+    if isinstance(store, RawLooseObjectStore) and isinstance(limit, int):
+        store.stream_above = limit
     if isinstance(store, DiskObjectStore) and isinstance(limit, int) and limit < DEFAULT_LOOSE_OBJECT_SIZE_LIMIT:
         # dulwich's open takes core.bigFileThreshold as the most it inflates of one loose object:
         # 1k made every loose object past 1 KiB unreadable (each clone "internal error"), where
