@@ -3234,8 +3234,12 @@ class DulwichGitRepository:
 
     def _head_choice(self) -> Ref | None:
         """The branch HEAD is to name when the one it names does not exist: a preferred name
-        (``PREFERRED_BRANCHES``), else the first branch; None when there is no branch."""
-        refs = self.refs()
+        (``PREFERRED_BRANCHES``), else the first branch; None when there is no branch.  A symbolic
+        ref under ``refs/heads/`` is no branch here: a first push through one (``alias`` naming
+        ``zzz``, or a tag) made HEAD name it, a symbolic ref to a symbolic ref, where git's
+        receive-pack leaves HEAD as it was; its target, when a branch, is listed itself."""
+        linked = self.symrefs()
+        refs = {name: oid for name, oid in self.refs().items() if name not in linked}
         branches = sorted(Ref(r) for r in refs if r.startswith(HEADS_PREFIX))
         preferred = [b for b in PREFERRED_BRANCHES if b in refs]
         chosen = preferred or branches
