@@ -5,13 +5,15 @@ at a time (it was "internal error").  The bound is lowered here so that a small 
 from __future__ import annotations
 
 import random
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import dulwich.object_store
 import pytest
 
-from backends import git_objects
+from backends import git_objects, git_web
 from backends.git_objects import RawLooseObjectStore
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_git_daemon import commit, started_repo
@@ -77,3 +79,22 @@ def test_a_loose_blob_past_the_bound_clones_and_fetches_a_piece_at_a_time(
     client.git("clone", "-q", "--no-local", f"file://{repo}", str(twin))
     assert _files(client, twin) == _files(client, clone)
     client.git("--git-dir", str(repo), "fsck", "--full", "--strict")
+
+
+def test_a_loose_blob_past_the_bound_is_refused_by_its_web_page_from_its_header(
+        make_server: Any, client: Client, inflated: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 600 MiB loose blob's ``raw-file`` was a 500 "internal error" (its size learnt by reading it
+    whole: 1.8 GB of server RSS), where a packed one is refused from its size."""
+    monkeypatch.setattr(git_web, "MAX_RAW_FILE", 2 * LIMIT)
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    _url, work = started_repo(server, client, "big", push=True)
+    commit(client, work, "noise.bin", random.Random(5).randbytes(3 * LIMIT), "a blob past the bound")
+    repo = server.root / "big.git"
+    client.git("push", "-q", f"file://{repo}", "HEAD:main", cwd=work)
+    try:
+        urllib.request.urlopen(server.url("http", "big.git/raw-file/main/noise.bin"), timeout=60)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 403 and b"larger than" in exc.read()
+    else:
+        raise AssertionError("the file was served")
+    assert not inflated
