@@ -220,7 +220,8 @@ class PackObjectReader:
     def read_below(self, hexsha: bytes, large: int) -> tuple[int, bytes | None, int]:
         """``(type_num, raw, size)`` of an object, as ``read`` gives it, but for one stored whole
         in a viewed pack whose header says it has ``large`` bytes or more: ``raw`` is None then and
-        nothing is inflated (``blob_pieces`` reads it a piece at a time).  One index lookup, each
+        nothing is inflated (``blob_pieces`` reads it a piece at a time), as for a loose blob over
+        ``core.bigFileThreshold`` (``RawLooseObjectStore.streamed_size``).  One index lookup, each
         entry of the chain inflated at most once (an archive read each file's blob through three
         lookups, a delta's first bytes inflated for its size, and then dulwich's reader)."""
         binsha = binascii.unhexlify(hexsha)
@@ -238,6 +239,10 @@ class PackObjectReader:
                         return (head[0] >> 4) & 7, None, size
                 kind, raw = self._read_at(i, start, keep=False)
                 return kind, raw, len(raw)
+        streamed = getattr(self._store, "streamed_size", None)
+        loose_size: int | None = streamed(hexsha) if streamed is not None else None
+        if loose_size is not None:
+            return BLOB, None, loose_size
         kind, raw = read_outside_packs(self._store, hexsha)
         return kind, raw, len(raw)
 
@@ -618,8 +623,9 @@ PIECE_STEP = 1 << 20
 def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP
                 ) -> tuple[int, Iterator[bytes]] | None:
     """A blob stored whole in one of the store's packs: its size (from its entry's header) and its
-    bytes, inflated ``step`` at a time as they are read (its pack kept mapped until then); None
-    when it is stored otherwise (as a delta, loose)."""
+    bytes, inflated ``step`` at a time as they are read (its pack kept mapped until then); a loose
+    one over ``core.bigFileThreshold`` likewise (``RawLooseObjectStore.loose_stream``); None when
+    it is stored otherwise (as a delta, loose and smaller)."""
     reader = size_reader(store)
     try:
         found = reader._locate(binascii.unhexlify(hexsha))
@@ -634,7 +640,9 @@ def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP
         reader.close()
         raise
     reader.close()
-    return None
+    stream = getattr(store, "loose_stream", None)
+    streamed = stream(hexsha) if stream is not None else None
+    return (streamed[1], streamed[2]) if streamed is not None else None
 
 
 def _inflated(reader: PackObjectReader, mapped: mmap.mmap, at: int, size: int, step: int, where: str
@@ -833,29 +841,47 @@ class RawLooseObjectStore(DiskObjectStore):
         """A loose blob larger than ``stream_above`` as its type, size and text in pieces of at
         most ``PIECE_STEP`` bytes, inflated as they are taken; None for any other object (read it
         whole).  A loose blob past the store's bound on what it inflates at once (dulwich's 512
-        MiB) made each clone of its repository "internal error", where git streams it.  Only a
-        file that could inflate past that size (zlib's ratio) is opened here: the others cost a
-        ``stat``.  What does not inflate to the size its header gives raises
-        ``ObjectFormatException`` when it is reached (the pack is cut short, as git's would be)."""
+        MiB) made each clone of its repository "internal error", where git streams it.  What does
+        not inflate to the size its header gives raises ``ObjectFormatException`` when it is
+        reached (the pack is cut short, as git's would be)."""
+        opened = self._streamable(name)
+        if opened is None:
+            return None
+        file, (type_num, size, inflating, first), hexsha = opened
+        return type_num, size, _loose_pieces(file, size, inflating, first, hexsha)
+
+    def streamed_size(self, name: bytes) -> int | None:
+        """The size of the loose blob ``loose_stream`` would give in pieces; None for any other."""
+        opened = self._streamable(name)
+        if opened is None:
+            return None
+        opened[0].close()
+        return opened[1][1]
+
+    def _streamable(self, name: bytes) -> tuple[Any, tuple[int, int, _Inflating, bytes], str] | None:
+        """A loose blob over ``stream_above``: its open file, its header (``_loose_header``) and id.
+        Only a file that could inflate past that size (zlib's ratio) is opened: the others cost a
+        ``stat``."""
         hexname = self._hex(name)
         if hexname is None:
             return None
         path = self._get_shafile_path(hexname)
+        hexsha = hexname.decode("ascii")
         try:
             if os.stat(path).st_size * MAX_DEFLATE_RATIO + MAX_HEADER <= self.stream_above:
                 return None
-            file = open(path, "rb")  # noqa: SIM115 (closed by the pieces' generator, or below)
+            file = open(path, "rb")  # noqa: SIM115 (closed by the caller, or below)
         except FileNotFoundError:
             return None
         try:
-            header = _loose_header(file, hexname.decode("ascii"))
+            header = _loose_header(file, hexsha)
         except BaseException:
             file.close()
             raise
         if header is None or header[0] != _LOOSE_TYPES[b"blob"] or header[1] <= self.stream_above:
             file.close()
             return None
-        return header[0], header[1], _loose_pieces(file, *header[1:], hexname.decode("ascii"))
+        return file, header, hexsha
 
     def _hex(self, sha: bytes) -> Any:
         """The hex id of a binary or hex one; None for what is neither (never a path)."""

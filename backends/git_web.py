@@ -673,9 +673,9 @@ class GitPages:
         """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
         listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``).
 
-        A blob stored whole in a pack is inflated a piece at a time as it is sent, whatever its
-        size; one stored otherwise (a delta, loose) is read whole, up to ``MAX_RAW_FILE`` (its
-        size is known before anything is read)."""
+        A blob stored whole in a pack, or loose and over ``core.bigFileThreshold``, is inflated a
+        piece at a time as it is sent, whatever its size; one stored otherwise (a delta, a smaller
+        loose one) is read whole, up to ``MAX_RAW_FILE`` (its size is known before anything is read)."""
         tagged = self._tagged_object(key)
         if tagged is not None and tagged[0] == "blob":  # a tag of a blob: its bytes (gitweb's blob link)
             if path.strip("/"):

@@ -4,7 +4,10 @@ at a time (it was "internal error").  The bound is lowered here so that a small 
 
 from __future__ import annotations
 
+import io
 import random
+import subprocess
+import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 import dulwich.object_store
 import pytest
 
-from backends import git_objects, git_web
+from backends import git_objects
 from backends.git_objects import RawLooseObjectStore
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_git_daemon import commit, started_repo
@@ -81,20 +84,40 @@ def test_a_loose_blob_past_the_bound_clones_and_fetches_a_piece_at_a_time(
     client.git("--git-dir", str(repo), "fsck", "--full", "--strict")
 
 
-def test_a_loose_blob_past_the_bound_is_refused_by_its_web_page_from_its_header(
-        make_server: Any, client: Client, inflated: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loose_blob_past_the_bound_is_sent_by_its_web_page_a_piece_at_a_time(
+        make_server: Any, client: Client, inflated: list[bytes]) -> None:
     """A 600 MiB loose blob's ``raw-file`` was a 500 "internal error" (its size learnt by reading it
-    whole: 1.8 GB of server RSS), where a packed one is refused from its size."""
-    monkeypatch.setattr(git_web, "MAX_RAW_FILE", 2 * LIMIT)
+    whole: 1.8 GB of server RSS); it is sent as one stored whole in a pack is, whatever its size."""
     server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
     _url, work = started_repo(server, client, "big", push=True)
-    commit(client, work, "noise.bin", random.Random(5).randbytes(3 * LIMIT), "a blob past the bound")
+    noise = random.Random(5).randbytes(3 * LIMIT)
+    commit(client, work, "noise.bin", noise, "a blob past the bound")
     repo = server.root / "big.git"
     client.git("push", "-q", f"file://{repo}", "HEAD:main", cwd=work)
-    try:
-        urllib.request.urlopen(server.url("http", "big.git/raw-file/main/noise.bin"), timeout=60)
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 403 and b"larger than" in exc.read()
-    else:
-        raise AssertionError("the file was served")
+    url = server.url("http", "big.git/raw-file/main/noise.bin")
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        assert answer.read() == noise
+    assert not inflated
+
+
+def test_a_loose_blob_past_the_bound_is_archived_a_piece_at_a_time(
+        make_server: Any, client: Client, inflated: list[bytes]) -> None:
+    """``git archive --remote`` of a tree holding one was "internal error"; git's tar streams it."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    _url, work = started_repo(server, client, "big", push=True)
+    noise = random.Random(7).randbytes(3 * LIMIT + 3)
+    commit(client, work, "noise.bin", noise, "a blob past the bound")
+    repo = server.root / "big.git"
+    client.git("push", "-q", f"file://{repo}", "HEAD:main", cwd=work)
+    client.git("--git-dir", str(repo), "config", "daemon.uploadarch", "true")
+    ours = subprocess.run(["git", "archive", f"--remote={server.git_url('big.git')}", "--format=tar", "main"],
+                          env=client.env, cwd=client.cwd, capture_output=True, timeout=60, check=True).stdout
+    theirs = subprocess.run(["git", "archive", f"--remote={repo}", "--format=tar", "main"],
+                            env=client.env, cwd=client.cwd, capture_output=True, timeout=60, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(ours)) as tar:
+        member = tar.extractfile("noise.bin")
+        assert member is not None and member.read() == noise
+        names = tar.getnames()
+    with tarfile.open(fileobj=io.BytesIO(theirs)) as tar:
+        assert tar.getnames() == names
     assert not inflated
