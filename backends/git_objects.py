@@ -948,14 +948,16 @@ def _loose_header(file: Any, hexsha: str) -> tuple[int, int, _Inflating, bytes] 
 def _loose_pieces(file: Any, size: int, inflating: _Inflating, first: bytes, hexsha: str) -> Iterator[bytes]:
     """The rest of a loose object's text from ``_loose_header``, checked against its size."""
     with file:
-        seen = 0
-        piece = first
-        while piece:
+        piece, seen = first, 0
+        while True:  # (``first`` may be empty: the header inflated alone)
             seen += len(piece)
             if seen > size:
                 break
-            yield piece
+            if piece:
+                yield piece
             piece = inflating.take()
+            if not piece:
+                break
         if seen != size:
             raise ObjectFormatException(f"loose object {hexsha} does not hold the {size} bytes its header gives")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from dulwich.errors import ObjectFormatException
 
-from backends import load_backend
+from backends import git_objects, load_backend
 from backends.git_objects import PIECE_STEP, RawLooseObjectStore
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
@@ -63,3 +63,19 @@ def test_a_file_that_does_not_hold_its_size_is_refused_when_reached(tmp_path: Pa
         assert found is not None
         with pytest.raises(ObjectFormatException, match=why):
             b"".join(found[2])
+
+
+def test_a_header_inflated_alone_is_followed_by_the_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that flushes after the header (its first piece holds nothing more) is read whole."""
+    store, repo = _store(tmp_path, "1k")
+    text = random.Random(4).randbytes(5000)
+    oid = _write(repo, text)
+    path = repo / "objects" / oid[:2].decode() / oid[2:].decode()
+    path.chmod(0o644)
+    header = b"blob 5000\0"
+    deflater = zlib.compressobj()
+    flushed = deflater.compress(header) + deflater.flush(zlib.Z_FULL_FLUSH)
+    path.write_bytes(flushed + deflater.compress(text) + deflater.flush())
+    monkeypatch.setattr(git_objects, "HEADER_STEP", len(flushed))  # the first read: the header's bytes alone
+    found = store.loose_stream(oid)
+    assert found is not None and b"".join(found[2]) == text
