@@ -693,8 +693,9 @@ class HgPushSpool(Protocol):
 
 class HgObsolescence(Protocol):
     """Optional for an ``HgRepository`` (and ``obsolescence_summary``/``add_obsmarkers`` for its
-    transactions): obsolescence markers (``protocols.hg_obsmarkers.Marker``).  Without these methods a
-    repository has no markers, advertises no ``obsmarkers``, and refuses pushed ones.
+    transactions, ``HgTransactionReads``/``HgTransactionWrites``): obsolescence markers
+    (``protocols.hg_obsmarkers.Marker``).  Without these methods a repository has no markers,
+    advertises no ``obsmarkers``, and refuses pushed ones.
 
     The repository's other answers already leave out the changesets its markers hide.
     """
@@ -849,6 +850,75 @@ class HgOptionalReads(Protocol):
         ...
 
 
+class HgTransactionReads(Protocol):
+    """Optional for an ``HgTransaction``: what it may say of the push so far, each only reading it.
+
+    Each is asked where hgwire needs it, and a transaction without it is taken as the line below its
+    name says.  A session's transaction is guarded (``gateway.protected.GuardedTransaction``): the
+    guard hands on every method ``HG_TRANSACTION_READS`` names, as the backend has it or not; a
+    method declared here is so reached through the guard with no code of its own there.
+    """
+
+    def phase_of(self, node: Node) -> int | None:
+        """The changeset's phase in the transaction so far, None for one it does not hold; without
+        it, not known (a pushkey may then name only what the repository shows)."""
+        ...
+
+    def changeset_text(self, node: Node) -> bytes:
+        """The changelog text of ``node``, one the transaction added too (once its revision is in);
+        without it, protected branches refuse every push, which they cannot check."""
+        ...
+
+    def phases_moved(self) -> bool:
+        """Whether the commit moves phases (hg's ``HG_PHASES_MOVED``); without it, no."""
+        ...
+
+    def phase_changes(self) -> list[tuple[Node, int | None, int]]:
+        """Each changeset whose phase the transaction sets, in revision order, with its phase before
+        (None for a new one) and after; without it, none are told, and phase hooks refuse the push."""
+        ...
+
+    def obsolescence_summary(self) -> tuple[int, int, int, int, int]:
+        """New markers, changesets they obsoleted, new orphans, phase- and content-divergent
+        changesets, as hg's server says them when a push commits; without it, all 0."""
+        ...
+
+    def bare_new_drafts(self) -> list[Node]:
+        """The new drafts that carry no topic (hg-evolve's ``topic-mode.server``,
+        ``topic.publish-bare-branch``); without it, none."""
+        ...
+
+    def new_drafts_with_namespace(self) -> list[Node]:
+        """The new drafts that name a topic namespace (``tns-reject-push``); without it, none."""
+        ...
+
+    def branch_heads_now(self, rule: Any) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
+        """Each branch's heads as the push leaves them, as one of the repository's
+        ``single_head_rules`` looks at them; without it, those rules are not checked."""
+        ...
+
+
+class HgTransactionWrites(Protocol):
+    """Optional for an ``HgTransaction``: what else it may write.  A session's guard never hands one
+    on: it has a method of its own for each, which gates, checks, audits and warns of a disk's
+    refusal as the push needs, then asks the backend's.
+
+    ``new_markers`` (a sequence), where it has ``add_obsmarkers``: the markers it took so far, which
+    branch protections check; without it, every pushed marker is checked.
+    """
+
+    def add_obsmarkers(self, markers: Sequence[Any]) -> int:
+        """Take the pushed markers it does not have; return how many were new.  Without it, a push
+        with markers is refused."""
+        ...
+
+    def write_pending(self) -> str | None:
+        """Write what the commit would make readable to ``hg`` run with ``HG_PENDING`` set to the
+        root returned (the ``pretxn…`` hooks); None where it cannot.  Without it, a repository with
+        such hooks refuses pushes."""
+        ...
+
+
 def _methods(*protocols: type) -> frozenset[str]:
     return frozenset(name for protocol in protocols for name, value in vars(protocol).items()
                      if callable(value) and not name.startswith("_"))
@@ -860,6 +930,10 @@ The optional ones that write are ``HgPushSpool.spool_push`` (a pushed bundle kep
 only by a push, which needs the right to push) and ``HgObsolescence``'s transaction methods; the
 guard wraps each of them itself."""
 
+
+HG_TRANSACTION_READS = _methods(HgTransactionReads)
+"""The optional methods of an ``HgTransaction`` that only read it, all a session's guard hands on;
+``HgTransactionWrites`` are those it wraps."""
 
 Repository = GitRepository | HgRepository
 
@@ -896,6 +970,7 @@ __all__ = [
     "ATOMIC_FAILURE",
     "HEX_ID_LENGTHS",
     "HG_OPTIONAL_READS",
+    "HG_TRANSACTION_READS",
     "MISSING_OBJECTS",
     "NULL_NODE",
     "OBJECT_FORMATS",
@@ -911,6 +986,8 @@ __all__ = [
     "HgOptionalReads",
     "HgRepository",
     "HgTransaction",
+    "HgTransactionReads",
+    "HgTransactionWrites",
     "IngestResult",
     "Iterator",
     "Kind",

@@ -47,6 +47,7 @@ from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
     ATOMIC_FAILURE,
     HG_OPTIONAL_READS,
+    HG_TRANSACTION_READS,
     NULL_NODE,
     DeltaMode,
     GitRepository,
@@ -342,15 +343,12 @@ def branches_refusal(protections: Sequence[Protection], heads_before: Mapping[by
     return None
 
 
-def _optional(backend: object, name: str, default: Any) -> Any:
-    """What ``backend``'s optional method ``name`` (one without arguments) answers; ``default`` where
-    it has no such method (a backend's repository or transaction)."""
-    method = getattr(backend, name, None)
-    return method() if method is not None else default
-
-
 class GuardedTransaction:
-    """An ``HgTransaction`` that applies the bookmark and branch protections and audits the outcome."""
+    """An ``HgTransaction`` that applies the bookmark and branch protections and audits the outcome.
+
+    Its writes are its own methods (the core's, and one for each of the backend's optional writes,
+    ``backends.interfaces.HgTransactionWrites``); the backend's optional reads are handed on.
+    """
 
     def __init__(self, repo: HgRepository, tx: HgTransaction, ctx: SessionContext,
                  protections: Protections | None, hooks: hg_hooks.HgHooks | None = None) -> None:
@@ -514,7 +512,7 @@ class GuardedTransaction:
         self._gate()
         # each changeset once: a publishing repository makes a push's changesets public, and the
         # client's phase part or pushkey then asks the same of the pushed head
-        before = [self.phase_of(node) for node in nodes]
+        before = [self._phase_of(node) for node in nodes]
         self._tx.set_phase(phase, nodes)
         logged = self._phases_logged.setdefault(phase, set())
         added = set(self._added)
@@ -525,7 +523,7 @@ class GuardedTransaction:
             self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
                                               " ".join(n.hex() for n in moved)))
 
-    def phase_of(self, node: Node) -> int | None:
+    def _phase_of(self, node: Node) -> int | None:
         """The changeset's phase as the transaction has it (None where the backend cannot say)."""
         phase_of = getattr(self._tx, "phase_of", None)  # optional: a backend may not have it
         return phase_of(node) if phase_of is not None else None
@@ -564,27 +562,15 @@ class GuardedTransaction:
                 self._refuse(f"protected branch {_name(found[0])}: rewriting or pruning its changesets "
                              "is not allowed")
 
-    def obsolescence_summary(self) -> tuple[int, int, int, int, int]:
-        summary = getattr(self._tx, "obsolescence_summary", None)
-        return summary() if summary is not None else (0, 0, 0, 0, 0)
-
-    def bare_new_drafts(self) -> list[Node]:
-        """The backend's new drafts without a topic (none where it cannot say)."""
-        return list(_optional(self._tx, "bare_new_drafts", []))
-
-    def phase_changes(self) -> list[tuple[Node, int | None, int]]:
-        """The backend's phase moves of this push (none where it cannot say)."""
-        return list(_optional(self._tx, "phase_changes", []))
-
-    def new_drafts_with_namespace(self) -> list[Node]:
-        """The backend's new drafts naming a topic namespace (none where it cannot say)."""
-        return list(_optional(self._tx, "new_drafts_with_namespace", []))
-
-    def branch_heads_now(self, rule: Any) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
-        """The backend's branch heads as the push leaves them, as ``rule`` looks at them (none where
-        it cannot say)."""
-        heads = getattr(self._tx, "branch_heads_now", None)
-        return list(heads(rule)) if heads is not None else []
+    def __getattr__(self, name: str) -> Any:
+        """The backend transaction's optional read ``name`` (``backends.interfaces.HG_TRANSACTION_READS``),
+        as it has it: reading the push so far needs no gate, check or audit.  ``AttributeError``
+        where the backend has none (its callers then do as without it) and for any other name.  Each
+        was handed on by a method of its own here, so a new optional method went unused until one
+        was written."""
+        if name in HG_TRANSACTION_READS:
+            return getattr(self._tx, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _branch_refusal(self) -> str | None:
         if self._branch_heads is None:
@@ -716,7 +702,7 @@ class GuardedTransaction:
                       extra: Mapping[str, str], now: bool = False) -> None:
         """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it;
         ``now``: a gate in the middle of the push (``_pending_now``), not one of the commit's."""
-        pending = self._pending_now() if now else self._pending_root()
+        pending = self._pending_now() if now else self.write_pending()
         if pending is None:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server's operator")
@@ -725,9 +711,10 @@ class GuardedTransaction:
         except hg_hooks.HookFailed as exc:
             self._refuse(str(exc))
 
-    def _pending_root(self) -> str | None:
-        """Write what the transaction would commit where hg's own readers find it (``HG_PENDING``);
-        once for all the gates of the commit, as nothing changes between them."""
+    def write_pending(self) -> str | None:
+        """Write what the transaction would commit where hg's own readers find it (``HG_PENDING``),
+        the backend's ``write_pending``, a disk's refusal warned; once for all the gates of the
+        commit, as nothing changes between them."""
         if self._pending is None:
             write_pending = getattr(self._tx, "write_pending", None)
             with _disk_refusal_warned(self._ctx):
@@ -738,7 +725,7 @@ class GuardedTransaction:
         """The pending files as the transaction is now, for a gate in the middle of the push; the
         commit's gates write them again, as they are then."""
         self._pending = None
-        root = self._pending_root()
+        root = self.write_pending()
         self._pending = None
         return root
 
