@@ -608,8 +608,9 @@ class HgRepository(Protocol):
         ...
 
     def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
-        """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``); a head
-        the repository no longer has (stripped after the client read it) is left out."""
+        """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``).  A
+        publishing repository names every one of ``heads`` public, unread, as hg's server does, so
+        also a head stripped after the client read it; otherwise such a head is left out."""
         ...
 
     def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:

@@ -1628,7 +1628,12 @@ class HgRepo:
         return keys
 
     def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
-        """Phase heads as a server sends them for ``heads`` (exchange.py ``_getbundlephasespart``)."""
+        """Phase heads as a server sends them for ``heads`` (exchange.py ``_getbundlephasespart``).
+
+        A publishing repository names all of ``heads`` public without looking them up, as hg's
+        does: a head stripped since the client read it too (``hg serve`` 7.2.4 over SSH and HTTP
+        does so: the client's draft copy of it is published).
+        """
         if self.publishing():
             return [(PUBLIC, h) for h in sorted(heads)]
         cl = self.changelog()
@@ -1641,7 +1646,7 @@ class HgRepo:
                 continue
             rev = nodemap.get(h)
             if rev is None:  # stripped since the client read it in ``heads``: it has no phase to tell
-                continue     # (hg serve --stdio answers from its session's older view, where it had one)
+                continue     # (hg serve aborts "00changelog@NODE: no node" over SSH, 500 over HTTP)
             by_phase[min(views.phases[rev], DRAFT)].add(h)
         if by_phase[DRAFT]:
             draft_revs = [cl.rev(h) for h in by_phase[DRAFT]]

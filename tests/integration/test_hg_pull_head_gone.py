@@ -10,6 +10,7 @@ after a strip (and serves its session's stale view after a marker); ``hg serve``
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.integration.test_hg_ssh import HgSsh
 
 PAUSE = '''\
 import os
+import shutil
 from mercurial import exchange, extensions
 
 
@@ -108,4 +110,38 @@ def test_a_head_stripped_after_a_pull_found_nothing_new_leaves_it_pulled(
     assert client.hg("log", "-R", str(repo), "-T", "{desc}\n").stdout == "b\na\n"  # (the strip ran)
     assert client.hg("log", "-R", str(mine), "-T", "{desc} {phase}\n").stdout == "c draft\nb draft\na public\n"
     client.hg("verify", "-q", "-R", str(mine))
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_head_stripped_after_a_pull_found_nothing_new_is_published_as_hg_publishes_it(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """The same race where the repository now publishes: hg's server names every head asked for
+    public without looking it up, the stripped one too, and the clone's draft copies (b and c) are published
+    (``hg serve`` 7.2.4 over SSH and HTTP does so); the reference is hg's own pull from a twin of the
+    repository on disk, which runs the same server code."""
+    server = make_server("fs", **ssh_server_settings(ssh_keys), **_settings(htpasswd))
+    peer = HgSsh(server, client, ssh_keys.command(server.port("ssh"))) if kind == "ssh" else HgHttp(server, client)
+    repo, twin = server.root / "r", tmp_path / "twin"
+    gone = _served(client, repo)
+    shutil.copytree(repo, twin)
+    extension = tmp_path / "pause.py"
+    extension.write_text(PAUSE)
+    shown = {}
+    for served, url in ((repo, peer.url("r")), (twin, str(twin))):
+        mine = tmp_path / f"mine-{served.name}"
+        client.hg("clone", "-q", "-U", str(served), str(mine))  # (c draft: the repository did not publish)
+        (served / ".hg" / "hgrc").write_text("[phases]\npublish = True\n")
+        command = " ".join([os.path.join(VENV_BIN, "hg"), "-R", str(served), *TAKE_AWAY["strip"], gone])
+        pulled = peer.hg("--config", f"extensions.pause={extension}", "--config", f"pause.cmd={command}",
+                         "pull", "-R", str(mine), url, check=False)
+        assert pulled.returncode == 0, pulled
+        assert client.hg("log", "-R", str(served), "-T", "{desc}\n").stdout == "b\na\n"  # (the strip ran)
+        shown[served] = (pulled.stdout.splitlines()[1:],
+                         client.hg("log", "-R", str(mine), "-T", "{desc} {phase}\n").stdout)
+        client.hg("verify", "-q", "-R", str(mine))
+    assert shown[repo] == shown[twin]
+    assert shown[repo] == (["searching for changes", "no changes found", "2 local changesets published"],
+                           "c public\nb public\na public\n")
     client.hg("verify", "-q", "-R", str(repo))
