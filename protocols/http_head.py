@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from protocols.errors import ProtocolError
 
@@ -143,6 +144,19 @@ MAX_REASON = 200
 
 
 def reason_phrase(message: str) -> bytes:
-    """The message as a status-line reason: printable ASCII, one line, bounded."""
-    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
-    return text[:MAX_REASON].encode("ascii")
+    """The message as a status-line reason: printable ASCII, one line, bounded (whole characters).
+
+    A printable character outside ASCII is sent percent-encoded (its UTF-8 bytes: ``é`` as
+    ``%C3%A9``), as a URL holds it: hg prints the reason and nothing else of an HTTP error, and a
+    ``?`` in its place told nothing (a hint naming ``équipe/thé`` said ``?quipe/th?``); the name so
+    told can be pasted into the URL.  Any other character is ``?``.
+    """
+    pieces: list[str] = []
+    size = 0
+    for char in message.replace("\n", " "):
+        piece = char if " " <= char <= "~" else quote(char, safe="") if char.isprintable() else "?"
+        size += len(piece)
+        if size > MAX_REASON:
+            break
+        pieces.append(piece)
+    return "".join(pieces).encode("ascii")

@@ -11,6 +11,7 @@ from protocols.http_head import (
     connection_options,
     line_ends_in_bare_lf,
     origin_form,
+    reason_phrase,
     request_line_target,
     request_line_version,
 )
@@ -108,3 +109,11 @@ def test_a_target_s_bytes_past_ascii_are_read_as_their_percent_encoding() -> Non
     for line in (b"GET /a%20b.git HTTP/1.1", b"GET /my app.git HTTP/1.1", b"GET /\xc3\xbc", b"\xc3\xbc",
                  b"GET / HTTP/1.1"):
         assert request_line_target(line) == line
+
+
+def test_a_reason_phrase_percent_encodes_what_is_past_ascii_in_whole_characters() -> None:
+    # hg prints the reason alone ("abort: HTTP Error 404: <reason>"): "?quipe/th?" told nothing
+    assert reason_phrase("did you mean équipe/thé?\nnext") == b"did you mean %C3%A9quipe/th%C3%A9? next"
+    assert reason_phrase("a\x00\x7f\u200b\udce9\u4ed3") == b"a????%E4%BB%93"  # (controls, invisible, not UTF-8)
+    cut = reason_phrase("x" + "é" * 300)
+    assert len(cut) == 199 and cut.endswith(b"%C3%A9")  # (MAX_REASON, no escape cut in two)
