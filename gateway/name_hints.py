@@ -34,10 +34,16 @@ HINT_NAMES = 3
 """Repositories a refusal of a folder's name names at most (``readable_inside``)."""
 
 
+def _never_named(ctx: SessionContext) -> bool:
+    """Whether no repository may be named where the client asks: git daemon's and git
+    http-backend's transports under ``[git] export_all = false``, where whether one is exported is
+    in the repository itself (a hint would name unexported ones).  Asked before the backend scans
+    any folder, which would be work for nothing."""
+    return ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)
+
+
 def _may_read(ctx: SessionContext, name: str) -> bool:
     """Whether the user may read ``name`` where it asks (blocking: the rules may read files)."""
-    if ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer):
-        return False  # (whether it is exported is in the repository: a hint would name unexported ones)
     if ctx.authorizer is None:
         return True
     try:
@@ -96,7 +102,7 @@ def readable_twin(ctx: SessionContext) -> str | None:
     otherwise, or when the backend cannot say (its optional ``case_twin``).  git daemon says
     "access denied or repository not exported" alike for both, with no hint (blocking)."""
     twin_of = getattr(ctx.backend, "case_twin", None)
-    if twin_of is None:
+    if twin_of is None or _never_named(ctx):
         return None
     twin = twin_of(ctx.repo_name)
     return twin if isinstance(twin, str) and _may_read(ctx, twin) else None
@@ -109,7 +115,9 @@ def readable_inside(ctx: SessionContext) -> str | None:
     them (its optional ``names_below``): "… is not a git or Mercurial repository" said nothing of
     what to ask instead (blocking)."""
     below = getattr(ctx.backend, "names_below", None)
-    found = below(ctx.repo_name, FOLDER_SCAN_LIMIT) if below is not None else None
+    if below is None or _never_named(ctx):
+        return None
+    found = below(ctx.repo_name, FOLDER_SCAN_LIMIT)
     git = ctx.transport.startswith("git")  # (a git client's first: NAME.git, as git repositories are named)
     candidates = sorted(found or (), key=lambda n: (n.endswith(".git") is not git, n))
     # (no more than it names looked at past the authorizer: each is opened over HTTP, ``_web_shows``)
