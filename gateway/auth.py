@@ -464,8 +464,10 @@ HG_SSH_TRANSPORT = "hg-ssh"
 HG_SERVE = "hg serve"
 """A forced ``hg -R NAME serve --stdio`` (sshd's one-repository Mercurial key): that repository alone."""
 _HG_REPOSITORY_FLAGS = frozenset({"-R", "--repository", "--repo"})
-"""hg's spellings of its repository option, each read by hg before its command (``-RNAME`` and
-``--repo=NAME`` too: ``_hg_serve_restriction``)."""
+"""hg's spellings of its repository option (``-RNAME`` and ``--repo=NAME`` too:
+``_hg_serve_restriction``).  hg itself serves only ``-R NAME serve --stdio`` to a forced command
+(any other spelling aborts "potentially unsafe serve --stdio invocation"); hgwire honours each as
+naming that one repository."""
 GIT_SHELL = "git-shell"
 """git's restricted login shell, as a forced command: ``git-shell -c "$SSH_ORIGINAL_COMMAND"``."""
 GIT_SSH_TRANSPORT = "git-ssh"
