@@ -2157,6 +2157,7 @@ class DulwichGitRepository:
                 self._discard_added()
             return [RefResult(u.ref, str(exc)) for u in updates]
         head = self._head_target()
+        current = self._checked_out(head)
         hidden = self.hidden_refs("receive-pack")
         # as git's receive-pack: the commands a proc-receive hook takes are checked for hidden refs
         # and missing objects only, then handed to it instead of being made (unless it lets them fall through)
@@ -2174,11 +2175,11 @@ class DulwichGitRepository:
             checked = _pre_receive_verdicts(checked, hooks)
         # as git's receive-pack: the receive.* settings refuse what pre-receive let through
         checked = [(u, names[u.ref] if reason is NAME_PENDING
-                    else self._late_refusal(u, head, rules) if reason is None and u.ref not in proc else reason)
+                    else self._late_refusal(u, current, rules) if reason is None and u.ref not in proc else reason)
                    for u, reason in checked]
-        self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
+        self._told = b"".join(self._told_of(u, reason, current, rules) for u, reason in checked if u.ref not in proc)
         try:
-            return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent)
+            return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent, current)
         finally:
             git_ingest.release_keeps(self._keeps)  # the refs name the packs' objects now (or never will)
             self._keeps.clear()
@@ -2186,12 +2187,13 @@ class DulwichGitRepository:
     def _make_updates(self, updates: Sequence[RefUpdate], checked: list[tuple[RefUpdate, str | None]],
                       atomic: bool, hooks: ReceiveHooks | None, head: bytes | None,
                       hidden: Callable[[bytes], bool], rules: ReceiveRules, proc: set[bytes],
-                      absent: frozenset[bytes]) -> Sequence[RefResult]:
+                      absent: frozenset[bytes], current: bytes | None) -> Sequence[RefResult]:
         """The checked updates made (after the push's objects leave their quarantine); post-receive
-        is told those made, but for deletions of the ``absent`` refs."""
+        is told those made, but for deletions of the ``absent`` refs.  ``head``: HEAD's own target;
+        ``current``: the branch it leads to (``_checked_out``)."""
         deploy = None  # as git's receive-pack: after the update hook, before the ref moves
-        if not self.bare and head is not None and rules.deny_current_branch == UPDATE_INSTEAD:
-            deploy = Deploy(head, lambda update: self._update_worktree(update, hooks))
+        if not self.bare and current is not None and rules.deny_current_branch == UPDATE_INSTEAD:
+            deploy = Deploy(current, lambda update: self._update_worktree(update, hooks))
         transaction_hook = _transaction_hook(hooks)
         # as git's receive-pack: without atomic, each ref's update hook runs just before its transaction
         update_each = hooks.update if hooks is not None and transaction_hook is not None and not atomic else None
@@ -2332,6 +2334,27 @@ class DulwichGitRepository:
     def _head_target(self) -> bytes | None:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
         return _symref_target(self.dulwich_repo.refs.read_ref(HEAD))
+
+    def _checked_out(self, head: bytes | None) -> bytes | None:
+        """The branch HEAD leads to, HEAD's own target ``head`` followed through the symbolic refs
+        it is (HEAD -> ``refs/heads/sym`` -> ``refs/heads/a``: ``a``, born or not), as git's
+        receive-pack resolves HEAD for ``receive.denyCurrentBranch``, ``denyDeleteCurrent`` and
+        ``updateInstead``; None where git reads ``MAX_SYMREF_DEPTH`` refs, HEAD's included, and
+        finds no end (a loop, a longer chain), as git then has no current branch."""
+        name, seen = head, list[bytes]()
+        refs = self.dulwich_repo.refs
+        while name is not None and len(seen) < MAX_SYMREF_DEPTH - 1:
+            seen.append(name)
+            try:
+                target = _symref_target(refs.read_ref(Ref(name)))
+            except (OSError, ValueError):
+                return name
+            if target is None:
+                return name
+            if target in seen:
+                return None
+            name = target
+        return None
 
     def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool],
                  rules: ReceiveRules) -> str | None:
