@@ -2158,6 +2158,7 @@ class DulwichGitRepository:
             return [RefResult(u.ref, str(exc)) for u in updates]
         head = self._head_target()
         current = self._checked_out(head)
+        linked = self._linked_checkouts()
         hidden = self.hidden_refs("receive-pack")
         # as git's receive-pack: the commands a proc-receive hook takes are checked for hidden refs
         # and missing objects only, then handed to it instead of being made (unless it lets them fall through)
@@ -2175,9 +2176,11 @@ class DulwichGitRepository:
             checked = _pre_receive_verdicts(checked, hooks)
         # as git's receive-pack: the receive.* settings refuse what pre-receive let through
         checked = [(u, names[u.ref] if reason is NAME_PENDING
-                    else self._late_refusal(u, current, rules) if reason is None and u.ref not in proc else reason)
+                    else self._late_refusal(u, current, rules, linked) if reason is None and u.ref not in proc
+                    else reason)
                    for u, reason in checked]
-        self._told = b"".join(self._told_of(u, reason, current, rules) for u, reason in checked if u.ref not in proc)
+        self._told = b"".join(self._told_of(u, reason, current, rules, linked)
+                              for u, reason in checked if u.ref not in proc)
         try:
             return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent, current)
         finally:
@@ -2356,6 +2359,26 @@ class DulwichGitRepository:
             name = target
         return None
 
+    def _linked_checkouts(self) -> frozenset[bytes]:
+        """The branches the repository's linked working trees have checked out (``git worktree add``:
+        ``worktrees/ID/HEAD`` each, followed through symbolic refs as ``_checked_out``), which git's
+        receive-pack refuses to move (``receive.denyCurrentBranch``) or delete as it refuses HEAD's;
+        a detached one has none.  At most ``MAX_LINKED_WORKTREES`` are read, each HEAD's first
+        ``MAX_LOOSE_HEAD`` bytes; none off disk."""
+        controldir = getattr(self.dulwich_repo, "controldir", None)
+        if controldir is None:
+            return frozenset()
+        found: set[bytes] = set()
+        try:
+            with os.scandir(os.path.join(os.fsdecode(controldir()), "worktrees")) as entries:
+                for entry in itertools.islice(entries, MAX_LINKED_WORKTREES):
+                    target = _symref_target(_small_file(os.path.join(entry.path, "HEAD")))
+                    if target is not None and (branch := self._checked_out(target)) is not None:
+                        found.add(branch)
+        except OSError:  # (no worktrees/: the usual repository)
+            pass
+        return frozenset(found)
+
     def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool],
                  rules: ReceiveRules) -> str | None:
         damage = self.ref_damage(update.ref)
@@ -2369,16 +2392,23 @@ class DulwichGitRepository:
             return MISSING_OBJECTS
         return None
 
-    def _late_refusal(self, update: RefUpdate, head: bytes | None, rules: ReceiveRules) -> str | None:
+    def _late_refusal(self, update: RefUpdate, head: bytes | None, rules: ReceiveRules,
+                      linked: frozenset[bytes] = frozenset()) -> str | None:
         """What git's receive-pack refuses once pre-receive ran, before the update hook: the
-        repository's ``receive.*`` settings (a checked-out branch, a deletion, a non-fast-forward)."""
+        repository's ``receive.*`` settings (a checked-out branch, a deletion, a non-fast-forward).
+        ``head``: the branch HEAD leads to; ``linked``: those of its linked working trees, each
+        checked out as git's ``find_shared_symref`` finds them."""
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = is_zero_id(update.new)
-        if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
+        in_linked = update.ref in linked
+        if (in_linked or not self.bare and update.ref == head) and rules.deny_current_branch == REFUSE:
             return CHECKED_OUT
+        if (in_linked and not deletion and rules.deny_current_branch == UPDATE_INSTEAD
+                and (self.bare or update.ref != head)):
+            return LINKED_CHECKOUT  # (git would update that tree; hgwire updates only its own)
         if deletion and branch and rules.deny_deletes:
             return DELETION_PROHIBITED
-        if deletion and update.ref == head and rules.deny_delete_current not in (IGNORE, WARN):
+        if deletion and (in_linked or update.ref == head) and rules.deny_delete_current not in (IGNORE, WARN):
             return CURRENT_DELETION_PROHIBITED
         # (a branch naming a tree, blob or tag fails later, where git's refs code fails it; with
         # denyNonFastForwards, here, where git compares the two)
@@ -2411,9 +2441,11 @@ class DulwichGitRepository:
         told, self._told = self._told, b""
         return told
 
-    def _told_of(self, update: RefUpdate, reason: str | None, head: bytes | None, rules: ReceiveRules) -> bytes:
+    def _told_of(self, update: RefUpdate, reason: str | None, head: bytes | None, rules: ReceiveRules,
+                 linked: frozenset[bytes] = frozenset()) -> bytes:
         name = update.ref.decode("utf-8", "replace")
         deletion = is_zero_id(update.new)
+        checked_out = update.ref in linked or not self.bare and update.ref == head
         lines: list[str] = []
         if reason == FUNNY_REFNAME:
             lines.append(f"error: refusing to create funny ref {quoted(update.ref, MAX_TOLD_NAME)} remotely")
@@ -2429,11 +2461,10 @@ class DulwichGitRepository:
             lines.append(f"error: refusing to delete the current branch: {name}")
         elif reason == NON_FAST_FORWARD:
             lines.append(f"error: denying non-fast-forward {name} (you should pull first)")
-        elif reason is None and update.ref == head and not deletion and not self.bare \
-                and rules.deny_current_branch == WARN:
+        elif reason is None and checked_out and not deletion and rules.deny_current_branch == WARN:
             lines.append("warning: updating the current branch")
         elif reason is None and deletion:
-            if update.ref == head and rules.deny_delete_current == WARN:
+            if (update.ref == head or update.ref in linked) and rules.deny_delete_current == WARN:
                 lines.append("warning: deleting the current branch")
             if self._deletes_nothing(update):
                 lines.append("warning: deleting a non-existent ref")
@@ -3516,6 +3547,14 @@ IGNORE, WARN, REFUSE, UPDATE_INSTEAD = "ignore", "warn", "refuse", "updateInstea
 ``ignore``, with git's warning)."""
 
 CHECKED_OUT = "branch is currently checked out"
+LINKED_CHECKOUT = ("branch is checked out in a linked working tree (git worktree add), which hgwire does not "
+                   "update: update that tree on the server, or push another branch")
+"""Under ``receive.denyCurrentBranch = updateInstead``, a push to a branch a linked working tree has
+checked out: git moves that tree with it, hgwire deploys to the repository's own tree only."""
+MAX_LINKED_WORKTREES = 1024
+"""Linked working trees (``worktrees/*``) whose checked-out branches a push reads at most."""
+MAX_LOOSE_HEAD = 4096
+"""Bytes of a linked working tree's ``HEAD`` read (``ref: refs/heads/NAME``)."""
 DELETION_PROHIBITED = "deletion prohibited"
 CURRENT_DELETION_PROHIBITED = "deletion of the current branch prohibited"
 NON_FAST_FORWARD = "non-fast-forward"
@@ -4312,6 +4351,20 @@ def _thread_lock_for(repo: BaseRepo) -> RefLock:
 
 
 _SYMREF = b"ref: "
+
+
+def _small_file(path: str) -> bytes | None:
+    """The first ``MAX_LOOSE_HEAD`` bytes of the regular file ``path``; None for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, MAX_LOOSE_HEAD) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _symref_target(value: bytes | None) -> bytes | None:
