@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from backends.interfaces import Node
 from protocols.client_gone import checked
 from protocols.errors import StorageError
+from protocols.text import printable
 
 HEX40 = re.compile(rb"[0-9a-fA-F]{40}\Z")
 
@@ -244,26 +245,48 @@ def config_section(text: bytes, section: bytes, include: Callable[[bytes], bytes
 
 def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, depth: int
               ) -> list[tuple[bytes, bytes, bytes | None]]:
-    """Every setting and unsetting, in order: (section, name, value or None)."""
+    """Every setting and unsetting, in order: (section, name, value or None), each line taken as
+    Mercurial's ``config.parse`` takes it (a ``%include``, a comment or blank line, a section, an
+    item, an ``%unset``, in that order; a comment line inside a value's continuation lines does not
+    end them).  A line it takes for none of those (``[web`` unclosed, an indented line after no
+    setting, a name without ``=``) is a parse error, which makes hg refuse the repository whole
+    (``config error at .hg/hgrc:N``): ``StorageError`` too, where the line was skipped and the
+    settings after it read, ``allow_read`` under a ``[web`` kept from no one."""
     out: list[tuple[bytes, bytes, bytes | None]] = []
     current, continuable = b"", False
-    for line in text.splitlines():
-        if continuable and (more := _CONTINUATION.match(line)):
-            where, key, value = out[-1]
-            out[-1] = (where, key, (value or b"") + b"\n" + more.group(1))
-            continue
-        continuable = False
-        if not line.strip() or line.startswith((b"#", b";")):
-            continue
-        if (header := _SECTION.match(line)) is not None:
-            current = header.group(1).strip()
-        elif (unset := _UNSET.match(line)) is not None:
-            out.append((current, unset.group(1), None))
-        elif (inc := _INCLUDE.match(line)) is not None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if number == 1 and line.startswith(_BOM):  # (hg drops a first line's byte-order mark)
+            line = line[len(_BOM):]
+        if continuable:
+            if line.startswith((b"#", b";")):
+                continue
+            if more := _CONTINUATION.match(line):
+                where, key, value = out[-1]
+                out[-1] = (where, key, (value or b"") + b"\n" + more.group(1))
+                continue
+            continuable = False
+        if (inc := _INCLUDE.match(line)) is not None:
             included = include(inc.group(1)) if include is not None and depth < MAX_INCLUDE_DEPTH else None
             if included is not None:
                 out.extend(_settings(included, include, depth + 1))
+        elif not line.strip() or line.startswith((b"#", b";")):
+            continue
+        elif (header := _SECTION.match(line)) is not None:
+            current = header.group(1).strip()
         elif (item := _ITEM.match(line)) is not None:
             out.append((current, item.group(1), item.group(2)))
             continuable = True
+        elif (unset := _UNSET.match(line)) is not None:
+            out.append((current, unset.group(1), None))
+        else:
+            shown = printable(line.strip()[:MAX_SHOWN_LINE])
+            what = "an indented line after no setting" if line[:1].isspace() else "neither a section nor a setting"
+            raise StorageError(f"the repository's .hg/hgrc (or a file it includes) has a line hg cannot read, "
+                               f"{what} ('{shown}'), and hg refuses the repository: fix it on "
+                               "the server")
     return out
+
+
+_BOM = b"\xef\xbb\xbf"
+MAX_SHOWN_LINE = 80
+"""Bytes of an hgrc line hg cannot read that its refusal shows."""
