@@ -29,6 +29,10 @@ def load_backend(spec: str, root: str) -> Backend:
     """``fs`` | ``memory`` | ``package.module:factory`` -> ``factory(root)``."""
     module_name, _, attr = (":".join(BUILTIN[spec]) if spec in BUILTIN else spec).partition(":")
     if not module_name or not attr:
+        dotted, _, last = spec.rpartition(".")
+        if dotted and last and last != "py" and ":" not in spec:  # a dotted path to the factory (Twisted's namedAny)
+            raise BackendLoadError(f"--backend parts the module from its factory with a colon "
+                                   f"(package.module:factory): did you mean {dotted}:{last}?")
         raise BackendLoadError(f"--backend must be fs, memory or package.module:factory, not {spec!r}")
     try:
         module = importlib.import_module(module_name)

@@ -123,6 +123,8 @@ BROKEN_MODULES = {
     ("spelt_backend:make_backnd", ("cannot load backend 'spelt_backend:make_backnd': module 'spelt_backend' has no "
                                    "attribute 'make_backnd'; did you mean spelt_backend:make_backend?")),
     ("spelt_backend.py:make_backend", "name a module by its dotted path (package.module), not a file"),
+    ("spelt_backend.make_backend", ("--backend parts the module from its factory with a colon (package.module:factory): "
+                                    "did you mean spelt_backend:make_backend?")),
     ("misfit_backend:make", ("backend 'misfit_backend:make' cannot be called as hgwire calls it: open(name), "
                              "create(name, kind), locate(name); see the README's backend section")),
 ])
