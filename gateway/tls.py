@@ -155,8 +155,16 @@ def _date_warning(certificate: Any, cert_file: str, now: datetime.datetime) -> s
                 "refuse it until then; check the host's clock or the certificate")
     if not_after - now < EXPIRY_WARNING:
         return (f"the certificate in {cert_file} expires on {not_after:%Y-%m-%d %H:%M} UTC, in "
-                f"{(not_after - now).days} days: renew it, then send hgwire a SIGHUP")
+                f"{_time_left(not_after - now)}: renew it, then send hgwire a SIGHUP")
     return None
+
+
+def _time_left(left: datetime.timedelta) -> str:
+    """``10 days``, ``1 day``, ``5 hours``, ``less than an hour``: "in 1 days" and "in 0 days" were told."""
+    if left.days:
+        return f"{left.days} day{'s' if left.days > 1 else ''}"
+    hours = left.seconds // 3600
+    return f"{hours} hour{'s' if hours > 1 else ''}" if hours else "less than an hour"
 
 
 CLIENT_CA = "clientCA"

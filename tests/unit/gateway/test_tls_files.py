@@ -64,6 +64,9 @@ def test_an_encrypted_key_is_named_with_the_command_that_decrypts_it(
     ((-90, -2), "expired on 2026-12-04 12:00 UTC: clients refuse it"),
     ((3, 90), "is not valid until 2026-12-09 12:00 UTC"),
     ((-80, 10), "expires on 2026-12-16 12:00 UTC, in 10 days: renew it"),
+    ((-80, 1.5), "expires on 2026-12-08 00:00 UTC, in 1 day: renew it"),
+    ((-80, 0.25), "expires on 2026-12-06 18:00 UTC, in 6 hours: renew it"),
+    ((-80, 0.01), "UTC, in less than an hour: renew it"),
 ])
 def test_a_certificate_out_of_its_dates_or_near_its_end_is_warned_of(
         tmp_path: Path, days: tuple[float, float], said: str) -> None:
