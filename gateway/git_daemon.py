@@ -256,9 +256,11 @@ NOT_TLS = ("this port speaks git://, not TLS (a client used an https:// URL for 
 
 
 _HTTP_REFUSAL_TEXT = SPEAKS_GIT_PROTOCOL.encode() + b"\n"
-HTTP_REFUSAL = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(_HTTP_REFUSAL_TEXT) + _HTTP_REFUSAL_TEXT)
-"""The git:// port's whole answer to an HTTP request (HTTP/1.0: any client reads it, and closes)."""
+HTTP_REFUSAL = (b"HTTP/1.0 400 " + SPEAKS_GIT_PROTOCOL.encode() + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(_HTTP_REFUSAL_TEXT) + _HTTP_REFUSAL_TEXT)
+"""The git:// port's whole answer to an HTTP request (HTTP/1.0: any client reads it, and closes).  The
+sentence is its reason phrase too, which is all hg shows of a 400 (it said "HTTP Error 400: Bad
+Request"); git shows the body as ``remote:``."""
 
 
 def _peer(transport: ITransport | None) -> str:

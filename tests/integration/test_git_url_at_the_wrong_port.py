@@ -52,7 +52,8 @@ def test_an_http_url_at_the_git_port_is_answered_in_http(make_server: Callable[.
             "HTTP listener for an http:// URL") in told.stderr.splitlines(), told.stderr
     answer = _answer(port, b"GET /r.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0] == b"HTTP/1.0 400 Bad Request", answer
+    assert head.split(b"\r\n")[0] == (b"HTTP/1.0 400 this port speaks the git:// protocol, not HTTP; use a git:// URL "
+                                       b"here, or the server's HTTP listener for an http:// URL"), answer
     assert b"Content-Type: text/plain; charset=utf-8" in head.split(b"\r\n"), answer
     assert body == (b"this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the server's "
                     b"HTTP listener for an http:// URL\n"), answer
@@ -77,3 +78,14 @@ def test_a_git_request_whose_length_comes_alone_is_told_at_once(make_server: Cal
         while chunk := sock.recv(4096):  # (a socket timeout where the answer waited for request_timeout)
             answer += chunk
     assert answer[4:].startswith(b"ERR this port speaks HTTP, not the git:// protocol"), answer
+
+
+def test_an_hg_url_at_the_git_port_says_what_the_port_speaks(make_server: Callable[..., RunningServer],
+                                                             client: Client) -> None:
+    """hg shows a 400's reason phrase alone, not its body: ``hg clone http://HOST:9418/r`` said
+    "abort: HTTP Error 400: Bad Request", which did not say that the port was git://'s."""
+    server = make_server("memory", git=[LOOPBACK])
+    told = client.hg("id", f"http://127.0.0.1:{server.port('git')}/r", check=False, timeout=20)
+    assert told.returncode == 255
+    assert ("abort: HTTP Error 400: this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the "
+            "server's HTTP listener for an http:// URL") in told.stderr.splitlines(), told.stderr
