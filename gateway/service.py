@@ -209,11 +209,13 @@ class ListenerService(service.Service):
         plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
         if not proxied:  # TLS over the guard, as Twisted's ssl: endpoint, with hgwire's end of a failed handshake
             self._listen_factory = tls.LingeringTLSFactory(self.tls, False, self.factory)
+            self._listen_factory.plain_http_refused = self.kind == "http"
             return plain
         guard = self.factory
         if not isinstance(guard, WrappingFactory):
             raise ValueError(f"{self.description}: TLS behind the PROXY header needs a guarded listener")
         guard.wrappedFactory = tls.LingeringTLSFactory(self.tls, False, guard.wrappedFactory)
+        guard.wrappedFactory.plain_http_refused = self.kind == "http"
         return plain
 
     def _listening(self, port: IListeningPort) -> None:

@@ -23,6 +23,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from gateway.channel import peer_text
 from gateway.logs import SafeLogger
 
 log = SafeLogger()
@@ -624,8 +625,33 @@ class LingeringTLSProtocol(TLSMemoryBIOProtocol):
         tcp.loseWriteConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._lingering is None:
-            super().dataReceived(data)
+        if self._lingering is not None:
+            return
+        if self._plain_http(data):
+            return
+        super().dataReceived(data)
+
+    _seen_first = False
+
+    def _plain_http(self, data: bytes) -> bool:
+        """A plain HTTP request (``http://`` for an HTTPS port) at this TLS listener's first byte: a
+        letter, where a TLS record begins with its content type (22, a handshake).  Answered with a
+        plain 400 that says so, as nginx answers it, then the connection lingers as after a failed
+        handshake.  curl (so git) said "Empty reply from server", hg "bad HTTP status line: ''"."""
+        if self._seen_first or not data:
+            return False
+        self._seen_first = True
+        if not (getattr(self.factory, "plain_http_refused", False) and data[:1].isalpha()):
+            return False
+        from twisted.internet import reactor
+
+        log.info("HTTP request from {peer}: plain HTTP on the HTTPS listener (the client used http:// for an "
+                 "https:// port)", peer=peer_text(self.transport.getPeer()))  # type: ignore[union-attr]
+        tcp: Any = self.transport
+        tcp.write(PLAIN_HTTP_REFUSAL)
+        self._lingering = reactor.callLater(HANDSHAKE_LINGER, tcp.abortConnection)
+        tcp.loseWriteConnection()
+        return True
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._lingering is not None and self._lingering.active():
@@ -637,6 +663,17 @@ class LingeringTLSFactory(TLSMemoryBIOFactory):
     """``TLSMemoryBIOFactory`` of ``LingeringTLSProtocol``: what an ``ssl:`` listener listens with."""
 
     protocol = LingeringTLSProtocol
+    plain_http_refused = False
+    """Whether a plain HTTP request is answered in plain HTTP (``--http`` listeners)."""
+
+
+PLAIN_HTTP_TOLD = ("this port speaks HTTPS, not plain HTTP: use an https:// URL for it, or the server's plain "
+                   "HTTP port for http://")
+_PLAIN_HTTP_BODY = PLAIN_HTTP_TOLD.encode() + b"; nothing was done\n"
+PLAIN_HTTP_REFUSAL = (b"HTTP/1.0 400 " + PLAIN_HTTP_TOLD.encode() + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(_PLAIN_HTTP_BODY) + _PLAIN_HTTP_BODY)
+"""The answer to a plain HTTP request at an HTTPS listener; the sentence is its reason phrase too,
+all hg shows of a 400."""
 
 
 @implementer(IOpenSSLContextFactory)
