@@ -7,8 +7,10 @@ the client may read where it asks; everything here blocks (the backend reads dir
 
 from __future__ import annotations
 
+import difflib
 import itertools
 
+from backends import names_in_folder
 from backends.hg.keys import BOOLEANS
 from backends.interfaces import Kind
 from gateway.auth import FOLDER_SCAN_LIMIT, Access
@@ -27,6 +29,9 @@ def with_hint(ctx: SessionContext, refused: HgwireError) -> HgwireError:
         return NotARepository(f"{refused} but a folder of them; name one, such as {inside}")
     if isinstance(refused, RepositoryNotFound) and (twin := readable_twin(ctx)) is not None:
         return RepositoryNotFound(f"{refused}; names are case-sensitive: did you mean {twin}?")
+    if isinstance(refused, RepositoryNotFound) and ";" not in str(refused) \
+            and (near := readable_near(ctx)) is not None:
+        return RepositoryNotFound(f"{refused}; did you mean {near}?")
     return refused
 
 
@@ -125,3 +130,35 @@ def readable_inside(ctx: SessionContext) -> str | None:
     if not readable:
         return None
     return ", ".join(readable[:HINT_NAMES]) + (" and more" if len(readable) > HINT_NAMES else "")
+
+
+NEAR_SCAN_LIMIT = 1000
+"""Repository names of the asked name's folder compared with it at most (``readable_near``)."""
+
+
+def readable_near(ctx: SessionContext) -> str | None:
+    """The repository in the folder of the missing name whose name is closest to it, a letter
+    or two away (``team/exsting.git``: ``team/existing.git``; ``.git`` and case aside), when the
+    user may read it; None otherwise.  A mistyped URL was "repository team/exsting.git not found"
+    alone, as git daemon, git http-backend and ``hg serve`` say (blocking: lists the folder)."""
+    asked = ctx.repo_name.strip("/")
+    folder = asked.rpartition("/")[0]
+    inside = folder + "/" if folder else ""
+    names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
+             if n.rpartition("/")[0] == folder]
+    stem = {_stem(n): n for n in names}  # (one name a stem: app.git or app)
+    for close in difflib.get_close_matches(_stem(asked), stem, n=3, cutoff=NEAR_CUTOFF):
+        if _may_read(ctx, stem[close]):
+            return stem[close]
+    return None
+
+
+NEAR_CUTOFF = 0.8
+"""difflib's ratio a name must reach to be told as the one meant: ``exsting``/``existing`` is 0.93,
+``nope``/``note`` 0.75."""
+
+
+def _stem(name: str) -> str:
+    """What is compared of a name: its last segment, without ``.git``, in lower case (the folder is
+    the same for all: compared, it made ``team/lbi`` as close as 0.88 to ``team/lib``)."""
+    return name.rpartition("/")[2].removesuffix(".git").lower()

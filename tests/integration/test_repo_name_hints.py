@@ -40,6 +40,11 @@ def _refusal(client: Client, url: str) -> str:
                  "did you mean team/lib.git?")),
     ("Private/Secret.git", "fatal: remote error: repository Private/Secret.git not found"),  # (alice's: not named)
     ("team/nope.git", "fatal: remote error: repository team/nope.git not found"),
+    ("team/apps.git", "fatal: remote error: repository team/apps.git not found; did you mean team/app.git?"),
+    ("team/Lbi", "fatal: remote error: repository team/Lbi not found"),  # (too far from lib)
+    ("team/more/dep.git", "fatal: remote error: repository team/more/dep.git not found; did you mean team/more/deep.git?"),
+    ("private/secrt.git", ("fatal: remote error: reading private/secrt.git needs an authenticated user; log in with "
+                           "an SSH key or HTTP password")),  # (alice's: not named)
 ])
 def test_git_daemon_tells_what_to_ask_for_instead(hinted: RunningServer, client: Client, path: str,
                                                   said: str) -> None:
@@ -63,3 +68,5 @@ def test_hg_over_http_is_told_the_same(hinted: RunningServer, client: Client) ->
     assert ("abort: HTTP Error 404: team is not a git or Mercurial repository but a folder of them; name one, "
             "such as team/hgrepo, team/app.git, team/lib.git and more") in said.stderr, said.stderr
     assert "secret" not in client.hg("id", f"{base}/PRIVATE/SECRET", check=False).stderr
+    said = client.hg("id", f"{base}/team/hgrep", check=False)
+    assert "abort: HTTP Error 404: repository team/hgrep not found; did you mean team/hgrepo?" in said.stderr, said.stderr
