@@ -147,15 +147,30 @@ def readable_near(ctx: SessionContext) -> str | None:
     names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
              if n.rpartition("/")[0] == folder]
     stem = {_stem(n): n for n in names}  # (one name a stem: app.git or app)
-    for close in difflib.get_close_matches(_stem(asked), stem, n=3, cutoff=NEAR_CUTOFF):
-        if _may_read(ctx, stem[close]):
-            return stem[close]
+    wanted = _stem(asked)
+    close = [n for n in stem if _one_edit(wanted, n)]  # (a short name's one typo is far by ratio: apq/app 0.67)
+    close += difflib.get_close_matches(wanted, stem, n=3, cutoff=NEAR_CUTOFF)
+    for near in close:
+        if _may_read(ctx, stem[near]):
+            return stem[near]
     return None
 
 
 NEAR_CUTOFF = 0.8
 """difflib's ratio a name must reach to be told as the one meant: ``exsting``/``existing`` is 0.93,
-``nope``/``note`` 0.75."""
+``lbi``/``lib`` 0.67 (but one edit away: ``_one_edit``)."""
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one letter changed, added, dropped, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        swapped = len(a) > start + 1 and a[start:start + 2] == b[start:start + 2][::-1]
+        return a[start + 1:] == b[start + 1:] or (swapped and a[start + 2:] == b[start + 2:])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1:] == shorter[start:]
 
 
 def _stem(name: str) -> str:

@@ -41,7 +41,8 @@ def _refusal(client: Client, url: str) -> str:
     ("Private/Secret.git", "fatal: remote error: repository Private/Secret.git not found"),  # (alice's: not named)
     ("team/nope.git", "fatal: remote error: repository team/nope.git not found"),
     ("team/apps.git", "fatal: remote error: repository team/apps.git not found; did you mean team/app.git?"),
-    ("team/Lbi", "fatal: remote error: repository team/Lbi not found"),  # (too far from lib)
+    ("team/Lbi", "fatal: remote error: repository team/Lbi not found; did you mean team/lib.git?"),  # (swapped)
+    ("team/abc", "fatal: remote error: repository team/abc not found"),  # (near none)
     ("team/more/dep.git", "fatal: remote error: repository team/more/dep.git not found; did you mean team/more/deep.git?"),
     ("private/secrt.git", ("fatal: remote error: reading private/secrt.git needs an authenticated user; log in with "
                            "an SSH key or HTTP password")),  # (alice's: not named)
