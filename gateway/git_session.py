@@ -196,14 +196,23 @@ class PendingRepository:
     kind: Literal[Kind.GIT] = Kind.GIT
 
 
-def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
+NOT_MADE_BY_PUSH = "a push makes no repository on this server: check the name, or ask the server's operator to create it"
+"""What a push to a missing name is told without ``--create-on-push`` (it read "not found" alone, as if
+the push could have made it)."""
+
+
+def open_for_push(ctx: SessionContext, first: bool = True) -> GitRepository | PendingRepository:
     """The repository a push goes to; with ``--create-on-push``, a missing one this client may make
     is a ``PendingRepository`` (``open_git_repo(ctx, create=True)`` makes it); blocking, for the pool.
     A repository whose backend refuses every push (``refuses_push``) is refused here, before the
-    advertisement, as ``--read-only`` refuses it: the client sends nothing."""
+    advertisement, as ``--read-only`` refuses it: the client sends nothing.  Not ``first`` (smart
+    HTTP's POST, after a GET that found the repository), a missing one is not told that a push makes
+    none: it went away during the push."""
     try:
         repo = open_git_repo(ctx)
-    except RepositoryNotFound:
+    except RepositoryNotFound as missing:
+        if first and not ctx.create_on_push and ";" not in str(missing):  # (no hint given already)
+            raise RepositoryNotFound(f"{missing}; {NOT_MADE_BY_PUSH}") from None
         if not may_create(ctx, ctx.create_on_push):
             raise
         # optional: without it, what git init would make (a backend wrapping fs makes what fs makes)
@@ -1417,7 +1426,7 @@ def _open_for_receive(ctx: SessionContext, stateless: bool = False) -> _Receivin
     ``packed-refs`` too big to keep (45 MB for a mirror of 100,000 annotated tags) until it closed.
     The update reads each ref it changes again, under the lock, and checks it against the
     command's old value, so that nothing of the advertisement's read is needed then."""
-    repo = open_for_push(ctx)
+    repo = open_for_push(ctx, first=not stateless)
     if isinstance(repo, PendingRepository):
         return _Receiving(repo, {})
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it

@@ -105,9 +105,31 @@ def test_a_missing_repository_over_ssh_is_told_once(make_server: Callable[..., R
                       (["push", url, "HEAD:refs/heads/main"], work)):
         result = client.git(*PROTOCOLS[proto], *args, cwd=cwd, check=False)
         lines = [line for line in result.stderr.splitlines() if not line.startswith("Cloning into")]
-        assert result.returncode == 128 and lines == ["fatal: repository nope.git not found",
-                                                      *GIT_OVER_SSHD_AFTERWORD], (args, result.stderr)
+        told = "fatal: repository nope.git not found" + (  # (a push is told it made nothing: --create-on-push)
+            "; a push makes no repository on this server: check the name, or ask the server's operator to create it"
+            if args[0] == "push" else "")
+        assert result.returncode == 128 and lines == [told, *GIT_OVER_SSHD_AFTERWORD], (args, result.stderr)
     assert not (server.root / "nope.git").exists()
+
+
+def test_a_push_to_a_missing_name_says_it_makes_none(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    """Without ``--create-on-push`` a push to a missing name read "repository new.git not found"
+    alone, which did not say that pushing would not make it; a mistyped name is told the one meant
+    instead."""
+    server = make_server("fs", git=[LOOPBACK])
+    client.git("init", "-q", "--bare", str(server.root / "app.git"))
+    work = client.cwd / "pusher"
+    client.git("init", "-q", work)
+    client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    base = f"git://127.0.0.1:{server.port('git')}"
+    pushed = client.git("push", f"{base}/new.git", "HEAD:refs/heads/main", cwd=work, check=False)
+    assert pushed.returncode == 128 and pushed.stderr.splitlines() == [(
+        "fatal: remote error: repository new.git not found; a push makes no repository on this server: check the "
+        "name, or ask the server's operator to create it")], pushed.stderr
+    pushed = client.git("push", f"{base}/apq.git", "HEAD:refs/heads/main", cwd=work, check=False)
+    assert pushed.stderr.splitlines() == ["fatal: remote error: repository apq.git not found; did you mean app.git?"]
+    assert not (server.root / "new.git").exists() and not (server.root / "apq.git").exists()
 
 
 def test_a_second_git_suffix_reaches_no_repository(make_server: Callable[..., RunningServer], client: Client,

@@ -31,7 +31,7 @@ class Repo:
 def test_a_push_reads_the_refs_only_to_advertise_them_and_lets_go_of_the_read(
         monkeypatch: pytest.MonkeyPatch, stateless: bool) -> None:
     repo = Repo()
-    monkeypatch.setattr(git_session, "open_for_push", lambda ctx: repo)
+    monkeypatch.setattr(git_session, "open_for_push", lambda ctx, **_: repo)
     ctx = SessionContext(backend=None, repo_name="r", transport="git-daemon", peer="test")  # type: ignore[arg-type]
     opened = git_session._open_for_receive(ctx, stateless)
     assert repo.reads == (0 if stateless else 1)
