@@ -350,6 +350,12 @@ def load_host_keys(paths: Sequence[Path], owner: tuple[int, int] | None = None) 
     return host_keys
 
 
+def host_key_fingerprint(key: keys.Key) -> str:
+    """``SHA256:…`` as ``ssh-keygen -lf`` and ssh's first-connection prompt write it (no ``=``
+    padding): what the operator tells users to compare."""
+    return "SHA256:" + str(key.fingerprint(keys.FingerprintFormats.SHA256_BASE64)).rstrip("=")
+
+
 def warn_open_host_keys(paths: Sequence[Path]) -> None:
     """Warn of a host key that other users than its owner may read or write (sshd refuses such a
     key: "UNPROTECTED PRIVATE KEY FILE"); warned, not refused, so that a service that ran with it
@@ -1633,6 +1639,9 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     key_paths = host_key_paths(config.host_key, config.root)
     host_keys = load_host_keys(key_paths, config.file_owner)
     warn_open_host_keys(key_paths)
+    for path, key in zip(key_paths, host_keys, strict=True):
+        log.info("SSH host key {path}: {fingerprint} ({type}), the fingerprint ssh shows at a client's first "
+                 "connection", path=str(path), type=key.sshType().decode(), fingerprint=host_key_fingerprint(key))
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     elif not os.path.exists(config.authorized_keys):
