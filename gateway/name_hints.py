@@ -141,6 +141,8 @@ def readable_near(ctx: SessionContext) -> str | None:
     or two away (``team/exsting.git``: ``team/existing.git``; ``.git`` and case aside), when the
     user may read it; None otherwise.  A mistyped URL was "repository team/exsting.git not found"
     alone, as git daemon, git http-backend and ``hg serve`` say (blocking: lists the folder)."""
+    if _never_named(ctx):  # (the cheap check first: no folder listed for a hint never told)
+        return None
     asked = ctx.repo_name.strip("/")
     folder = asked.rpartition("/")[0]
     inside = folder + "/" if folder else ""
