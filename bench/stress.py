@@ -136,10 +136,12 @@ def start_hgwire(git: int, ssh: int, http: int, tag: str) -> subprocess.Popen[by
             wait_port(port)
     except RuntimeError:
         stop(p)
-        if getattr(start_hgwire, "tries", 0) > 5:
+        if getattr(start_hgwire, "tries", 0) > 30:
             raise
         start_hgwire.tries = getattr(start_hgwire, "tries", 0) + 1  # type: ignore[attr-defined]
-        time.sleep(2)  # (a client's ephemeral port was ours: try again)
+        # (a client's ephemeral port was ours, 32768-60999 holding STRESS_BASE's: a connection of
+        # another process on the host, or its TIME_WAIT, may keep it for 60 s; try again for 90)
+        time.sleep(3)
         return start_hgwire(git, ssh, http, tag)
     start_hgwire.tries = 0  # type: ignore[attr-defined]
     return p
