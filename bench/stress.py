@@ -5,7 +5,12 @@ Not part of the test suite (it takes minutes, and a busy host): run by hand, e.g
 ``STRESS_EVOLVE=1`` adds hg-evolve amends and prunes (and server-side prunes and phase moves) on a
 non-publishing repository (even seeds), ``STRESS_CONFIG=1`` a ``--config`` with tiny kept budgets
 (``hg_kept_repositories_bytes``, ``git_kept_refs_bytes``) and kept clone answers (git:// is then
-read-only), ``STRESS_BASE`` the first of the 22 ports it uses (54800), ``STRESS_DIR`` where it works
+read-only), ``STRESS_RECENT=1`` what recent changes touched (the served git repository's config sets
+``pack.windowMemory = 256m``, ``core.packedGitLimit``, ``pack.deltaCacheSize`` and a
+``core.bigFileThreshold`` below its pushed files; pushes through the symbolic ref ``refs/heads/sym`` ->
+main; repositories named in the wrong case and a folder named, each told the name it may have meant;
+SSH keys forced to ``hg -R h serve --stdio``, to ``git-shell -c "$SSH_ORIGINAL_COMMAND"`` and to
+``gitolite-shell``), ``STRESS_BASE`` the first of the 22 ports it uses (54800), ``STRESS_DIR`` where it works
 (/tmp/hgwire-stress-SEED, removed first), ``STRESS_OPS`` only these client operations (names without
 ``op_``, comma-separated: ``hg_bookmarks,repo_churn``).  Exit status 1 when it found something (each
 finding is printed as ``FINDING:``); the last line counts what ran.
@@ -53,6 +58,8 @@ CONFIG = bool(os.environ.get("STRESS_CONFIG"))
 """Tiny kept budgets and kept clone answers (a --config file: git:// is then read-only)."""
 PUSH_T = ["ssh", "http"] if CONFIG else ["git", "ssh", "http"]
 EVOLVE = bool(os.environ.get("STRESS_EVOLVE"))
+RECENT = bool(os.environ.get("STRESS_RECENT"))
+"""Served git config sizes, pushes through a symbolic ref, name hints, forced-command SSH keys."""
 REPO = Path(__file__).resolve().parent.parent
 W = Path(os.environ.get("STRESS_DIR", f"/tmp/hgwire-stress-{SEED}"))
 VENV = REPO / ".venv" / "bin"
@@ -194,6 +201,13 @@ def setup() -> None:
     (W / "hgrc").write_text("[extensions]\nstrip =\n" + ("evolve =\n[experimental]\nevolution = all\n" if EVOLVE else ""))
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(W / "key")], check=True)
     (W / "authorized_keys").write_text((W / "key.pub").read_text())
+    if RECENT:  # keys sshd would force to one command: hgwire honours each as its README says
+        for name, option in FORCED.items():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(W / f"key-{name}")],
+                           check=True)
+            kind, blob = (W / f"key-{name}.pub").read_text().split()[:2]
+            with open(W / "authorized_keys", "a") as f:
+                f.write(f'{option},no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty {kind} {blob} {name}\n')
     (W / "conf.toml").write_text('[[repo]]\npattern = "*"\nwrite = ["alice"]\n\n[limits]\n'
                                  "hg_kept_repositories_bytes = 100000\ngit_kept_refs_bytes = 60000\n\n"
                                  "[clone_cache]\nmax_bytes = 100000000\nmax_age = 60\n")
@@ -230,6 +244,15 @@ def setup() -> None:
     run("git", "gc", "-q", cwd=g)
     run("git", "repack", "-adbq", cwd=g)
     STABLE.update(line for line in run("git", "ls-remote", g).stdout.splitlines() if "refs/tags/" in line)
+    if RECENT:
+        for key, value in [("pack.windowMemory", "256m"), ("core.packedGitLimit", "512m"),
+                           ("pack.deltaCacheSize", "256m"), ("core.deltaBaseCacheLimit", "96m"),
+                           ("core.bigFileThreshold", rnd.choice(["1k", "2k", "100k", "1m"]))]:
+            run("git", "config", key, value, cwd=g)
+        run("git", "symbolic-ref", "refs/heads/sym", "refs/heads/main", cwd=g)
+        # a folder of repositories, named whole by the name hints
+        run("git", "init", "-q", "--bare", W / "root" / "team" / "app.git")
+        hg("init", W / "root" / "team" / "lib")
     # hg: two branches, a bookmark
     h = W / "root" / HREPO
     hg("init", h)
@@ -265,8 +288,8 @@ def op_git_push(rnd: random.Random, me: int) -> None:
     run("git", "clone", "-q", "--no-tags", "-b", "main", u, d)
     count(f"git clone {t}")
     git_fsck(d, f"git clone {t}")
-    target = rnd.choice(["main", f"t{me}", f"t{me}", "b5", f"new{uniq()}"])
-    if target != "main":
+    target = rnd.choice(["main", f"t{me}", f"t{me}", "b5", f"new{uniq()}"] + (["sym", "sym"] if RECENT else []))
+    if target not in ("main", "sym"):
         r = run("git", "ls-remote", u, f"refs/heads/{target}", cwd=d)
         if r.stdout.strip():
             run("git", "fetch", "-q", u, f"refs/heads/{target}:refs/remotes/origin/{target}", cwd=d)
@@ -823,9 +846,86 @@ def op_repo_churn(rnd: random.Random, me: int) -> None:
             finding(f"churn: {name} deleted, over {t}: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
 
 
+FORCED = {"bob": 'command="hg -R h serve --stdio"', "carol": 'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\""',
+          "dave": 'command="/home/git/gitolite/src/gitolite-shell dave"'}
+"""STRESS_RECENT's forced-command keys: bob reaches h alone with hg, carol runs git only, dave is gitolite's."""
+
+
+def _ssh_as(name: str) -> str:
+    return SSH.replace(str(W / "key"), str(W / f"key-{name}"))
+
+
+def op_name_hints(rnd: random.Random, me: int) -> None:
+    """A repository named in the wrong case, or a folder of them, over any transport: refused, and
+    told the name it may have meant (as it stands while pushes, gc and churn run)."""
+    kind = rnd.choice(["git", "hg", "folder"])
+    if kind == "git":
+        t = rnd.choice(["git", "ssh", "http"])
+        r = run("git", "ls-remote", urls("git", "G.git")[t], check=False)
+        want = "did you mean g.git?"
+    elif kind == "hg":
+        t = rnd.choice(["ssh", "http"])
+        r = hg("identify", urls("hg", "H")[t], check=False)
+        want = "did you mean h?"
+    else:
+        t = rnd.choice(["git", "ssh", "http"])
+        r = run("git", "ls-remote", urls("git", "team")[t], check=False)
+        want = "team/app.git"
+    count(f"name hint {kind} {t}")
+    if not r.returncode or want not in r.stderr or "internal error" in r.stderr:
+        finding(f"name hint {kind} over {t}: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+
+
+def op_forced_ssh(rnd: random.Random, me: int) -> None:
+    """The forced-command keys: bob's hg -R h serve --stdio clones, pulls and pushes h whatever path
+    its client names, and is told the one name for another; carol's git-shell runs git and is refused
+    hg; dave's gitolite-shell line clones as dave."""
+    who = rnd.choice(list(FORCED))
+    ssh = _ssh_as(who)
+    base = f"ssh://{who}@127.0.0.1:{P_SSH}"
+    d = W / "c" / f"fs{uniq()}"
+    if who == "bob":
+        r = hg("--config", f"ui.ssh={ssh}", "clone", "-q", f"{base}/h", d, check=False)
+        count("forced hg clone")
+        if r.returncode and HEAD_GONE not in r.stderr:
+            finding(f"forced hg key: clone of h: {r.stderr[-800:]}")
+        elif not r.returncode:
+            hg_verify(d, "forced hg clone")
+            if not CONFIG and rnd.random() < 0.5:  # (--config: alice alone writes)
+                rewrites = _rewrites()
+                hg("update", "-q", "default", cwd=d)
+                (d / "bob").write_text(f"{uniq()}\n")
+                hg("commit", "-qAm", "bob", cwd=d)
+                r = hg("--config", f"ui.ssh={ssh}", "push", "-q", f"{base}/h", cwd=d, check=False)
+                count("forced hg push")
+                if r.returncode not in (0, 1) and not hg_push_raced(r, rewrites):
+                    finding(f"forced hg key: push to h: {r.returncode} {r.stdout[-500:]} {r.stderr[-800:]}")
+        other = rnd.choice(["team/lib", "H", "g.git"])
+        r = hg("--config", f"ui.ssh={ssh}", "identify", f"{base}/{other}", check=False)
+        count("forced hg other")
+        if not r.returncode or "use ssh://" not in r.stderr or "internal error" in r.stderr:
+            finding(f"forced hg key: {other}: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+    else:
+        e = {**ENV, "GIT_SSH_COMMAND": ssh}
+        r = subprocess.run(["git", "clone", "-q", f"{base}/g.git", str(d)], env=e, capture_output=True, text=True,
+                           timeout=300, check=False)
+        count(f"forced git clone {who}")
+        if r.returncode:
+            finding(f"forced key {who}: git clone: {r.stderr[-800:]}")
+        else:
+            git_fsck(d, f"forced git clone {who}")
+        if who == "carol":
+            r = hg("--config", f"ui.ssh={ssh}", "identify", f"{base}/h", check=False)
+            count("forced git-shell hg")
+            if not r.returncode or "may only run git" not in r.stderr:
+                finding(f"git-shell key: hg identify: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+    shutil.rmtree(d, ignore_errors=True)
+
+
 CLIENT_OPS = [(op_hg_evolve, 3 if EVOLVE else 0), (op_git_lsremote, 2), (op_git_push, 3), (op_git_fetch, 3), (op_git_killed, 1), (op_git_idle_v0, 2),
               (op_hg_push, 3), (op_hg_pull, 3), (op_hg_killed, 1), (op_hg_bookmarks, 2), (op_git_many_refs, 2),
-              (op_http_cut, 2), (op_ssh_cut, 1), (op_repo_churn, 1)]
+              (op_http_cut, 2), (op_ssh_cut, 1), (op_repo_churn, 1),
+              (op_name_hints, 2 if RECENT else 0), (op_forced_ssh, 2 if RECENT else 0)]
 if os.environ.get("STRESS_OPS"):  # only these (names without op_, comma-separated)
     CLIENT_OPS = [(op, w) for op, w in CLIENT_OPS if op.__name__[3:] in os.environ["STRESS_OPS"].split(",")]
 
@@ -910,6 +1010,10 @@ def compare(rnd: random.Random, r: int) -> None:
     v = hg("verify", "-q", cwd=h, check=False)
     if v.returncode:
         finding(f"round {r}: server hg verify: {v.stdout[-1500:]} {v.stderr[-800:]}")
+    if RECENT:  # pushes through it moved main, and it still leads there
+        sym = run("git", "symbolic-ref", "refs/heads/sym", cwd=g, check=False)
+        if sym.stdout.strip() != "refs/heads/main":
+            finding(f"round {r}: refs/heads/sym is no longer a symbolic ref to main: {sym.stdout} {sym.stderr[-300:]}")
     fresh = start_hgwire(F_GIT, F_SSH, F_HTTP, f"fresh{r}")
     try:
         for version in ("0", "2"):
