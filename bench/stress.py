@@ -9,8 +9,8 @@ read-only), ``STRESS_RECENT=1`` what recent changes touched (the served git repo
 ``pack.windowMemory = 256m``, ``core.packedGitLimit``, ``pack.deltaCacheSize`` and a
 ``core.bigFileThreshold`` below its pushed files; pushes through the symbolic ref ``refs/heads/sym`` ->
 main; repositories named in the wrong case and a folder named, each told the name it may have meant;
-SSH keys forced to ``hg -R h serve --stdio``, to ``git-shell -c "$SSH_ORIGINAL_COMMAND"`` and to
-``gitolite-shell``), ``STRESS_BASE`` the first of the 22 ports it uses (54800), ``STRESS_DIR`` where it works
+SSH keys forced to ``hg -R h serve --stdio``, ``hg-ssh --read-only h team/lib``, ``git-shell -c
+"$SSH_ORIGINAL_COMMAND"`` and ``gitolite-shell``), ``STRESS_BASE`` the first of the 22 ports it uses (54800), ``STRESS_DIR`` where it works
 (/tmp/hgwire-stress-SEED, removed first), ``STRESS_OPS`` only these client operations (names without
 ``op_``, comma-separated: ``hg_bookmarks,repo_churn``).  Exit status 1 when it found something (each
 finding is printed as ``FINDING:``); the last line counts what ran.
@@ -847,8 +847,9 @@ def op_repo_churn(rnd: random.Random, me: int) -> None:
 
 
 FORCED = {"bob": 'command="hg -R h serve --stdio"', "carol": 'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\""',
-          "dave": 'command="/home/git/gitolite/src/gitolite-shell dave"'}
-"""STRESS_RECENT's forced-command keys: bob reaches h alone with hg, carol runs git only, dave is gitolite's."""
+          "dave": 'command="/home/git/gitolite/src/gitolite-shell dave"', "erin": 'command="hg-ssh --read-only h team/lib"'}
+"""STRESS_RECENT's forced-command keys: bob reaches h alone with hg, carol runs git only, dave is
+gitolite's, erin's hg-ssh line reads h and team/lib."""
 
 
 def _ssh_as(name: str) -> str:
@@ -877,9 +878,9 @@ def op_name_hints(rnd: random.Random, me: int) -> None:
 
 
 def op_forced_ssh(rnd: random.Random, me: int) -> None:
-    """The forced-command keys: bob's hg -R h serve --stdio clones, pulls and pushes h whatever path
-    its client names, and is told the one name for another; carol's git-shell runs git and is refused
-    hg; dave's gitolite-shell line clones as dave."""
+    """The forced-command keys: bob's hg -R h serve --stdio clones and pushes h, is told the one name
+    for another and refused git; erin's hg-ssh --read-only clones and is refused a push; carol's
+    git-shell and dave's gitolite-shell clone and push g.git, and carol is refused hg."""
     who = rnd.choice(list(FORCED))
     ssh = _ssh_as(who)
     base = f"ssh://{who}@127.0.0.1:{P_SSH}"
@@ -905,6 +906,27 @@ def op_forced_ssh(rnd: random.Random, me: int) -> None:
         count("forced hg other")
         if not r.returncode or "use ssh://" not in r.stderr or "internal error" in r.stderr:
             finding(f"forced hg key: {other}: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+        r = subprocess.run(["git", "ls-remote", f"{base}/g.git"], env={**ENV, "GIT_SSH_COMMAND": ssh},
+                           capture_output=True, text=True, timeout=300, check=False)
+        count("forced hg git")
+        if not r.returncode or "may only run Mercurial" not in r.stderr:
+            finding(f"forced hg key: git ls-remote: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
+    elif who == "erin":
+        r = hg("--config", f"ui.ssh={ssh}", "clone", "-q", f"{base}/{rnd.choice(['h', 'team/lib'])}", d, check=False)
+        count("hg-ssh clone")
+        if r.returncode and HEAD_GONE not in r.stderr:
+            finding(f"hg-ssh key: clone: {r.stderr[-800:]}")
+        elif not r.returncode:
+            hg_verify(d, "hg-ssh clone")
+            (d / "erin").write_text(f"{uniq()}\n")
+            hg("commit", "-qAm", "erin", cwd=d)
+            # (no -q: hg shows the server's "remote:" lines as status, which -q hides; -f: a new head
+            # is the server's to refuse, not hg's discovery; --config: erin may not write anyway)
+            r = hg("--config", f"ui.ssh={ssh}", "push", "-f", "--new-branch", cwd=d, check=False)
+            count("hg-ssh push")
+            said = r.stdout + r.stderr
+            if not r.returncode or not ("may only read" in said or CONFIG and "erin may not push" in said):
+                finding(f"hg-ssh --read-only key: push: {r.returncode} {r.stdout[-300:]} {r.stderr[-800:]}")
     else:
         e = {**ENV, "GIT_SSH_COMMAND": ssh}
         r = subprocess.run(["git", "clone", "-q", f"{base}/g.git", str(d)], env=e, capture_output=True, text=True,
@@ -914,6 +936,14 @@ def op_forced_ssh(rnd: random.Random, me: int) -> None:
             finding(f"forced key {who}: git clone: {r.stderr[-800:]}")
         else:
             git_fsck(d, f"forced git clone {who}")
+        if not r.returncode and not CONFIG and rnd.random() < 0.5:  # (--config: alice alone writes)
+            run("git", "commit", "-q", "--allow-empty", "-m", who, cwd=d)
+            r = subprocess.run(["git", "push", "-q", "origin", f"HEAD:refs/heads/{who}{me}"], cwd=d,
+                               env={**ENV, "GIT_SSH_COMMAND": ssh}, capture_output=True, text=True, timeout=300,
+                               check=False)
+            count(f"forced git push {who}")
+            if r.returncode and not any(b in r.stderr for b in BENIGN_PUSH):
+                finding(f"forced key {who}: git push: {r.returncode} {r.stderr[-800:]}")
         if who == "carol":
             r = hg("--config", f"ui.ssh={ssh}", "identify", f"{base}/h", check=False)
             count("forced git-shell hg")
