@@ -217,7 +217,8 @@ def config_value(text: bytes, section: bytes, name: bytes, include: Callable[[by
                  ) -> bytes | None:
     """One value of a Mercurial config file, read as Mercurial's ``config.parse`` reads it.
 
-    ``[section]`` lines (anything may follow the ``]``), ``name = value`` with
+    ``[section]`` lines (anything may follow the ``]``; the name is kept as written, spaces
+    too, so ``[ web ]`` is not ``[web]``), ``name = value`` with
     continuation lines (indented), ``#`` and ``;`` comment lines, ``%include
     FILE`` (which starts outside any section) and ``%unset NAME``; the last
     setting wins.  A ``#`` after a value is part of the value, as for Mercurial.
@@ -272,7 +273,7 @@ def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, dept
         elif not line.strip() or line.startswith((b"#", b";")):
             continue
         elif (header := _SECTION.match(line)) is not None:
-            current = header.group(1).strip()
+            current = header.group(1)  # as written: hg's ``[ web ]`` is the section " web ", not [web]
         elif (item := _ITEM.match(line)) is not None:
             out.append((current, item.group(1), item.group(2)))
             continuable = True
