@@ -192,6 +192,8 @@ BOOLEANS = {b"1": True, b"yes": True, b"true": True, b"on": True, b"always": Tru
             b"0": False, b"no": False, b"false": False, b"off": False, b"never": False}
 """Mercurial's ``parsebool``."""
 MAX_INCLUDE_DEPTH = 8
+OWN_HGRC = ".hg/hgrc"
+"""How a refusal names the repository's own hgrc (hg names the file it read, with its line)."""
 
 _SECTION = re.compile(rb"\[([^\[]+)\]")
 _ITEM = re.compile(rb"([^=\s][^=]*?)\s*=\s*((.*\S)?)")
@@ -244,15 +246,19 @@ def config_section(text: bytes, section: bytes, include: Callable[[bytes], bytes
     return list(found.items())
 
 
-def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, depth: int
-              ) -> list[tuple[bytes, bytes, bytes | None]]:
+def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, depth: int,
+              source: str = OWN_HGRC) -> list[tuple[bytes, bytes, bytes | None]]:
     """Every setting and unsetting, in order: (section, name, value or None), each line taken as
     Mercurial's ``config.parse`` takes it (a ``%include``, a comment or blank line, a section, an
     item, an ``%unset``, in that order; a comment line inside a value's continuation lines does not
     end them).  A line it takes for none of those (``[web`` unclosed, an indented line after no
     setting, a name without ``=``) is a parse error, which makes hg refuse the repository whole
     (``config error at .hg/hgrc:N``): ``StorageError`` too, where the line was skipped and the
-    settings after it read, ``allow_read`` under a ``[web`` kept from no one."""
+    settings after it read, ``allow_read`` under a ``[web`` kept from no one.  Its refusal names the
+    file (``source``: ``.hg/hgrc``, or the path an ``%include`` gives) and the line's number in that
+    file, as hg's ``config error at FILE:N``; a ``WithBase`` text's first line (the operator's
+    ``[hg] hgrc``) is not one of ``.hg/hgrc``'s."""
+    shift = 1 if depth == 0 and isinstance(text, WithBase) else 0
     out: list[tuple[bytes, bytes, bytes | None]] = []
     current, continuable = b"", False
     for number, line in enumerate(text.splitlines(), 1):
@@ -269,7 +275,7 @@ def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, dept
         if (inc := _INCLUDE.match(line)) is not None:
             included = include(inc.group(1)) if include is not None and depth < MAX_INCLUDE_DEPTH else None
             if included is not None:
-                out.extend(_settings(included, include, depth + 1))
+                out.extend(_settings(included, include, depth + 1, _included_source(inc.group(1))))
         elif not line.strip() or line.startswith((b"#", b";")):
             continue
         elif (header := _SECTION.match(line)) is not None:
@@ -282,12 +288,30 @@ def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, dept
         else:
             shown = printable(line.strip()[:MAX_SHOWN_LINE])
             what = "an indented line after no setting" if line[:1].isspace() else "neither a section nor a setting"
-            raise StorageError(f"the repository's .hg/hgrc (or a file it includes) has a line hg cannot read, "
-                               f"{what} ('{shown}'), and hg refuses the repository: fix it on "
+            raise StorageError(f"config error at {source}:{number - shift}: the repository's hgrc has a line hg "
+                               f"cannot read there, {what} ('{shown}'), and hg refuses the repository: fix it on "
                                "the server")
     return out
 
 
 _BOM = b"\xef\xbb\xbf"
+
+
+class WithBase(bytes):
+    """An hgrc text whose first line is an ``%include`` of the operator's ``[hg] hgrc`` (``with_base``):
+    ``.hg/hgrc``'s own lines start at its second, and a refusal numbers them from 1 as hg does."""
+
+    __slots__ = ()
+
+
+def with_base(base: bytes, own: bytes) -> bytes:
+    """``own`` (a ``.hg/hgrc``) read after the file ``base`` (absolute), its lines numbered as its own."""
+    return WithBase(b"%include " + base + b"\n" + own)
+
+
+def _included_source(path: bytes) -> str:
+    """How a refusal names a file an ``%include`` read: its path, a relative one under ``.hg``."""
+    shown = printable(path[:MAX_SHOWN_LINE])
+    return shown if os.path.isabs(os.path.expanduser(os.fsdecode(path))) else f".hg/{shown}"
 MAX_SHOWN_LINE = 80
 """Bytes of an hgrc line hg cannot read that its refusal shows."""

@@ -47,6 +47,7 @@ from backends.hg.keys import (
     config_value,
     parse_bookmarks,
     parse_publishing,
+    with_base,
 )
 from backends.hg.largefiles import LargefileStore
 from backends.hg.obsstore import (
@@ -334,7 +335,7 @@ class HgRepo:
             own = own[3:]
         if self.base_hgrc is None:
             return own or b"", include
-        return b"%include " + self.base_hgrc + b"\n" + (own or b""), include
+        return with_base(self.base_hgrc, own or b""), include
 
     def _local_file(self, path: bytes) -> bytes | None:
         """A file of ``.hg`` a person may write too (``localtags``, a merge's state), None when
