@@ -532,6 +532,9 @@ class KeyRestriction:
     read_only: bool = False
     program: str = HG_SSH
     """The forced command it stands for: ``hg-ssh`` or ``git-shell``."""
+    hidden: bool = False
+    """A forced ``hg -R NAME serve --stdio --hidden``: each session asks for the hidden changesets
+    (``forces_hidden``), as sshd's hg then serves them whatever the client asked."""
 
     def __call__(self, authorizer: Authorizer, request: AccessRequest) -> None:
         if self.program == GIT_SHELL:
@@ -552,7 +555,9 @@ class KeyRestriction:
 
     def _shown(self) -> str:
         """The forced command as the operator wrote it, to name in a refusal."""
-        return f"hg -R {min(self.repos)} serve --stdio" if self.program == HG_SERVE else HG_SSH
+        if self.program == HG_SERVE:
+            return f"hg -R {min(self.repos)} serve --stdio" + (" --hidden" if self.hidden else "")
+        return HG_SSH
 
     def _unreached(self, repo: str) -> str:
         """Why ``repo`` is refused: sshd ran the forced ``hg serve`` whatever the client named, so its
@@ -567,6 +572,13 @@ class KeyRestriction:
 def restricted(authorizer: Authorizer, restriction: KeyRestriction | None) -> Authorizer:
     """``authorizer`` with the key's restriction as one more rule (itself without one)."""
     return authorizer if restriction is None else replace(authorizer, rules=(*authorizer.rules, restriction))
+
+
+def forces_hidden(authorizer: Authorizer) -> bool:
+    """Whether the login's key forces ``hg -R NAME serve --stdio --hidden``: its sessions ask for the
+    hidden changesets as ``hg pull --remote-hidden`` does, given only to a user the repository's
+    ``[experimental] server.allow-hidden-access`` names (hg checks the account's user there)."""
+    return any(isinstance(rule, KeyRestriction) and rule.hidden for rule in authorizer.rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -785,7 +797,10 @@ def _hg_serve_restriction(command: str | None) -> KeyRestriction | None:
     """A forced ``hg -R NAME serve --stdio`` (also ``-RNAME``, ``--repository[=]NAME`` and ``--repo[=]NAME``,
     after ``serve`` too): sshd
     served NAME to the key whatever the client asked, pushes included, and ran nothing else; None
-    for another command.  Another option of hg's (``--config``...) cannot be honoured."""
+    for another command.  ``--hidden`` after ``serve``, which hg accepts there (``hg pull
+    --remote-hidden`` sends it), is honoured as hg serves it: every session asks for the hidden
+    changesets, which the hgrc's ``server.allow-hidden-access`` grants or not.  Another option of
+    hg's (``--config``...) cannot be honoured."""
     words = (command or "").split()
     if not words or words[0].rsplit("/", 1)[-1] != "hg":
         return None
@@ -805,9 +820,10 @@ def _hg_serve_restriction(command: str | None) -> KeyRestriction | None:
     if rest == ["serve"] and len(repos) == 1:
         raise KeyLineError("command= runs hg serve without --stdio, which serves no SSH client: "
                            "write command=\"hg -R NAME serve --stdio\"")
-    if rest != ["serve", "--stdio"] or len(repos) != 1:
+    hidden = rest[2:] == ["--hidden"]
+    if rest[:2] != ["serve", "--stdio"] or len(rest) != 2 + hidden or len(repos) != 1:
         return None
-    return KeyRestriction(frozenset({_forced_name(HG_SERVE, repos[0])}), program=HG_SERVE)
+    return KeyRestriction(frozenset({_forced_name(HG_SERVE, repos[0])}), program=HG_SERVE, hidden=hidden)
 
 
 def _git_shell_restriction(command: str | None) -> KeyRestriction | None:

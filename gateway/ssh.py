@@ -92,6 +92,7 @@ from gateway.auth import (
     KeyRestriction,
     Refused,
     file_stamp,
+    forces_hidden,
     restricted,
 )
 from gateway.channel import Session, SessionContext, peer_host, peer_text, url_host
@@ -1085,8 +1086,8 @@ class ExecChannel(conch_channel.SSHChannel):
         config = self._front.config
         raw_protocol = self._env.get("GIT_PROTOCOL", b"")
         extra = {"git_protocol": raw_protocol.decode("ascii", "replace")} if raw_protocol else {}
-        if request.hidden:
-            extra["hidden"] = "1"
+        if request.hidden or (request.kind is RouteKind.HG_SERVE and forces_hidden(self._front.authorizer)):
+            extra["hidden"] = "1"  # (hg pull --remote-hidden, or a key forced to hg serve --stdio --hidden)
         if hint := port_in_path_hint(request.kind, request.path):
             extra["not_found_hint"] = hint
         if request.kind in LFS_ROUTES:  # (the HTTP API: where git-lfs-authenticate sends it, a refusal points)
