@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import difflib
 import fnmatch
 import os
 import re
@@ -632,6 +633,12 @@ DENY_KEYS = ("deny_read", "deny_write", "deny_create")
 PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
 LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
 LIMIT_MAXIMA: Mapping[str, tuple[int, str]] = {"max_pkt_line": (65520, "git's own pkt-line limit")}
+MAX_KEY_COMPARED = 64
+"""Characters of an unknown key compared with the allowed ones for "did you mean" (difflib's cost
+grows with the product of the lengths; no allowed key is half that long)."""
+NEAR_KEY_CUTOFF = 0.7
+"""How close (difflib's ratio) an allowed key must be to be offered: ``wirte`` is 0.8 from ``write``,
+``reed`` 0.75 from ``read`` but 0.6 from ``create``, which is no help."""
 LIMIT_ZERO_TAKEN = frozenset({"git_kept_refs_bytes", "hg_kept_repositories_bytes"})
 """``[limits]`` keys that may be 0 (keep nothing)."""
 
@@ -649,7 +656,9 @@ class _Reader:
         for key in table:
             if key not in allowed:
                 spelled = ", ".join(sorted(allowed))
-                raise self.fail(f"{where}{key}", f"unknown key; the keys allowed here are {spelled}")
+                near = difflib.get_close_matches(key[:MAX_KEY_COMPARED], sorted(allowed), n=2, cutoff=NEAR_KEY_CUTOFF)
+                meant = f" (did you mean {' or '.join(near)}?)" if near else ""
+                raise self.fail(f"{where}{key}", f"unknown key{meant}; the keys allowed here are {spelled}")
 
     def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value:
