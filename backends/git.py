@@ -2359,22 +2359,38 @@ class DulwichGitRepository:
             name = target
         return None
 
+    def _own_busy_branches(self) -> list[bytes]:
+        """The branches the repository's own working tree, detached, is rebasing or bisecting (``_busy_branches``)."""
+        controldir = getattr(self.dulwich_repo, "controldir", None)
+        if controldir is None:
+            return []
+        own = os.fsdecode(controldir())
+        return _busy_branches(own) if _detached(_small_file(os.path.join(own, "HEAD"))) else []
+
     def _linked_checkouts(self) -> frozenset[bytes]:
         """The branches the repository's linked working trees have checked out (``git worktree add``:
         ``worktrees/ID/HEAD`` each, followed through symbolic refs as ``_checked_out``), which git's
-        receive-pack refuses to move (``receive.denyCurrentBranch``) or delete as it refuses HEAD's;
-        a detached one has none.  At most ``MAX_LINKED_WORKTREES`` are read, each HEAD's first
+        receive-pack refuses to move (``receive.denyCurrentBranch``) or delete as it refuses HEAD's.
+        A detached tree, its own too when the repository is not bare, has the branch it is in the
+        middle of rebasing or bisecting checked out, as git's ``find_shared_symref`` finds it
+        (``_busy_branches``).  At most ``MAX_LINKED_WORKTREES`` are read, each HEAD's first
         ``MAX_LOOSE_HEAD`` bytes; none off disk."""
         controldir = getattr(self.dulwich_repo, "controldir", None)
         if controldir is None:
             return frozenset()
         found: set[bytes] = set()
+        own = os.fsdecode(controldir())
+        if not self.bare:
+            found.update(self._own_busy_branches())
         try:
-            with os.scandir(os.path.join(os.fsdecode(controldir()), "worktrees")) as entries:
+            with os.scandir(os.path.join(own, "worktrees")) as entries:
                 for entry in itertools.islice(entries, MAX_LINKED_WORKTREES):
-                    target = _symref_target(_small_file(os.path.join(entry.path, "HEAD")))
+                    head = _small_file(os.path.join(entry.path, "HEAD"))
+                    target = _symref_target(head)
                     if target is not None and (branch := self._checked_out(target)) is not None:
                         found.add(branch)
+                    elif _detached(head):
+                        found.update(_busy_branches(entry.path))
         except OSError:  # (no worktrees/: the usual repository)
             pass
         return frozenset(found)
@@ -2405,6 +2421,8 @@ class DulwichGitRepository:
             return CHECKED_OUT
         if (in_linked and not deletion and rules.deny_current_branch == UPDATE_INSTEAD
                 and (self.bare or update.ref != head)):
+            if not self.bare and update.ref in self._own_busy_branches():
+                return BUSY_CHECKOUT  # (git would update the tree under the rebase or bisect)
             return LINKED_CHECKOUT  # (git would update that tree; hgwire updates only its own)
         if deletion and branch and rules.deny_deletes:
             return DELETION_PROHIBITED
@@ -3547,6 +3565,11 @@ IGNORE, WARN, REFUSE, UPDATE_INSTEAD = "ignore", "warn", "refuse", "updateInstea
 ``ignore``, with git's warning)."""
 
 CHECKED_OUT = "branch is currently checked out"
+BUSY_CHECKOUT = ("branch is being rebased or bisected in the repository's working tree, which hgwire does not "
+                 "update then: finish that on the server, or push another branch")
+"""Under ``receive.denyCurrentBranch = updateInstead``, a push to the branch the repository's own tree,
+detached, is rebasing or bisecting: git checks that tree's files out over the rebase's (or the
+bisect's) state, hgwire refuses."""
 LINKED_CHECKOUT = ("branch is checked out in a linked working tree (git worktree add), which hgwire does not "
                    "update: update that tree on the server, or push another branch")
 """Under ``receive.denyCurrentBranch = updateInstead``, a push to a branch a linked working tree has
@@ -4365,6 +4388,39 @@ def _small_file(path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def _detached(head: bytes | None) -> bool:
+    """Whether a working tree's ``HEAD`` holds an object id (git's ``is_detached``), not a symbolic ref."""
+    return head is not None and _OBJECT_ID.fullmatch(head.rstrip(b"\n")) is not None
+
+
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _busy_branches(admin: str) -> list[bytes]:
+    """The branches the detached working tree whose administrative directory is ``admin`` is in the
+    middle of rebasing or bisecting, as git 2.39's ``wt_status_check_rebase`` and ``_bisect`` find
+    them: ``rebase-apply/head-name`` (unless ``rebase-apply/applying`` says it is ``git am``'s), else
+    ``rebase-merge/head-name``; and ``BISECT_START`` once ``BISECT_LOG`` is there."""
+    found: list[bytes] = []
+    if os.path.exists(os.path.join(admin, "rebase-apply")):
+        if not os.path.exists(os.path.join(admin, "rebase-apply", "applying")):
+            found += _branch_file(os.path.join(admin, "rebase-apply", "head-name"))
+    elif os.path.exists(os.path.join(admin, "rebase-merge")):
+        found += _branch_file(os.path.join(admin, "rebase-merge", "head-name"))
+    if os.path.exists(os.path.join(admin, "BISECT_LOG")):
+        found += _branch_file(os.path.join(admin, "BISECT_START"))
+    return found
+
+
+def _branch_file(path: str) -> list[bytes]:
+    """The branch a ``head-name`` or ``BISECT_START`` file names, as git's ``get_branch`` reads it
+    (``refs/heads/NAME`` or ``NAME``; none for an object id or ``detached HEAD``), as a full ref."""
+    value = (_small_file(path) or b"").rstrip(b"\n")
+    if not value or value == b"detached HEAD" or _OBJECT_ID.fullmatch(value):
+        return []
+    return [value if value.startswith(HEADS_PREFIX) else HEADS_PREFIX + value]
 
 
 def _symref_target(value: bytes | None) -> bytes | None:
