@@ -311,7 +311,12 @@ def with_base(base: bytes, own: bytes) -> bytes:
 
 def _included_source(path: bytes) -> str:
     """How a refusal names a file an ``%include`` read: its path, a relative one under ``.hg``."""
-    shown = printable(path[:MAX_SHOWN_LINE])
+    shown = printable(path[:MAX_SHOWN_PATH])
     return shown if os.path.isabs(os.path.expanduser(os.fsdecode(path))) else f".hg/{shown}"
+
+
 MAX_SHOWN_LINE = 80
 """Bytes of an hgrc line hg cannot read that its refusal shows."""
+MAX_SHOWN_PATH = 4096
+"""Bytes of an included file's path a refusal shows (the operator's own path, shown whole: cut at the
+line's 80 bytes, a path under a deep folder named a file that does not exist)."""
