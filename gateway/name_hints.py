@@ -148,13 +148,17 @@ def readable_near(ctx: SessionContext) -> str | None:
     inside = folder + "/" if folder else ""
     names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
              if n.rpartition("/")[0] == folder]
-    stem = {_stem(n): n for n in names}  # (one name a stem: app.git or app)
+    git = ctx.transport.startswith("git")  # (the client's own kind first, as ``readable_inside`` orders them)
+    stems: dict[str, list[str]] = {}  # (app of app.git and app, App and app: each name of a stem, not the last)
+    for name in sorted(names, key=lambda n: (n.endswith(".git") is not git, n)):
+        stems.setdefault(_stem(name), []).append(name)
     wanted = _stem(asked)
-    close = [n for n in stem if _one_edit(wanted, n)]  # (a short name's one typo is far by ratio: apq/app 0.67)
-    close += difflib.get_close_matches(wanted, stem, n=3, cutoff=NEAR_CUTOFF)
-    for near in close:
-        if _may_read(ctx, stem[near]):
-            return stem[near]
+    close = [n for n in stems if _one_edit(wanted, n)]  # (a short name's one typo is far by ratio: apq/app 0.67)
+    close += difflib.get_close_matches(wanted, stems, n=3, cutoff=NEAR_CUTOFF)
+    for near in dict.fromkeys(close):  # (one found both ways is asked of the rules once)
+        for name in stems[near]:
+            if _may_read(ctx, name):
+                return name
     return None
 
 
