@@ -2039,7 +2039,7 @@ class DulwichGitRepository:
             words = BOOLEAN_WORDS.get(key, frozenset())
             try:
                 for value in self._config_values(section, name):
-                    if value.strip().lower() not in words:
+                    if value.lower() not in words:
                         _git_bool(value, key)
             except ConfigValueError as exc:
                 raise StorageError(str(exc)) from None
@@ -3172,7 +3172,7 @@ class DulwichGitRepository:
         at this host).  Read once per open."""
         if self._reflog is None:
             value = self._config_last(b"core", b"logallrefupdates")
-            word = value.strip().lower() if value is not None else None
+            word = value.lower() if value is not None else None
             if word == b"always":
                 setting = "always"
             elif word is None:
@@ -4149,7 +4149,7 @@ def _git_bool(value: bytes | None, key: str) -> bool:
     """A boolean as git's config reads it: true/yes/on, false/no/off/empty, or an integer (unset: false)."""
     if value is None:
         return False
-    text = value.strip().lower()
+    text = value.lower()  # (as written: git compares the words whole, "true " is none of them)
     if text in (b"true", b"yes", b"on"):
         return True
     if text in (b"", b"false", b"no", b"off"):
@@ -4166,7 +4166,7 @@ def _git_int(value: bytes | None, key: str, default: int) -> int:
     within the range of the type git reads ``key`` in (``NUMBER_RANGES``)."""
     if value is None:
         return default
-    text = value.strip()
+    text = value.lstrip(_C_SPACE)  # (strtoimax skips the spaces before a number; one after is no unit)
     number = _git_number(text, None)
     bounds = NUMBER_RANGES.get(key.lower())
     if bounds is not None and number is not None:
@@ -4281,9 +4281,10 @@ INT_BITS = 32
 
 
 def _git_number(text: bytes, bits: int | None) -> int | None:
-    """``text`` (its surrounding spaces stripped) as git's ``git_parse_signed`` reads it into a
-    signed number of ``bits`` (None: any); None where git refuses it (not a number, out of range)."""
-    found = _GIT_NUMBER.fullmatch(text)
+    """``text`` (spaces before it skipped, as ``strtoimax`` skips them) as git's ``git_parse_signed``
+    reads it into a signed number of ``bits`` (None: any); None where git refuses it (not a number,
+    out of range)."""
+    found = _GIT_NUMBER.fullmatch(text.lstrip(_C_SPACE))
     if found is None:
         return None
     sign, digits, unit = found.groups()
@@ -4291,15 +4292,19 @@ def _git_number(text: bytes, bits: int | None) -> int | None:
     number = int(digits, base) * _UNITS[unit.lower()] * (-1 if sign == b"-" else 1)
     if bits is None:
         return number
-    limit = 1 << (bits - 1)
-    return number if -limit <= number < limit else None
+    most = (1 << (bits - 1)) - 1  # (as much below 0 as above: -2147483648 and -2g are out of an int's range)
+    return number if -most <= number <= most else None
+
+
+_C_SPACE = b" \t\n\v\f\r"
+"""What C's ``isspace`` (so ``strtoimax``) skips before a number."""
 
 
 def _deny_action(value: bytes | None, key: str) -> str:
     """``ignore``, ``warn``, ``refuse``, ``updateInstead`` or a boolean (true refuses), as git reads them."""
     if value is None:
         return REFUSE
-    text = value.strip().lower()
+    text = value.lower()
     if text == b"ignore":
         return IGNORE
     if text == b"warn":

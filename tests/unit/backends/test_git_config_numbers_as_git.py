@@ -37,6 +37,19 @@ def test_a_number_is_read_as_git_reads_it(tmp_path: Path, form: str) -> None:
     assert ours == theirs, (form, theirs)
 
 
+EDGES = ["12 ", "1k ", "-2147483648", "-2147483647", "2147483647", "2147483648", "-2g", "-1g", "1g",
+         " true", "true ", " 0"]
+"""A boolean's ``int`` ends as git's ``git_parse_signed`` ends it (``-2147483648`` and ``-2g`` are
+out of its range: it takes as much below 0 as above), and a quoted value's trailing space is not a
+unit git knows."""
+
+
+@pytest.mark.parametrize("form", EDGES)
+def test_a_numbers_edges_are_read_as_git_reads_them(tmp_path: Path, form: str) -> None:
+    test_a_number_is_read_as_git_reads_it(tmp_path, form)
+    test_a_boolean_is_read_as_git_reads_it(tmp_path, form)
+
+
 @pytest.mark.parametrize("form", [*FORMS, "true", "Yes", "off", "NO", "8589934592g"])
 def test_a_boolean_is_read_as_git_reads_it(tmp_path: Path, form: str) -> None:
     theirs = _git(tmp_path, "--bool", form)
