@@ -133,7 +133,9 @@ def readable_inside(ctx: SessionContext) -> str | None:
 
 
 NEAR_SCAN_LIMIT = 1000
-"""Repository names of the asked name's folder compared with it at most (``readable_near``)."""
+"""Repository names below the asked name's folder looked at at most (``readable_near``), for a
+backend without ``folder_entries`` (``CASE_TWIN_SCAN`` entries of the folder itself with it, of
+which more than this are compared one letter away only: difflib's ratio is not asked)."""
 
 
 def readable_near(ctx: SessionContext) -> str | None:
@@ -146,20 +148,37 @@ def readable_near(ctx: SessionContext) -> str | None:
     asked = ctx.repo_name.strip("/")
     folder = asked.rpartition("/")[0]
     inside = folder + "/" if folder else ""
-    names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
-             if n.rpartition("/")[0] == folder]
+    entries = getattr(ctx.backend, "folder_entries", None)  # (optional: the folder's own entries, unchecked)
+    listed = entries(inside) if entries is not None else None
+    if listed is not None:
+        names, checked = listed, False
+    else:
+        names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
+                 if n.rpartition("/")[0] == folder]
+        checked = True
     git = ctx.transport.startswith("git")  # (the client's own kind first, as ``readable_inside`` orders them)
     stems: dict[str, list[str]] = {}  # (app of app.git and app, App and app: each name of a stem, not the last)
     for name in sorted(names, key=lambda n: (n.endswith(".git") is not git, n)):
         stems.setdefault(_stem(name), []).append(name)
     wanted = _stem(asked)
     close = [n for n in stems if _one_edit(wanted, n)]  # (a short name's one typo is far by ratio: apq/app 0.67)
-    close += difflib.get_close_matches(wanted, stems, n=3, cutoff=NEAR_CUTOFF)
+    if len(stems) <= NEAR_SCAN_LIMIT:  # (difflib weighs each name: 30 ms for 10,000 alike, r0001 … r9999)
+        close += difflib.get_close_matches(wanted, stems, n=3, cutoff=NEAR_CUTOFF)
     for near in dict.fromkeys(close):  # (one found both ways is asked of the rules once)
         for name in stems[near]:
-            if _may_read(ctx, name):
+            if (checked or _is_repository(ctx, name)) and _may_read(ctx, name):
                 return name
     return None
+
+
+def _is_repository(ctx: SessionContext, name: str) -> bool:
+    """Whether ``name`` is itself a repository's name (a folder's entry may be a folder of them)."""
+    locate = getattr(ctx.backend, "locate", None)
+    try:
+        located = locate(name) if locate is not None else None
+    except HgwireError:
+        return False
+    return located is not None and located[0] == name
 
 
 NEAR_CUTOFF = 0.8
