@@ -1681,20 +1681,35 @@ class DulwichGitRepository:
     def upload_settings(self) -> UploadSettings:
         """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant``,
         ``transfer.advertiseSID`` and ``pack.useBitmaps`` (``UploadSettings``); ``StorageError`` for
-        a value git would not read."""
+        a value git would not read, but for ``lsrefs.unborn``'s, which only protocol v2 reads
+        (``UploadSettings.unborn_refusal``): git's v0 upload-pack never looks at it, and its v2
+        takes the three words as written (``Advertise`` is refused) and no valueless line."""
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
-        unborn_value = self._config_last(b"lsrefs", b"unborn") or b"advertise"
-        unborn = unborn_value.decode("utf-8", "replace").lower()
-        if unborn not in ("advertise", "allow", "ignore"):
-            raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; {_fix_it(unborn_value)} "
-                               "(advertise, allow or ignore)")
+        unborn, unborn_refusal = self._unborn_setting()
         tips = any(self._config_bool(b"uploadpack", name) is True
                    for name in (b"allowtipsha1inwant", b"allowreachablesha1inwant", b"allowanysha1inwant"))
         self._use_commit_graph()
-        return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
+        return UploadSettings(allow_filter=allow is not False, unborn=unborn, unborn_refusal=unborn_refusal,
+                              allow_ref_in_want=ref_in_want,
                               advertise_session_id=self.advertises_session_id(), hidden_tips_reach_shallows=tips,
                               filter_rules=self._filter_rules(), use_bitmaps=self._counts_from_bitmaps())
+
+    def _unborn_setting(self) -> tuple[str, str | None]:
+        """``lsrefs.unborn``'s word (``advertise`` unset) and, for a value git's v2 dies on ("invalid
+        value for 'lsrefs.unborn': 'true'"; "missing value" for a line without ``=``), why."""
+        value = self._config_last(b"lsrefs", b"unborn")
+        if value is None:
+            return "advertise", None
+        written = [found for layer in self._config_layers for found in written_values(layer, b"lsrefs", b"unborn")]
+        if written and written[-1][1]:
+            return "advertise", (f"missing value for lsrefs.unborn; {_fix_it(value)} "
+                                 "(advertise, allow or ignore)")
+        word = value.decode("utf-8", "replace")
+        if word not in ("advertise", "allow", "ignore"):
+            return "advertise", (f"invalid value for lsrefs.unborn: '{word[:40]}'; {_fix_it(value)} "
+                                 "(advertise, allow or ignore, as written)")
+        return word, None
 
     def _filter_rules(self) -> FilterRules:
         """``uploadpackfilter.allow``, ``uploadpackfilter.<filter>.allow`` and
@@ -3886,7 +3901,10 @@ class GitConfigReads(ConfigReads):
         file F"): git refuses the whole config then, whatever the line sets and whichever command
         reads it (dulwich read some such lines, ``[transfer] hideRefs ; note`` as ``true``, and
         dropped others, so the config was served in part), the file named by its base name for
-        the repository's (not its place on the server), by its path for the server's."""
+        the repository's (not its place on the server), by its path for the server's.  So is a file
+        that sets ``include.path`` without ``=`` (git: "missing value for 'include.path'", then "bad
+        config line"; dulwich included nothing and served the rest); an ``includeIf`` one counts
+        only where its condition holds, in git, and is left to dulwich."""
         name = os.fsdecode(path)
         data = super().read(path)
         self.files[name] = data
@@ -3897,7 +3915,13 @@ class GitConfigReads(ConfigReads):
                                f"{_shown_file(name, self.whose)}), and git cannot read it either; "
                                "tell the server's operator")
         canonical = _canonical(data)  # (what dulwich reads: git's settings, in one form; ``files`` keeps the
-        if canonical is None or canonical.text is None:  # file's own bytes, whose lines messages name)
+        bare = canonical.valueless_lines.get(b"include.path") if canonical is not None else None  # file's own
+        if bare:  # bytes, whose lines messages name)
+            whose = f"{self.whose} {next(iter(self.files))}" if self.whose == SERVER_CONFIG else self.whose
+            raise StorageError(f"{whose} cannot be read (it sets 'include.path' without a value, line {bare} "
+                               f"of {_shown_file(name, self.whose)}), and git cannot read it either; "
+                               "tell the server's operator")
+        if canonical is None or canonical.text is None:
             self.kept_as_written = True
             return data
         self.valueless |= canonical.valueless

@@ -358,6 +358,10 @@ class UploadSettings:
     unborn: str = "advertise"
     """``lsrefs.unborn``: ``advertise`` (protocol v2 names an unborn HEAD's branch, and says so),
     ``allow`` (names it when asked, without saying so), ``ignore`` (never)."""
+    unborn_refusal: str | None = None
+    """Why git would refuse a protocol v2 request for ``lsrefs.unborn`` (a value git does not read,
+    ``unborn`` then its default); git reads it only for v2's capability advertisement and
+    ``ls-refs``, so v0 serves it (``gateway.git_session.v2_upload_settings``)."""
     allow_ref_in_want: bool = False
     """``uploadpack.allowRefInWant``: protocol v2 fetches may name refs (``want-ref``); off by
     default, as in git."""

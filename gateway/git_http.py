@@ -211,7 +211,7 @@ def _advertise_upload(ctx: SessionContext) -> bytes:
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:  # a missing repository is a 404 here too
-        settings = git_session.upload_settings(repo)
+        settings = git_session.v2_upload_settings(repo)
         return git_v2.capability_advertisement(git_session.AGENT, allow_filter=settings.allow_filter,
                                                object_format=object_format_of(repo),
                                                unborn=settings.unborn == "advertise",

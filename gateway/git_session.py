@@ -995,8 +995,17 @@ def v0_upload_flags(settings: UploadSettings, stateless: bool) -> tuple[bytes, .
                  if (settings.allow_filter or f != git_caps.FILTER) and (stateless or f != git_caps.NO_DONE))
 
 
+def v2_upload_settings(repo: GitRepository) -> UploadSettings:
+    """``upload_settings`` for protocol v2, whose capability advertisement and ``ls-refs`` read
+    ``lsrefs.unborn`` where v0 never does: ``StorageError`` for a value git's v2 dies on."""
+    settings = upload_settings(repo)
+    if settings.unborn_refusal is not None:
+        raise StorageError(settings.unborn_refusal)
+    return settings
+
+
 def _open_for_v2(ctx: SessionContext) -> tuple[GitRepository, UploadSettings]:
-    return _opened_reading(ctx, upload_settings)
+    return _opened_reading(ctx, v2_upload_settings)
 
 
 def _prepare_fetch(

@@ -1,0 +1,81 @@
+"""Config values hgwire refused where git never reads them, or read where git refuses them:
+``lsrefs.unborn`` is read by git's protocol v2 alone (its capability advertisement and ``ls-refs``),
+as written (``Advertise`` is not a word it takes), so a bad value refuses v2 and serves v0 (hgwire
+refused both); ``include.path`` written without ``=`` has git refuse the whole config ("missing
+value for 'include.path'"), the repository's or the server's (hgwire included nothing and served
+the rest).  Each checked beside git 2.39 over ``file://``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+from tests.integration.test_git_hiderefs_repeated_sections import pull_refs_repository
+
+
+@pytest.mark.parametrize("setting", ["= true", "= Advertise", ""])
+def test_a_bad_lsrefs_unborn_refuses_protocol_v2_alone(make_server: Callable[..., RunningServer], client: Client,
+                                                       setting: str) -> None:
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    bare = server.root / "unborn.git"
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    with open(bare / "config", "a") as f:
+        f.write(f"[lsrefs]\n\tunborn {setting}\n")
+    for url in (f"file://{bare}", server.git_url("unborn"), server.url("http", "unborn.git")):
+        listed = client.git("-c", "protocol.version=0", "ls-remote", url)
+        assert "refs/heads/main" in listed.stdout
+        cloned = client.cwd / f"v0-{len(setting)}-{url.split(':')[0]}"
+        client.git("-c", "protocol.version=0", "clone", "-q", url, str(cloned))
+        assert (cloned / "a.txt").read_text() == "a\n"
+        refused = client.git("-c", "protocol.version=2", "ls-remote", url, check=False)
+        assert refused.returncode != 0, (url, refused.stdout)
+        assert "lsrefs.unborn" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("where", ["own", "included"])
+def test_include_path_without_a_value_refuses_the_config(make_server: Callable[..., RunningServer], client: Client,
+                                                         where: str) -> None:
+    server, bare, work = pull_refs_repository(make_server, client, "inc")
+    with open(bare / "config", "a") as f:
+        if where == "own":
+            f.write("[include]\n\tpath\n")
+        else:
+            f.write("[include]\n\tpath = more\n")
+            (bare / "more").write_text("[core]\n\tx = 1\n[include]\n\tpath\n")
+    line = (bare / "config").read_text().count("\n") if where == "own" else 4
+    says = (f"the repository's git config cannot be read (it sets 'include.path' without a value, line {line} of "
+            f"{'config' if where == 'own' else 'more'}), and git cannot read it either; tell the server's operator")
+    commit(client, work, "b.txt", "b\n", "second")
+    for url in (f"file://{bare}", server.git_url("inc")):
+        for version in ("0", "2"):
+            v = ("-c", f"protocol.version={version}")
+            fetched = client.git(*v, "ls-remote", url, check=False)
+            pushed = client.git(*v, "push", url, "main:refs/heads/new", cwd=work, check=False)
+            for done in (fetched, pushed):
+                assert done.returncode != 0, (url, done.stderr)
+                assert ("missing value for 'include.path'" if url.startswith("file:") else says) in done.stderr, \
+                    done.stderr
+
+
+def test_include_path_without_a_value_in_the_server_config_refuses_it(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    base = tmp_path / "gitconfig"
+    base.write_text("[core]\n\tx = 1\n[include]\n\tpath\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[git]\nconfig = "{base}"\n')
+    server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
+    work, bare = client.cwd / "work", server.root / "b.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    fetched = client.git("ls-remote", server.git_url("b"), check=False)
+    assert fetched.returncode != 0
+    assert (f"the server's git config {base} cannot be read (it sets 'include.path' without a value, line 4 of "
+            f"{base}), and git cannot read it either; tell the server's operator") in fetched.stderr, fetched.stderr
