@@ -787,6 +787,10 @@ LOWER_HEX = re.compile(rb"[0-9a-f]+")
 an id from anything else."""
 
 
+_ABSENT = object()
+"""``RawLooseObjectStore._streamable_here``: the store has no loose file of the object."""
+
+
 class RawLooseObjectStore(DiskObjectStore):
     """A repository's object store that reads a loose object it cannot parse as it is stored.
 
@@ -902,26 +906,46 @@ class RawLooseObjectStore(DiskObjectStore):
         return opened[1][1]
 
     def _streamable(self, name: bytes) -> tuple[Any, tuple[int, int, _Inflating, bytes], str] | None:
-        """A loose blob over ``stream_above``: its open file, its header (``_loose_header``) and id.
-        Only a file that could inflate past that size (zlib's ratio) is opened: the others cost a
-        ``stat``."""
+        """A loose blob over ``stream_above``: its open file, its header (``_loose_header``) and id;
+        the repository's own loose file first, then those of the stores it borrows from
+        (``alternates``, in order, each one's own before its alternates': git's order), each
+        against this store's bound (the repository's ``core.bigFileThreshold``: an alternate's
+        blob was read whole, whatever its size).  Only a file that could inflate past that size
+        (zlib's ratio) is opened: the others cost a ``stat``."""
         hexname = self._hex(name)
         if hexname is None:
             return None
+        for store in self._loose_stores():
+            found = store._streamable_here(hexname, self.stream_above)
+            if found is not _ABSENT:
+                return found  # type: ignore[return-value]
+        return None
+
+    def _loose_stores(self) -> Iterator[RawLooseObjectStore]:
+        """This store, then each it borrows from and theirs, depth first (``MAX_ALTERNATE_DEPTH``)."""
+        yield self
+        for borrowed in self.alternates:
+            if isinstance(borrowed, RawLooseObjectStore):
+                yield from borrowed._loose_stores()
+
+    def _streamable_here(self, hexname: Any, above: int
+                         ) -> tuple[Any, tuple[int, int, _Inflating, bytes], str] | None | object:
+        """``_streamable`` of this store's own loose file for ``hexname``: ``_ABSENT`` when it has
+        none, None for one that is not a blob over ``above``."""
         path = self._get_shafile_path(hexname)
         hexsha = hexname.decode("ascii")
         try:
-            if os.stat(path).st_size * MAX_DEFLATE_RATIO + MAX_HEADER <= self.stream_above:
+            if os.stat(path).st_size * MAX_DEFLATE_RATIO + MAX_HEADER <= above:
                 return None
             file = open(path, "rb")  # noqa: SIM115 (closed by the caller, or below)
         except FileNotFoundError:
-            return None
+            return _ABSENT
         try:
             header = _loose_header(file, hexsha)
         except BaseException:
             file.close()
             raise
-        if header is None or header[0] != _LOOSE_TYPES[b"blob"] or header[1] <= self.stream_above:
+        if header is None or header[0] != _LOOSE_TYPES[b"blob"] or header[1] <= above:
             file.close()
             return None
         return file, header, hexsha
