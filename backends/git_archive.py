@@ -26,7 +26,14 @@ from typing import Protocol, cast
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
-from backends.git_objects import BLOB, MAX_PEEL, PackObjectReader, blob_pieces, size_reader
+from backends.git_objects import (
+    BLOB,
+    MAX_PEEL,
+    PackObjectReader,
+    RawLooseObjectStore,
+    blob_pieces,
+    size_reader,
+)
 from backends.git_pretty import pretty
 from backends.interfaces import OBJECT_FORMATS, GitRepository, ObjectId, object_format_of
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -270,7 +277,9 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     if note is not None:
         entries = _noting(entries, note)
     if options.kind == "zip":
-        return _zip_chunks(entries, source.mtime, options.level, source.commit)
+        objects = store._store if isinstance(store, _Overlay) else store
+        stream_above = getattr(objects, "stream_above", RawLooseObjectStore.stream_above)
+        return _zip_chunks(entries, source.mtime, options.level, source.commit, stream_above)
     tar = _tar_chunks(entries, source.mtime, source.commit)
     if options.kind == "tgz":
         return gzipped(tar, 6 if options.level is None else options.level)
@@ -495,6 +504,7 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
                 if substituted and commit is not None:
                     assert isinstance(obj, Blob)
                     obj = _substituted(obj, commit)
+                    obj.__class__ = ConvertedBlob  # (same layout: a mark, nothing more)
                 yield path, entry.mode, obj, bytes(entry.sha)
 
 
@@ -530,7 +540,12 @@ def _read_blob(sizes: PackObjectReader, objects: BaseObjectStore, hexsha: bytes,
     if type_num != BLOB:
         return None
     if raw is None:
-        return StoredBlob(objects, hexsha, size)
+        stored = StoredBlob(objects, hexsha, size)
+        if not whole:
+            return stored
+        raw = b"".join(stored.chunked)  # (a loose one over core.bigFileThreshold comes so whatever ``large``)
+        if len(raw) != size:
+            raise ArchiveRefused(f"object {hexsha.decode()} changed while it was being archived")
     blob = Blob.from_raw_string(type_num, raw, sha=ObjectID(hexsha))
     assert isinstance(blob, Blob)
     return blob
@@ -618,6 +633,13 @@ MAX_SUBSTITUTIONS = 64
 _FORMAT = re.compile(rb"\$Format:([^$\n]*)\$")
 
 
+class ConvertedBlob(Blob):
+    """A file's blob as ``export-subst`` gave it (whether or not it held a ``$Format:``): git's
+    archive never streams such a file (``_zip_chunks``)."""
+
+    __slots__ = ()
+
+
 def _substituted(blob: Blob, commit: Commit) -> Blob:
     """``blob`` with each ``$Format:<pretty format>$`` replaced by ``commit``'s details."""
     data = blob.as_raw_string()
@@ -702,18 +724,39 @@ class Spool:
         return b"".join(parts)
 
 
-def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes | None) -> Iterator[bytes]:
+def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes | None,
+                stream_above: int = RawLooseObjectStore.stream_above) -> Iterator[bytes]:
     """A zip as git-archive writes one, byte for byte: each entry's sizes and CRC in its local
     header (a blob is compressed whole before it is written, as git does below its big-file
     threshold), stored where deflating does not make it smaller, directories and submodules as
     empty directories, Unix modes only for executables and links, an extended-timestamp field, the
-    text flag of a blob without NUL, the commit id as the archive's comment."""
+    text flag of a blob without NUL, the commit id as the archive's comment.  A regular file's
+    blob over ``stream_above`` (the repository's ``core.bigFileThreshold``), unless
+    ``export-subst`` rewrote it, is written as git streams it (``_zip_streamed``)."""
     dos_date, dos_time = _dos_time(mtime)
     timestamp = struct.pack("<HHBL", 0x5455, 5, 1, mtime & 0xFFFFFFFF)  # "UT": the modification time
     central: list[bytes] = []
     offset = 0
     for path, mode, blob, _oid in entries:
         creator, external, internal, method = 0, 0, 0, 0
+        if (blob is not None and stat.S_ISREG(mode) and not isinstance(blob, ConvertedBlob)
+                and blob.raw_length() > stream_above):
+            if mode & 0o111:
+                creator, external = 0x0317, mode << 16
+            streamed = _ZipStreamed()
+            local = _zip_stream_header(path, level, blob.raw_length(), dos_time, dos_date, timestamp)
+            yield local
+            yield from streamed.write(blob, level)
+            name, flags, method = path, _name_flags(path) | ZIP_DATA_DESCRIPTOR, streamed.method
+            fields = struct.pack("<HHHHHLLLHH", 10, flags, method, dos_time, dos_date, streamed.crc,
+                                 streamed.written, streamed.size, len(name), len(timestamp))
+            far = offset > 0xFFFFFFFF
+            extra = timestamp + (struct.pack("<HHQ", 0x0001, 8, offset) if far else b"")
+            central.append(b"PK\x01\x02" + struct.pack("<H", creator) + fields[:-2] + struct.pack("<H", len(extra))
+                           + struct.pack("<HHHLL", 0, 0, streamed.internal, external, 0xFFFFFFFF if far else offset)
+                           + name + extra)
+            offset += len(local) + streamed.written + ZIP_DESCRIPTOR_SIZE
+            continue
         if blob is None:  # a directory, or a submodule: an empty directory
             name, data, external = path + b"/", b"", 0x10
             crc = size = 0
@@ -750,6 +793,64 @@ def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes |
     yield directory + trailer + b"PK\x05\x06" + struct.pack(
         "<HHHHLLH", 0, 0, min(entries_count, 0xFFFF), min(entries_count, 0xFFFF), min(size, 0xFFFFFFFF),
         min(offset, 0xFFFFFFFF), len(comment)) + comment
+
+
+ZIP_DATA_DESCRIPTOR = 0x0008
+"""A zip entry's flag: its CRC and sizes follow its data (a data descriptor), as git writes a
+streamed file's."""
+ZIP_DESCRIPTOR_SIZE = 16
+"""``PK\\x07\\x08``, the CRC, the compressed and the real size."""
+BINARY_GUESS_BYTES = 8000
+"""The bytes of a file git looks for a NUL in to call it binary (the zip's "text" flag)."""
+
+
+def _zip_stream_header(name: bytes, level: int | None, size: int, dos_time: int, dos_date: int,
+                       timestamp: bytes) -> bytes:
+    """The local header git writes before a streamed file: the data-descriptor flag, no CRC, the
+    real size, and the compressed one only when stored (it is not known yet when deflated)."""
+    method = 0 if level == 0 else 8
+    fields = struct.pack("<HHHHHLLLHH", 10, _name_flags(name) | ZIP_DATA_DESCRIPTOR, method, dos_time, dos_date,
+                         0, size if method == 0 else 0, size, len(name), len(timestamp))
+    return b"PK\x03\x04" + fields + name + timestamp
+
+
+class _ZipStreamed:
+    """One file's data as git's zip streams a blob over ``core.bigFileThreshold``: read a piece
+    at a time (``StoredBlob.chunked``), deflated as it goes whatever that saves (stored with
+    ``-0``), then its data descriptor; its CRC, sizes and text flag kept for the directory."""
+
+    def __init__(self) -> None:
+        self.method = 8
+        self.crc = 0
+        self.size = 0
+        self.written = 0
+        self.internal = 1
+        self._head = b""
+
+    def write(self, blob: Blob | StoredBlob, level: int | None) -> Iterator[bytes]:
+        self.method = 0 if level == 0 else 8
+        deflate = zlib.compressobj(-1 if level is None else level, zlib.DEFLATED, -zlib.MAX_WBITS) \
+            if self.method == 8 else None
+        for piece in blob.chunked:
+            self._see(piece)
+            out = deflate.compress(piece) if deflate is not None else piece
+            if out:
+                self.written += len(out)
+                yield out
+        if deflate is not None:
+            out = deflate.flush()
+            self.written += len(out)
+            yield out
+        if self.size != blob.raw_length():
+            raise ArchiveRefused("a file's blob changed while it was being archived")
+        yield b"PK\x07\x08" + struct.pack("<LLL", self.crc, self.written, self.size)
+
+    def _see(self, piece: bytes) -> None:
+        self.crc = zlib.crc32(piece, self.crc) & 0xFFFFFFFF
+        self.size += len(piece)
+        if len(self._head) < BINARY_GUESS_BYTES:
+            self._head += piece[:BINARY_GUESS_BYTES - len(self._head)]
+            self.internal = 0 if b"\0" in self._head else 1
 
 
 def _dos_time(mtime: int) -> tuple[int, int]:
