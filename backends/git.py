@@ -3638,7 +3638,8 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     path = getattr(config, "path", None)
     if not path:
         return gathered
-    reads = GitConfigReads(config.whose if isinstance(config, GitConfigFile) else REPOSITORY_CONFIG)
+    conditions = matchers() if matchers is not None else None
+    reads = GitConfigReads(config.whose if isinstance(config, GitConfigFile) else REPOSITORY_CONFIG, conditions)
     files = _files_read(config)  # (the bytes the config was read from, as they were then)
     data = files.get(os.fspath(path))
     if data is None:
@@ -3651,7 +3652,6 @@ def _hide_rules(config: ConfigFile, wanted: tuple[bytes, ...],
     if all(headers.count(name) < 2 for name in wanted) and not _INCLUDES.intersection(headers) \
             and b"true" not in gathered:  # (dulwich reads a valueless line as true: git refuses it)
         return gathered  # (dulwich's order is the file's)
-    conditions = matchers() if matchers is not None else None
     try:
         return _in_file_order(data, os.fsdecode(path), wanted, conditions, whole if whole is not None else config,
                               reads=reads, files=files)
@@ -3887,8 +3887,11 @@ class GitConfigReads(ConfigReads):
     reads a device until it fails: ``/dev/zero`` is "bad config line 1"; dulwich's whole read of
     either never ended)."""
 
-    def __init__(self, whose: str = REPOSITORY_CONFIG) -> None:
+    def __init__(self, whose: str = REPOSITORY_CONFIG,
+                 conditions: Mapping[str, ConditionMatcher] | None = None) -> None:
         super().__init__(whose, MAX_CONFIG_BYTES)
+        self.conditions = conditions
+        """The repository's ``[includeIf]`` matchers (``gitdir:``, ``onbranch:``), as its config is read."""
         self.files: dict[str, bytes] = {}
         """The bytes read of each file, by the path it was opened by (``_files_read``)."""
         self.valueless: set[bytes] = set()
@@ -3903,8 +3906,8 @@ class GitConfigReads(ConfigReads):
         dropped others, so the config was served in part), the file named by its base name for
         the repository's (not its place on the server), by its path for the server's.  So is a file
         that sets ``include.path`` without ``=`` (git: "missing value for 'include.path'", then "bad
-        config line"; dulwich included nothing and served the rest); an ``includeIf`` one counts
-        only where its condition holds, in git, and is left to dulwich."""
+        config line"; dulwich included nothing and served the rest), and one an ``[includeIf]``
+        sets where its condition holds (``_valueless_include``)."""
         name = os.fsdecode(path)
         data = super().read(path)
         self.files[name] = data
@@ -3915,8 +3918,8 @@ class GitConfigReads(ConfigReads):
                                f"{_shown_file(name, self.whose)}), and git cannot read it either; "
                                "tell the server's operator")
         canonical = _canonical(data)  # (what dulwich reads: git's settings, in one form; ``files`` keeps the
-        bare = canonical.valueless_lines.get(b"include.path") if canonical is not None else None  # file's own
-        if bare:  # bytes, whose lines messages name)
+        bare = self._valueless_include(canonical) if canonical is not None else None  # file's own bytes, whose
+        if bare:  # lines messages name)
             whose = f"{self.whose} {next(iter(self.files))}" if self.whose == SERVER_CONFIG else self.whose
             raise StorageError(f"{whose} cannot be read (it sets 'include.path' without a value, line {bare} "
                                f"of {_shown_file(name, self.whose)}), and git cannot read it either; "
@@ -3926,6 +3929,26 @@ class GitConfigReads(ConfigReads):
             return data
         self.valueless |= canonical.valueless
         return canonical.text
+
+    def _valueless_include(self, canonical: CanonicalConfig) -> int | None:
+        """The first line of the file that sets an include's ``path`` without ``=`` where git 2.39
+        reads it so ("missing value for 'include.path'", then "bad config line"): ``[include]``'s,
+        and an ``[includeIf]``'s whose condition holds (``gitdir:``, ``gitdir/i:``, ``onbranch:``,
+        as the repository's matchers judge them; git never takes it where one does not hold, as
+        dulwich does not), or ``hasconfig:remote.*.url:``, which git's walk for remote URLs
+        follows whatever the URLs (dulwich included nothing and served the rest)."""
+        lines = [line for name, line in canonical.valueless_lines.items()
+                 if name == b"include.path" or (name.startswith(b"includeif.") and name.endswith(b".path")
+                                                and self._include_holds(name[len(b"includeif."):-len(b".path")]))]
+        return min(lines, default=None)
+
+    def _include_holds(self, condition: bytes) -> bool:
+        if not condition:  # (``[includeIf] path``: no condition, which git passes over)
+            return False
+        text = condition.decode("utf-8", "replace")
+        if text.startswith(_HASCONFIG_URL):
+            return True
+        return bool(self.conditions) and ConfigFile()._evaluate_includeif_condition(text, None, self.conditions)
 
 
 def _canonical(data: bytes) -> CanonicalConfig | None:
@@ -4009,7 +4032,7 @@ def read_config(path: str, condition_matchers: Mapping[str, ConditionMatcher] | 
                 whose: str = REPOSITORY_CONFIG) -> GitConfigFile:
     """dulwich's ``ConfigFile.from_path`` of the git config ``path`` and its includes, each read
     through one ``ConfigReads`` (``FileNotFoundError`` for a missing ``path``)."""
-    reads = GitConfigReads(whose)
+    reads = GitConfigReads(whose, condition_matchers)
     config = cast(GitConfigFile, GitConfigFile.from_path(path, condition_matchers=condition_matchers,
                                                          file_opener=reads.open))  # (from_path makes its cls)
     config.files_read = reads.files

@@ -3,7 +3,8 @@
 as written (``Advertise`` is not a word it takes), so a bad value refuses v2 and serves v0 (hgwire
 refused both); ``include.path`` written without ``=`` has git refuse the whole config ("missing
 value for 'include.path'"), the repository's or the server's (hgwire included nothing and served
-the rest).  Each checked beside git 2.39 over ``file://``."""
+the rest), and so has an ``[includeIf]`` one where its condition holds (hgwire served it anywhere).
+Each checked beside git 2.39 over ``file://``."""
 
 from __future__ import annotations
 
@@ -79,3 +80,33 @@ def test_include_path_without_a_value_in_the_server_config_refuses_it(
     assert fetched.returncode != 0
     assert (f"the server's git config {base} cannot be read (it sets 'include.path' without a value, line 4 of "
             f"{base}), and git cannot read it either; tell the server's operator") in fetched.stderr, fetched.stderr
+
+
+def test_include_if_path_without_a_value_refuses_the_config_where_its_condition_holds(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    conditions = {"gitdir:**/{name}.git": True, "gitdir:{abs}/": True, "gitdir/i:**/{upper}.GIT": True,
+                  "onbranch:ma*": True, "hasconfig:remote.*.url:https://nowhere/**": True,
+                  "gitdir:/nowhere/": False, "onbranch:other": False, "nothing:x": False}
+    for number, (condition, holds) in enumerate(conditions.items()):
+        name = f"if{number}"
+        bare = server.root / f"{name}.git"
+        client.git("init", "-q", "--bare", "-b", "main", str(bare))
+        client.git("push", "-q", str(bare), "main", cwd=work)
+        written = condition.format(name=name, abs=bare.resolve(), upper=name.upper())
+        with open(bare / "config", "a") as f:
+            f.write(f'[includeIf "{written}"]\n\tpath\n')
+        line = (bare / "config").read_text().count("\n")
+        says = (f"the repository's git config cannot be read (it sets 'include.path' without a value, line {line} "
+                "of config), and git cannot read it either; tell the server's operator")
+        for url in (f"file://{bare}", server.git_url(name)):
+            listed = client.git("ls-remote", url, check=False)
+            if holds:
+                assert listed.returncode != 0, (written, url, listed.stdout)
+                assert ("missing value for 'include.path'" if url.startswith("file:") else says) in listed.stderr, \
+                    (written, listed.stderr)
+            else:
+                assert listed.returncode == 0 and "refs/heads/main" in listed.stdout, (written, url, listed.stderr)
