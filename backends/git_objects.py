@@ -987,13 +987,24 @@ class _Inflating:
             try:
                 piece = self.inflater.decompress(self.pending, self.step)
             except zlib.error as exc:
-                raise ObjectFormatException(f"loose object {self.hexsha} does not inflate: {exc}") from None
+                raise LooseObjectCorrupt(self.hexsha, self.file, f"does not inflate: {exc}") from None
             self.pending = self.inflater.unconsumed_tail  # (what follows the zlib stream is not read)
             if piece:
                 return piece
 
     def _cut_short(self) -> bytes:
-        raise ObjectFormatException(f"loose object {self.hexsha} does not inflate: it is cut short")
+        raise LooseObjectCorrupt(self.hexsha, self.file, "does not inflate: it is cut short")
+
+
+class LooseObjectCorrupt(ObjectFormatException):
+    """A loose object found damaged as it was streamed (``loose_stream``): cut short, not zlib, or
+    inflating to another size than its header gives; ``hexsha`` and ``path`` name it for the
+    operator's log line (the client is told as of any object the server cannot read)."""
+
+    def __init__(self, hexsha: str, file: Any, why: str) -> None:
+        super().__init__(f"loose object {hexsha} {why}")
+        self.hexsha = hexsha
+        self.path = os.fsdecode(getattr(file, "name", "") or "")
 
 
 def _loose_header(file: Any, hexsha: str) -> tuple[int, int, _Inflating, bytes] | None:
@@ -1026,7 +1037,7 @@ def _loose_pieces(file: Any, size: int, inflating: _Inflating, first: bytes, hex
             if not piece:
                 break
         if seen != size:
-            raise ObjectFormatException(f"loose object {hexsha} does not hold the {size} bytes its header gives")
+            raise LooseObjectCorrupt(hexsha, file, f"does not hold the {size} bytes its header gives")
 
 
 def adopt_store(store: BaseObjectStore) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
 from backends.blobs import BlobCorrupt
+from backends.git_objects import LooseObjectCorrupt
 from backends.git_reach import MissingObject
 from backends.interfaces import Kind
 from gateway.logs import SafeLogger
@@ -221,6 +222,17 @@ def corrupt_on_disk(exc: BaseException | None) -> str | None:
     return (f"{exc.kind} {exc.name} is corrupt on disk ({exc.path}: its contents do not match its hash), so it "
             "was not sent; restore the file from a backup, or copy it there from a clone or cache that holds it "
             "(a file named by its hash)")
+
+
+def corrupt_loose_object(exc: BaseException | None) -> str | None:
+    """The operator's account of a loose object found damaged as it was streamed into a pack
+    (``backends.git_objects.LooseObjectCorrupt``: which, where, and what to do), for one log line
+    in place of a traceback; None for any other error."""
+    if not isinstance(exc, LooseObjectCorrupt):
+        return None
+    return (f"{str(exc)[:200]} ({exc.path[-300:]}), so the pack sent was cut short; restore the file from a backup, "
+            "or copy the object in from a clone that holds it ('git fsck --full' in the repository names "
+            "what else is damaged)")
 
 
 def storage_fault(exc: BaseException) -> str | None:

@@ -349,6 +349,9 @@ class _GitSession(PumpedSession):
         files, no file descriptors left, the unexpected with its traceback); the expected not."""
         if (damage := errors.damaged_repository(exc)) is not None:
             log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
+        elif (corrupt := errors.corrupt_loose_object(exc)) is not None:
+            log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=corrupt,
+                      object=getattr(exc, "hexsha", None))
         elif (fault := errors.storage_fault(exc)) is not None:  # (as every transport logs it: a warning)
             log.warn("git session on {repo}: {reason}", repo=self.ctx.repo_name,  # noqa: G010
                      reason=fault + errors.fault_place(exc))
