@@ -230,8 +230,8 @@ def corrupt_loose_object(exc: BaseException | None) -> str | None:
     in place of a traceback; None for any other error."""
     if not isinstance(exc, LooseObjectCorrupt):
         return None
-    return (f"{str(exc)[:200]} ({exc.path[-300:]}), so the pack sent was cut short; restore the file from a backup, "
-            "or copy the object in from a clone that holds it ('git fsck --full' in the repository names "
+    return (f"{str(exc)[:200]} ({exc.path[-300:]}), so what held it was cut short; restore the file from a "
+            "backup, or copy the object in from a clone that holds it ('git fsck --full' in the repository names "
             "what else is damaged)")
 
 

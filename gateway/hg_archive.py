@@ -32,6 +32,7 @@ from backends.hg.repository import HgRepo
 from backends.interfaces import GitRepository, Kind
 from gateway import metrics
 from gateway.auth import Access
+from gateway.errors import corrupt_loose_object
 from gateway.git_http import fail_request
 from gateway.git_session import PackStream
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
@@ -231,6 +232,9 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
             where = getattr(failure.value, "path", None)
             log.error("{proto} {repo}: {what} cut short: {error}{where}", proto=proto, repo=route.repo, what=what,
                       error=str(failure.value), where=f" ({where})" if where else "")
+        elif (corrupt := corrupt_loose_object(failure.value)) is not None:  # (a loose blob streamed: its id, its file)
+            log.error("{proto} {repo}: {what}: {reason}", proto=proto, repo=route.repo, what=what, reason=corrupt,
+                      object=getattr(failure.value, "hexsha", None))
         else:
             log.failure("{proto} sending {what} of {repo}", failure, proto=proto, what=what, repo=route.repo)
         if not request.finished and not request._disconnected:
