@@ -59,6 +59,7 @@ import itertools
 import mmap
 import operator
 import os
+import weakref
 import zlib
 from array import array
 from bisect import bisect_left
@@ -1226,6 +1227,10 @@ MAX_SIBLING_BASE = 16 << 20
 """A family's whole object (inflated to fill what the sibling lacks) larger than this: sent whole."""
 _UNREAD_LINK, _WHOLE_LINK, _LOST_LINK = -3, -1, -2
 """``_ChainDeltas._link``: a header not read yet, a whole object, a base not in the pack."""
+_PACK_LINKS: weakref.WeakKeyDictionary[PackIndexView, array[int]] = weakref.WeakKeyDictionary()
+"""``_ChainDeltas._link``'s answers by pack view, kept while the view is: a pack's entries never
+change, and each shallow fetch read again the headers of every entry it sent on a chain (a
+``--shallow-exclude`` of 8,000 commits: 37,000 headers, 0.05 s of its 0.5 s, for two siblings)."""
 CHAIN_CACHE_BYTES = 16 << 20
 """Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
 ROOT_CACHE_BYTES = 4 << 20
@@ -1263,8 +1268,9 @@ class _ChainDeltas:
         come near each other in the pack, and each inflated the root again (352 of the corpus's 996)."""
         self._links: array[int] | None = None
         """Each entry's stored base (its position; ``_WHOLE_LINK``, ``_LOST_LINK``), read from its
-        header the first time a walk reaches it (4 bytes an entry of the pack): the objects of one
-        family walk the same chain, and each step was a header parsed and an offset looked up."""
+        header the first time a walk reaches it (4 bytes an entry of the pack, shared by the
+        requests that use the view: ``_PACK_LINKS``): the objects of one family walk the same
+        chain, and each step was a header parsed and an offset looked up."""
         self._usable = bytearray()
         """Whether a base outside this pack's sent entries is usable (``PackPlan.base_usable``), by
         position: 0 not asked yet, 1 yes, 2 no."""
@@ -1274,7 +1280,10 @@ class _ChainDeltas:
         object, ``_LOST_LINK`` for a base this pack does not hold (or a bad offset)."""
         links = self._links
         if links is None:
-            links = self._links = array("i", [_UNREAD_LINK]) * len(self._view)
+            links = _PACK_LINKS.get(self._view)
+            if links is None:  # (two requests at once: the same answers, either array kept)
+                links = _PACK_LINKS.setdefault(self._view, array("i", [_UNREAD_LINK]) * len(self._view))
+            self._links = links
         found = links[pos]
         if found == _UNREAD_LINK:
             view = self._view
