@@ -5,10 +5,11 @@ server whose ``[git] config`` file (git's system config to git's own services) h
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import commit
 
 
@@ -55,3 +56,33 @@ def base_config_server(make_server: Callable[..., RunningServer], client: Client
     server = make_server("fs", config_file=str(tmp_path / "policy.toml"), **ssh_server_settings(ssh_keys))
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
     return server, base
+
+
+def refused_everywhere(client: Client, twin: Path, served: str, work: Path, git_says: str, says: str) -> None:
+    """``ls-remote`` and a push of ``main`` from ``work``, in protocol v0 and v2, over ``file://`` to
+    ``twin`` (git's own answer, saying ``git_says``) and to hgwire's ``served`` URL (saying ``says``):
+    each refused."""
+    for url in (f"file://{twin}", served):
+        for version in ("0", "2"):
+            v = ("-c", f"protocol.version={version}")
+            fetched = client.git(*v, "ls-remote", url, check=False)
+            pushed = client.git(*v, "push", url, "main:refs/heads/new", cwd=work, check=False)
+            for done in (fetched, pushed):
+                assert done.returncode != 0, (url, done.stderr)
+                assert (git_says if url.startswith("file:") else says) in done.stderr, done.stderr
+
+
+def listed_under_base_config(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+                             text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A server over git:// whose ``[git] config`` is ``tmp_path/gitconfig`` holding ``text``, serving
+    ``b.git`` of one commit: that file, and an ``ls-remote`` of ``b.git``."""
+    base = tmp_path / "gitconfig"
+    base.write_text(text)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[git]\nconfig = "{base}"\n')
+    server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
+    work, bare = client.cwd / "work", server.root / "b.git"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    return base, client.git("ls-remote", server.git_url("b"), check=False)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import Client, RunningServer
+from tests.git_config_twins import listed_under_base_config, refused_everywhere
 from tests.integration.test_git_daemon import commit
 from tests.integration.test_git_hiderefs_repeated_sections import pull_refs_repository
 
@@ -37,28 +38,12 @@ def test_a_bad_config_line_refuses_every_service_as_git_does(
     says = (f"the repository's git config cannot be read (bad config line {line} in file "
             f"{'config' if where == 'own' else 'more'}), and git cannot read it either; tell the server's operator")
     commit(client, work, "b.txt", "b\n", "second")
-    for url in (f"file://{bare}", server.git_url("bare")):
-        for version in ("0", "2"):
-            v = ("-c", f"protocol.version={version}")
-            fetched = client.git(*v, "ls-remote", url, check=False)
-            pushed = client.git(*v, "push", url, "main:refs/heads/new", cwd=work, check=False)
-            for done in (fetched, pushed):
-                assert done.returncode != 0, (url, done.stderr)
-                assert ("bad config line" if url.startswith("file:") else says) in done.stderr, done.stderr
+    refused_everywhere(client, bare, server.git_url("bare"), work, "bad config line", says)
 
 
 def test_a_bad_line_of_the_server_config_refuses_every_repository(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
-    base = tmp_path / "gitconfig"
-    base.write_text("[core]\n\tx = 1\n" + LINES["header"])
-    policy = tmp_path / "policy.toml"
-    policy.write_text(f'[git]\nconfig = "{base}"\n')
-    server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
-    work, bare = client.cwd / "work", server.root / "b.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    fetched = client.git("ls-remote", server.git_url("b"), check=False)
+    base, fetched = listed_under_base_config(make_server, client, tmp_path, "[core]\n\tx = 1\n" + LINES["header"])
     assert fetched.returncode != 0
     assert (f"the server's git config {base} cannot be read (bad config line 3 in file {base}), and git cannot "
             "read it either; tell the server's operator") in fetched.stderr, fetched.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.git_config_twins import listed_under_base_config, refused_everywhere
 from tests.integration.test_git_daemon import commit
 from tests.integration.test_git_hiderefs_repeated_sections import pull_refs_repository
 
@@ -54,29 +55,12 @@ def test_include_path_without_a_value_refuses_the_config(make_server: Callable[.
     says = (f"the repository's git config cannot be read (it sets 'include.path' without a value, line {line} of "
             f"{'config' if where == 'own' else 'more'}), and git cannot read it either; tell the server's operator")
     commit(client, work, "b.txt", "b\n", "second")
-    for url in (f"file://{bare}", server.git_url("inc")):
-        for version in ("0", "2"):
-            v = ("-c", f"protocol.version={version}")
-            fetched = client.git(*v, "ls-remote", url, check=False)
-            pushed = client.git(*v, "push", url, "main:refs/heads/new", cwd=work, check=False)
-            for done in (fetched, pushed):
-                assert done.returncode != 0, (url, done.stderr)
-                assert ("missing value for 'include.path'" if url.startswith("file:") else says) in done.stderr, \
-                    done.stderr
+    refused_everywhere(client, bare, server.git_url("inc"), work, "missing value for 'include.path'", says)
 
 
 def test_include_path_without_a_value_in_the_server_config_refuses_it(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
-    base = tmp_path / "gitconfig"
-    base.write_text("[core]\n\tx = 1\n[include]\n\tpath\n")
-    policy = tmp_path / "policy.toml"
-    policy.write_text(f'[git]\nconfig = "{base}"\n')
-    server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
-    work, bare = client.cwd / "work", server.root / "b.git"
-    client.git("init", "-q", "-b", "main", str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    client.git("clone", "-q", "--bare", str(work), str(bare))
-    fetched = client.git("ls-remote", server.git_url("b"), check=False)
+    base, fetched = listed_under_base_config(make_server, client, tmp_path, "[core]\n\tx = 1\n[include]\n\tpath\n")
     assert fetched.returncode != 0
     assert (f"the server's git config {base} cannot be read (it sets 'include.path' without a value, line 4 of "
             f"{base}), and git cannot read it either; tell the server's operator") in fetched.stderr, fetched.stderr
