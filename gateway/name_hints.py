@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+from collections.abc import Iterable
 
 from backends import names_in_folder
 from backends.hg.keys import BOOLEANS
@@ -24,7 +25,10 @@ from protocols.errors import HgwireError, NotARepository, RepositoryNotFound
 
 def with_hint(ctx: SessionContext, refused: HgwireError) -> HgwireError:
     """``refused`` (the backend's answer to ``ctx.repo_name``), or the same refusal saying which
-    repositories the client may have meant."""
+    repositories the client may have meant.  None is looked for where no name may be told
+    (``_never_named``): no folder is read for a hint that would not be given."""
+    if _never_named(ctx):
+        return refused
     if isinstance(refused, NotARepository) and (inside := readable_inside(ctx)) is not None:
         return NotARepository(f"{refused} but a folder of them; name one, such as {inside}")
     if isinstance(refused, RepositoryNotFound) and (twin := readable_twin(ctx)) is not None:
@@ -42,8 +46,8 @@ HINT_NAMES = 3
 def _never_named(ctx: SessionContext) -> bool:
     """Whether no repository may be named where the client asks: git daemon's and git
     http-backend's transports under ``[git] export_all = false``, where whether one is exported is
-    in the repository itself (a hint would name unexported ones).  Asked before the backend scans
-    any folder, which would be work for nothing."""
+    in the repository itself (a hint would name unexported ones).  Asked (``with_hint``) before the
+    backend scans any folder, which would be work for nothing."""
     return ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)
 
 
@@ -107,7 +111,7 @@ def readable_twin(ctx: SessionContext) -> str | None:
     otherwise, or when the backend cannot say (its optional ``case_twin``).  git daemon says
     "access denied or repository not exported" alike for both, with no hint (blocking)."""
     twin_of = getattr(ctx.backend, "case_twin", None)
-    if twin_of is None or _never_named(ctx):
+    if twin_of is None:
         return None
     twin = twin_of(ctx.repo_name)
     return twin if isinstance(twin, str) and _may_read(ctx, twin) else None
@@ -120,11 +124,10 @@ def readable_inside(ctx: SessionContext) -> str | None:
     them (its optional ``names_below``): "… is not a git or Mercurial repository" said nothing of
     what to ask instead (blocking)."""
     below = getattr(ctx.backend, "names_below", None)
-    if below is None or _never_named(ctx):
+    if below is None:
         return None
     found = below(ctx.repo_name, FOLDER_SCAN_LIMIT)
-    git = ctx.transport.startswith("git")  # (a git client's first: NAME.git, as git repositories are named)
-    candidates = sorted(found or (), key=lambda n: (n.endswith(".git") is not git, n))
+    candidates = _own_kind_first(ctx, found or ())
     # (no more than it names looked at past the authorizer: each is opened over HTTP, ``_web_shows``)
     readable = list(itertools.islice((name for name in candidates if _may_read(ctx, name)), HINT_NAMES + 1))
     if not readable:
@@ -143,8 +146,6 @@ def readable_near(ctx: SessionContext) -> str | None:
     or two away (``team/exsting.git``: ``team/existing.git``; ``.git`` and case aside), when the
     user may read it; None otherwise.  A mistyped URL was "repository team/exsting.git not found"
     alone, as git daemon, git http-backend and ``hg serve`` say (blocking: lists the folder)."""
-    if _never_named(ctx):  # (the cheap check first: no folder listed for a hint never told)
-        return None
     asked = ctx.repo_name.strip("/")
     folder = asked.rpartition("/")[0]
     inside = folder + "/" if folder else ""
@@ -156,9 +157,8 @@ def readable_near(ctx: SessionContext) -> str | None:
         names = [n for n in itertools.islice(names_in_folder(ctx.backend, inside), NEAR_SCAN_LIMIT)
                  if n.rpartition("/")[0] == folder]
         checked = True
-    git = ctx.transport.startswith("git")  # (the client's own kind first, as ``readable_inside`` orders them)
     stems: dict[str, list[str]] = {}  # (app of app.git and app, App and app: each name of a stem, not the last)
-    for name in sorted(names, key=lambda n: (n.endswith(".git") is not git, n)):
+    for name in _own_kind_first(ctx, names):
         stems.setdefault(_stem(name), []).append(name)
     wanted = _stem(asked)
     close = [n for n in stems if _one_edit(wanted, n)]  # (a short name's one typo is far by ratio: apq/app 0.67)
@@ -179,6 +179,13 @@ def _is_repository(ctx: SessionContext, name: str) -> bool:
     except HgwireError:
         return False
     return located is not None and located[0] == name
+
+
+def _own_kind_first(ctx: SessionContext, names: Iterable[str]) -> list[str]:
+    """``names`` in name order, those of the client's kind first: a git client's ``NAME.git``, as
+    git repositories are named, an hg client's the others."""
+    git = ctx.transport.startswith("git")
+    return sorted(names, key=lambda n: (n.endswith(".git") is not git, n))
 
 
 NEAR_CUTOFF = 0.8
