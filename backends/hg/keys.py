@@ -305,8 +305,10 @@ class WithBase(bytes):
 
 
 def with_base(base: bytes, own: bytes) -> bytes:
-    """``own`` (a ``.hg/hgrc``) read after the file ``base`` (absolute), its lines numbered as its own."""
-    return WithBase(b"%include " + base + b"\n" + own)
+    """``own`` (a ``.hg/hgrc``) read after the file ``base`` (absolute), its lines numbered as its own
+    and its first line's byte-order mark dropped as hg drops it (no longer the text's first line,
+    ``_settings`` would not)."""
+    return WithBase(b"%include " + base + b"\n" + own.removeprefix(_BOM))
 
 
 def _included_source(path: bytes) -> str:

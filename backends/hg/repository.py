@@ -331,8 +331,6 @@ class HgRepo:
         reads = ConfigReads("the repository's hgrc", MAX_HGRC)
         own = self._hgrc_file(reads, b"hgrc")
         include = functools.partial(self._hgrc_include, reads)
-        if own is not None and own.startswith(b"\xef\xbb\xbf"):  # (its first line's, which hg drops)
-            own = own[3:]
         if self.base_hgrc is None:
             return own or b"", include
         return with_base(self.base_hgrc, own or b""), include
